@@ -1,0 +1,168 @@
+//! The command line, as clap structs only. `commands` carries them out.
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "mamori", version, about = "A generative-AI usage gateway: only non-training providers, every output logged")]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "MAMORI_CONFIG", default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Machine-readable output for lists and shows.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve,
+    /// Validate the configuration and the provider catalogue without serving.
+    Check {
+        /// Extra registration files to validate.
+        files: Vec<PathBuf>,
+    },
+    /// Registered AI services.
+    #[command(subcommand)]
+    Provider(ProviderCmd),
+    /// Contracts (案件) whose data is handled.
+    #[command(subcommand)]
+    Contract(ContractCmd),
+    /// Staff (従事者) and their training.
+    #[command(subcommand)]
+    Staff(StaffCmd),
+    /// Gateway keys for staff.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// The output log.
+    #[command(subcommand)]
+    Log(LogCmd),
+    /// Run a local mock provider (OpenAI and Anthropic wire formats) for trying mamori out.
+    MockProvider {
+        #[arg(long, default_value = "127.0.0.1:9999")]
+        listen: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProviderCmd {
+    /// Register (or update) a provider from a registration file; a new version when it changed.
+    Register { file: PathBuf },
+    List,
+    Show { id: String },
+    /// Every version and every suspension of a registration.
+    History { id: String },
+    /// Stop routing to a provider at once, on every running gateway.
+    Suspend {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    Resume { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContractCmd {
+    Create(ContractCreate),
+    List,
+    Show { id: String },
+    /// Terms (client names, code names, people) redacted for this contract.
+    Terms {
+        id: String,
+        #[command(subcommand)]
+        action: TermsAction,
+    },
+    /// Close a contract: revoke its keys; nothing more can be sent under it.
+    Close { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ContractCreate {
+    pub id: String,
+    #[arg(long)]
+    pub title: String,
+    #[arg(long)]
+    pub client: String,
+    /// Only these provider ids (comma-separated); default: every approved provider.
+    #[arg(long, value_delimiter = ',')]
+    pub providers: Option<Vec<String>>,
+    /// Only providers that store data in Japan.
+    #[arg(long)]
+    pub japan_only: bool,
+    /// Allow images, audio and files (they cannot be redacted).
+    #[arg(long)]
+    pub allow_non_text: bool,
+    /// Last day of the contract (YYYY-MM-DD).
+    #[arg(long)]
+    pub ends: Option<String>,
+    #[arg(long)]
+    pub retention_days: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TermsAction {
+    Add { terms: Vec<String> },
+    Remove { terms: Vec<String> },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCmd {
+    Add {
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Date of the last security training (YYYY-MM-DD).
+        #[arg(long)]
+        trained_on: Option<String>,
+    },
+    /// Record a completed security training.
+    Train {
+        id: String,
+        #[arg(long)]
+        on: String,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Issue a key; it is printed once and stored only as a hash.
+    Issue {
+        #[arg(long)]
+        staff: String,
+        #[arg(long)]
+        contract: String,
+        /// Last day the key works (YYYY-MM-DD).
+        #[arg(long)]
+        expires: Option<String>,
+        /// Default deliverable for requests made with this key.
+        #[arg(long)]
+        deliverable: Option<String>,
+        /// Default purpose (利用する業務) for requests made with this key.
+        #[arg(long)]
+        purpose: Option<String>,
+    },
+    List,
+    Revoke { key_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCmd {
+    List {
+        #[arg(long)]
+        contract: Option<String>,
+        #[arg(long)]
+        deliverable: Option<String>,
+        /// Only records at or after this time (YYYY-MM-DD or RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    Show { request_id: String },
+}

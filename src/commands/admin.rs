@@ -1,0 +1,359 @@
+//! The administrative verbs: provider, contract, staff, key, log, check.
+use crate::cli::{ContractCmd, KeyCmd, LogCmd, ProviderCmd, StaffCmd, TermsAction};
+use crate::config::Config;
+use crate::policy::{keys, Registration};
+use crate::store::{now_text, LogFilter, NewContract, NewKey, RegisterOutcome, StaffRow, Store};
+use anyhow::{bail, Context};
+use chrono::NaiveDate;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+fn actor() -> String {
+    std::env::var("MAMORI_ACTOR")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "admin".to_string())
+}
+
+fn date(flag: &str, s: &str) -> anyhow::Result<String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .with_context(|| format!("{flag} `{s}` is not a date; write YYYY-MM-DD, e.g. 2026-11-01"))
+}
+
+fn id_ok(kind: &str, id: &str) -> anyhow::Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        bail!("{kind} id `{id}` must be 1–64 characters of letters, digits, -, _ and .");
+    }
+    Ok(())
+}
+
+fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn opt(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("-")
+}
+
+pub fn check(config: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
+    let c = Config::load(config)?;
+    println!("ok: configuration {} (database {})", config.display(), crate::config::redact_url(&c.database_url));
+    let dir = config.parent().unwrap_or(Path::new(".")).join("providers");
+    let mut all: Vec<PathBuf> = files.to_vec();
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        let mut found: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        found.sort();
+        all.extend(found);
+    }
+    let mut bad = 0;
+    let today = chrono::Utc::now().date_naive();
+    for f in &all {
+        match Registration::from_file(f) {
+            Ok(r) => match r.unroutable_reason(today) {
+                None => println!("ok: {} ({})", f.display(), r.id),
+                Some(why) => println!("ok: {} ({}) — valid, but never routable: {why}", f.display(), r.id),
+            },
+            Err(e) => {
+                bad += 1;
+                eprintln!("error: {e:#}");
+            }
+        }
+    }
+    if bad > 0 {
+        bail!("{bad} registration file(s) are invalid");
+    }
+    Ok(())
+}
+
+pub async fn provider(store: &Store, cmd: ProviderCmd, json: bool) -> anyhow::Result<()> {
+    match cmd {
+        ProviderCmd::Register { file } => {
+            let reg = Registration::from_file(&file)?;
+            let old = store.provider(&reg.id).await?.map(|p| Registration::from_json(&p.registration)).transpose()?;
+            let changes = reg.changes_from(old.as_ref())?;
+            let outcome = store
+                .register_provider(&reg.id, &reg.canonical_json()?, &reg.content_sha256()?, &changes, &actor())
+                .await?;
+            if json {
+                return print_json(&serde_json::json!({"id": reg.id, "outcome": outcome, "changes": changes}));
+            }
+            match outcome {
+                RegisterOutcome::Created(v) => println!("registered {} (version {v})", reg.id),
+                RegisterOutcome::Updated(v) => {
+                    println!("updated {} to version {v}:", reg.id);
+                    for c in &changes {
+                        println!("  {c}");
+                    }
+                    println!("the notification form (届出書) may need to be filed again");
+                }
+                RegisterOutcome::Unchanged(v) => println!("{} unchanged (version {v})", reg.id),
+            }
+            if let Some(why) = reg.unroutable_reason(chrono::Utc::now().date_naive()) {
+                println!("note: {why}");
+            }
+            Ok(())
+        }
+        ProviderCmd::List => {
+            let list = store.providers().await?;
+            if json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|p| {
+                        let reg = serde_json::from_str::<serde_json::Value>(&p.registration).unwrap_or_default();
+                        serde_json::json!({"id": p.id, "version": p.version, "suspended": p.suspended, "suspend_reason": p.suspend_reason, "registration": reg})
+                    })
+                    .collect();
+                return print_json(&v);
+            }
+            let today = chrono::Utc::now().date_naive();
+            for p in list {
+                let reg = Registration::from_json(&p.registration)?;
+                let state = if p.suspended {
+                    format!("SUSPENDED ({})", opt(&p.suspend_reason))
+                } else {
+                    match reg.unroutable_reason(today) {
+                        None => "routable".to_string(),
+                        Some(_) => "NOT ROUTABLE".to_string(),
+                    }
+                };
+                println!("{}\tv{}\t{}\t{}\t{}", p.id, p.version, reg.api.as_str(), reg.name, state);
+            }
+            Ok(())
+        }
+        ProviderCmd::Show { id } => {
+            let p = store.provider(&id).await?.with_context(|| format!("no provider `{id}`; see `mamori provider list`"))?;
+            let reg: serde_json::Value = serde_json::from_str(&p.registration)?;
+            let v = serde_json::json!({"id": p.id, "version": p.version, "suspended": p.suspended, "suspend_reason": p.suspend_reason, "updated_at": p.updated_at, "registration": reg});
+            print_json(&v)
+        }
+        ProviderCmd::History { id } => {
+            let (versions, events) = store.provider_history(&id).await?;
+            if versions.is_empty() {
+                bail!("no provider `{id}`; see `mamori provider list`");
+            }
+            if json {
+                return print_json(&serde_json::json!({"versions": versions, "events": events}));
+            }
+            for v in &versions {
+                println!("version {} at {} by {} (sha256 {})", v.version, v.changed_at, v.changed_by, &v.content_sha256[..16]);
+                for c in &v.changes {
+                    println!("  {c}");
+                }
+            }
+            for e in &events {
+                println!("{} at {} by {}{}", e.action, e.at, e.actor, e.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default());
+            }
+            Ok(())
+        }
+        ProviderCmd::Suspend { id, reason } => {
+            if reason.trim().is_empty() {
+                bail!("--reason must say why the provider is suspended");
+            }
+            store.set_provider_suspended(&id, Some(&reason), &actor()).await?;
+            println!("suspended {id}; running gateways stop routing to it within their refresh interval");
+            Ok(())
+        }
+        ProviderCmd::Resume { id } => {
+            store.set_provider_suspended(&id, None, &actor()).await?;
+            println!("resumed {id}");
+            Ok(())
+        }
+    }
+}
+
+pub async fn contract(store: &Store, cmd: ContractCmd, json: bool) -> anyhow::Result<()> {
+    match cmd {
+        ContractCmd::Create(c) => {
+            id_ok("contract", &c.id)?;
+            if let Some(list) = &c.providers {
+                for p in list {
+                    if store.provider(p).await?.is_none() {
+                        bail!("--providers names `{p}`, which is not registered; register it first (`mamori provider register FILE`)");
+                    }
+                }
+            }
+            if let Some(n) = c.retention_days {
+                if n < 1 {
+                    bail!("--retention-days must be at least 1");
+                }
+            }
+            let ends_on = c.ends.as_deref().map(|d| date("--ends", d)).transpose()?;
+            store
+                .create_contract(&NewContract {
+                    id: c.id.clone(),
+                    title: c.title,
+                    client: c.client,
+                    providers: c.providers,
+                    japan_only: c.japan_only,
+                    allow_non_text: c.allow_non_text,
+                    ends_on,
+                    retention_days: c.retention_days,
+                })
+                .await?;
+            println!("created contract {}", c.id);
+            Ok(())
+        }
+        ContractCmd::List => {
+            let list = store.contracts().await?;
+            if json {
+                return print_json(&list);
+            }
+            for c in list {
+                let providers = c.providers.map(|p| p.join(",")).unwrap_or_else(|| "any approved".into());
+                println!("{}\t{}\t{}\t{}\tproviders: {}{}", c.id, c.status, c.client, c.title, providers, if c.japan_only { "\tjapan-only" } else { "" });
+            }
+            Ok(())
+        }
+        ContractCmd::Show { id } => {
+            let c = store.contract(&id).await?.with_context(|| format!("no contract `{id}`; see `mamori contract list`"))?;
+            print_json(&c)
+        }
+        ContractCmd::Terms { id, action } => match action {
+            TermsAction::Add { terms } => {
+                for t in terms.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+                    let added = store.add_term(&id, t).await?;
+                    println!("{} a term", if added { "added" } else { "already had" });
+                }
+                Ok(())
+            }
+            TermsAction::Remove { terms } => {
+                for t in &terms {
+                    let removed = store.remove_term(&id, t.trim()).await?;
+                    println!("{}", if removed { "removed a term" } else { "no such term" });
+                }
+                Ok(())
+            }
+            TermsAction::List => {
+                let terms = store.terms(&id).await?;
+                if json {
+                    return print_json(&terms);
+                }
+                for t in terms {
+                    println!("{t}");
+                }
+                Ok(())
+            }
+        },
+        ContractCmd::Close { id } => {
+            let revoked = store.close_contract(&id).await?;
+            println!("closed contract {id}; revoked {revoked} key(s)");
+            Ok(())
+        }
+    }
+}
+
+pub async fn staff(store: &Store, cmd: StaffCmd, json: bool) -> anyhow::Result<()> {
+    match cmd {
+        StaffCmd::Add { id, name, email, trained_on } => {
+            id_ok("staff", &id)?;
+            let trained_on = trained_on.as_deref().map(|d| date("--trained-on", d)).transpose()?;
+            store
+                .add_staff(&StaffRow { id: id.clone(), name, email, trained_on, active: true, created_at: now_text() })
+                .await?;
+            println!("added staff {id}");
+            Ok(())
+        }
+        StaffCmd::Train { id, on } => {
+            store.train_staff(&id, &date("--on", &on)?).await?;
+            println!("recorded training of {id} on {on}");
+            Ok(())
+        }
+        StaffCmd::List => {
+            let list = store.staff_list().await?;
+            if json {
+                return print_json(&list);
+            }
+            for s in list {
+                println!("{}\t{}\ttrained: {}", s.id, s.name, opt(&s.trained_on));
+            }
+            Ok(())
+        }
+    }
+}
+
+pub async fn key(store: &Store, cmd: KeyCmd, json: bool) -> anyhow::Result<()> {
+    match cmd {
+        KeyCmd::Issue { staff, contract, expires, deliverable, purpose } => {
+            let expires_at = expires.as_deref().map(|d| date("--expires", d)).transpose()?;
+            let k = keys::generate();
+            store
+                .insert_key(&NewKey {
+                    id: k.id.clone(),
+                    key_hash: keys::hash(&k.secret),
+                    staff_id: staff.clone(),
+                    contract_id: contract.clone(),
+                    deliverable,
+                    purpose,
+                    expires_at,
+                })
+                .await?;
+            if json {
+                return print_json(&serde_json::json!({"key_id": k.id, "key": k.secret, "staff": staff, "contract": contract}));
+            }
+            println!("key id: {}", k.id);
+            println!("key:    {}", k.secret);
+            eprintln!("this key is shown once and stored only as a hash: give it to {staff} now");
+            Ok(())
+        }
+        KeyCmd::List => {
+            let list = store.keys().await?;
+            if json {
+                return print_json(&list);
+            }
+            for k in list {
+                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\t{}\t{}\texpires: {}", k.id, k.staff_id, k.contract_id, state, opt(&k.expires_at));
+            }
+            Ok(())
+        }
+        KeyCmd::Revoke { key_id } => {
+            store.revoke_key(&key_id).await?;
+            println!("revoked {key_id}; running gateways refuse it within their refresh interval");
+            Ok(())
+        }
+    }
+}
+
+pub async fn log(store: &Store, cmd: LogCmd, json: bool) -> anyhow::Result<()> {
+    match cmd {
+        LogCmd::List { contract, deliverable, since, limit } => {
+            let since = since
+                .map(|s| if s.len() == 10 { date("--since", &s) } else { Ok(s) })
+                .transpose()?;
+            let list = store.log_list(&LogFilter { contract, deliverable, since, limit }).await?;
+            if json {
+                return print_json(&list);
+            }
+            for r in list {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}{}",
+                    r.at, r.request_id, opt(&r.contract_id), opt(&r.staff_id), r.endpoint, opt(&r.model), r.outcome,
+                    r.code.map(|c| format!(" ({c})")).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        LogCmd::Show { request_id } => {
+            let (seq, r) = store
+                .log_record(&request_id)
+                .await?
+                .with_context(|| format!("no log record `{request_id}`; see `mamori log list`"))?;
+            let body = |b: &Option<Vec<u8>>| {
+                b.as_ref().map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(b).into_owned())))
+            };
+            let mut v = serde_json::to_value(&r)?;
+            v["seq"] = seq.into();
+            v["request_body"] = body(&r.request_body).into();
+            v["output_body"] = body(&r.output_body).into();
+            v["redactions"] = serde_json::from_str(&r.redactions).unwrap_or_default();
+            print_json(&v)
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Carries out the command line: each verb is a plain async function over the store.
+mod admin;
+mod serve;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::store::Store;
+use std::process::ExitCode;
+
+/// Runs one command; errors go to stderr with their cause chain and exit code 1.
+pub fn run(cli: Cli) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::MockProvider { listen } => serve::mock_provider(&listen).await,
+        Command::Serve => serve::serve(Config::load(&cli.config)?).await,
+        Command::Check { files } => admin::check(&cli.config, &files),
+        Command::Provider(c) => admin::provider(&open(&cli.config).await?, c, json).await,
+        Command::Contract(c) => admin::contract(&open(&cli.config).await?, c, json).await,
+        Command::Staff(c) => admin::staff(&open(&cli.config).await?, c, json).await,
+        Command::Key(c) => admin::key(&open(&cli.config).await?, c, json).await,
+        Command::Log(c) => admin::log(&open(&cli.config).await?, c, json).await,
+    }
+}
+
+async fn open(config: &std::path::Path) -> anyhow::Result<Store> {
+    let c = Config::load(config)?;
+    Store::connect(&c.database_url).await
+}

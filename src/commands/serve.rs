@@ -1,0 +1,50 @@
+//! `mamori serve` and `mamori mock-provider`.
+use crate::config::Config;
+use crate::gateway::Gateway;
+use anyhow::Context;
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    crate::telemetry::init_tracing(&config.log_filter);
+    crate::telemetry::init_metrics();
+    let listen = config.listen;
+    let db = crate::config::redact_url(&config.database_url);
+    let gw = Gateway::start(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}; is another program using it? set `listen` or MAMORI_LISTEN"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(address = %addr, database = %db, providers = gw.policy.snapshot().providers.len(), "mamori listening");
+    eprintln!("mamori listening on http://{addr} (database {db})");
+    axum::serve(listener, crate::http::router(gw))
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+pub async fn mock_provider(listen: &str) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    eprintln!("mock provider (OpenAI and Anthropic wire formats) on http://{}/v1", listener.local_addr()?);
+    crate::mock::serve(listener, crate::mock::MockProvider::new(false)).await?;
+    Ok(())
+}

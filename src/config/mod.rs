@@ -1,0 +1,233 @@
+//! Configuration: a TOML file parsed strictly, then validated once into [`Config`].
+//! Environment overrides (`MAMORI_LISTEN`, `MAMORI_DATABASE_URL`) are layered on top.
+mod secret;
+
+pub use secret::{Secret, SecretRef};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    policy: RawPolicy,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_body_bytes: Option<u64>,
+    upstream_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    training_valid_days: Option<u32>,
+    refresh_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    filter: Option<String>,
+}
+
+/// The validated configuration every part of mamori reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub max_body_bytes: usize,
+    pub upstream_timeout: Duration,
+    pub training_valid_days: u32,
+    pub refresh_interval: Duration,
+    pub log_filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://mamori.db".to_string(),
+            max_body_bytes: 8 * 1024 * 1024,
+            upstream_timeout: Duration::from_secs(600),
+            training_valid_days: 365,
+            refresh_interval: Duration::from_millis(1000),
+            log_filter: "info".to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies environment overrides and validates everything.
+    /// Errors name the file, the key and the reason.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read the configuration file {}; pass --config PATH or set MAMORI_CONFIG",
+                path.display()
+            )
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base, &|k| std::env::var(k).ok())
+            .with_context(|| format!("invalid configuration in {}", path.display()))
+    }
+
+    /// Parses configuration text; `base` resolves relative paths; `env` supplies overrides.
+    pub fn parse(
+        text: &str,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let raw: RawConfig = from_toml(text)?;
+        let d = Config::default();
+        let listen_text = env("MAMORI_LISTEN").or(raw.listen);
+        let listen = match listen_text {
+            Some(s) => s.parse().with_context(|| {
+                format!("key `listen` (or MAMORI_LISTEN): `{s}` is not an address like 127.0.0.1:8080")
+            })?,
+            None => d.listen,
+        };
+        let url = env("MAMORI_DATABASE_URL")
+            .or(raw.database_url)
+            .unwrap_or(d.database_url);
+        let database_url = resolve_database_url(&url, base)?;
+        let max_body_bytes = raw.limits.max_body_bytes.unwrap_or(d.max_body_bytes as u64);
+        if !(1024..=256 * 1024 * 1024).contains(&max_body_bytes) {
+            bail!("key `limits.max_body_bytes`: {max_body_bytes} is out of range; use 1024 to 268435456");
+        }
+        let timeout = raw.limits.upstream_timeout_seconds.unwrap_or(600);
+        if timeout == 0 || timeout > 3600 {
+            bail!("key `limits.upstream_timeout_seconds`: {timeout} is out of range; use 1 to 3600");
+        }
+        let days = raw.policy.training_valid_days.unwrap_or(d.training_valid_days);
+        if days == 0 {
+            bail!("key `policy.training_valid_days`: must be at least 1");
+        }
+        let refresh = raw.policy.refresh_interval_ms.unwrap_or(1000);
+        if !(50..=10_000).contains(&refresh) {
+            bail!("key `policy.refresh_interval_ms`: {refresh} is out of range; use 50 to 10000 (suspensions must reach running instances within seconds)");
+        }
+        let log_filter = raw.log.filter.unwrap_or(d.log_filter);
+        if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
+            bail!("key `log.filter`: `{log_filter}` is not a valid filter such as \"info\" or \"mamori=debug\"");
+        }
+        Ok(Self {
+            listen,
+            database_url,
+            max_body_bytes: max_body_bytes as usize,
+            upstream_timeout: Duration::from_secs(timeout),
+            training_valid_days: days,
+            refresh_interval: Duration::from_millis(refresh),
+            log_filter,
+        })
+    }
+}
+
+/// SQLite paths in the config are relative to the config file's folder.
+fn resolve_database_url(url: &str, base: &Path) -> anyhow::Result<String> {
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        if path.is_empty() {
+            bail!("key `database_url`: `{url}` names no file; write sqlite://PATH");
+        }
+        let mut p = PathBuf::from(path);
+        if p.is_relative() {
+            p = base.join(p);
+        }
+        let mut out = format!("sqlite://{}", p.display());
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        return Ok(out);
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(url.to_string());
+    }
+    bail!("key `database_url` (or MAMORI_DATABASE_URL): `{}` is neither sqlite://PATH nor postgres://…", redact_url(url))
+}
+
+/// Hides a password in a database URL before it goes into a message.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = Config::parse("lisen = \"x\"", Path::new("."), &no_env).unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+    }
+
+    #[test]
+    fn relative_sqlite_paths_follow_the_config_file() {
+        let c = Config::parse("database_url = \"sqlite://data/m.db\"", Path::new("/etc/mamori"), &no_env).unwrap();
+        assert_eq!(c.database_url, "sqlite:///etc/mamori/data/m.db");
+    }
+
+    #[test]
+    fn environment_overrides_win() {
+        let env = |k: &str| (k == "MAMORI_LISTEN").then(|| "127.0.0.1:9999".to_string());
+        let c = Config::parse("listen = \"127.0.0.1:1\"", Path::new("."), &env).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+    }
+
+    #[test]
+    fn passwords_are_hidden_in_messages() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = Config::parse("[policy]\nrefresh_interval_ms = 999999", Path::new("."), &no_env).unwrap_err();
+        assert!(format!("{err:#}").contains("refresh_interval_ms"));
+    }
+}
+
+/// Parses TOML into `T`, reporting line, column and reason but never the source line
+/// (it may hold a pasted secret).
+pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> anyhow::Result<T> {
+    toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!("line {line}, column {col}: ")
+            })
+            .unwrap_or_default();
+        anyhow::anyhow!("{at}{}", e.message().trim())
+    })
+}

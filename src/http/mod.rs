@@ -1,0 +1,167 @@
+//! HTTP: the routers and thin handlers. Only this module knows axum; handlers extract what the
+//! request carries, call `proxy`, and map the result.
+mod error;
+
+pub use error::ApiError;
+
+use crate::gateway::Gateway;
+use crate::policy::WireApi;
+use crate::proxy::{self, endpoint::Endpoint, Incoming, Reply, ReplyBody};
+use crate::refusal::{Code, Refusal};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+pub const REQUEST_ID: &str = "x-mamori-request-id";
+const MAX_ATTRIBUTION_LEN: usize = 200;
+
+pub fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/responses", post(responses))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1/models", get(models))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        // Bodies are read with our own limit so that an oversized one is refused in our shape.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(gw)
+}
+
+fn header_text(h: &HeaderMap, name: &str) -> Option<String> {
+    let v = h.get(name)?;
+    let s = String::from_utf8(v.as_bytes().to_vec()).ok()?;
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.chars().take(MAX_ATTRIBUTION_LEN).collect())
+}
+
+fn incoming(h: &HeaderMap) -> Incoming {
+    let key = header_text(h, "authorization")
+        .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")).map(|k| k.trim().to_string()))
+        .or_else(|| header_text(h, "x-api-key"));
+    Incoming {
+        key,
+        deliverable: header_text(h, "x-mamori-deliverable"),
+        purpose: header_text(h, "x-mamori-purpose"),
+        anthropic_version: header_text(h, "anthropic-version"),
+        anthropic_beta: header_text(h, "anthropic-beta"),
+    }
+}
+
+async fn read_body(gw: &Gateway, body: Body) -> Result<bytes::Bytes, Refusal> {
+    let limit = gw.config.max_body_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        Refusal::new(Code::RequestTooLarge, format!("the request body is larger than this gateway's limit of {limit} bytes (or was cut off); send less"))
+    })
+}
+
+async fn data_plane(gw: Arc<Gateway>, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let inc = incoming(&headers);
+    let body = read_body(&gw, body).await;
+    let reply = proxy::handle(&gw, endpoint, inc, body)
+        .await
+        .map_err(|r| ApiError::from_refused(endpoint.api(), r))?;
+    Ok(into_response(reply))
+}
+
+fn into_response(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let streaming = matches!(reply.body, ReplyBody::Stream(_));
+    let body = match reply.body {
+        ReplyBody::Full(b) => Body::from(b),
+        ReplyBody::Stream(s) => Body::from_stream(s),
+    };
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    if let Ok(ct) = HeaderValue::from_str(&reply.content_type) {
+        h.insert(header::CONTENT_TYPE, ct);
+    }
+    if streaming {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    if let Ok(id) = HeaderValue::from_str(&reply.request_id) {
+        h.insert(REQUEST_ID, id);
+    }
+    resp
+}
+
+async fn chat_completions(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    data_plane(gw, Endpoint::ChatCompletions, headers, body).await
+}
+
+async fn responses(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    data_plane(gw, Endpoint::Responses, headers, body).await
+}
+
+async fn embeddings(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    data_plane(gw, Endpoint::Embeddings, headers, body).await
+}
+
+async fn messages(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    data_plane(gw, Endpoint::Messages, headers, body).await
+}
+
+async fn count_tokens(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    data_plane(gw, Endpoint::CountTokens, headers, body).await
+}
+
+/// Lists models in the shape of the SDK that asks: Anthropic's when `anthropic-version` is sent.
+async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let api = if headers.contains_key("anthropic-version") { WireApi::Anthropic } else { WireApi::Openai };
+    let (request_id, list) = proxy::models(&gw, incoming(&headers))
+        .await
+        .map_err(|r| ApiError::from_refused(api, r))?;
+    let body = match api {
+        WireApi::Openai => serde_json::json!({
+            "object": "list",
+            "data": list.iter().map(|(m, p)| serde_json::json!({"id": m, "object": "model", "created": 0, "owned_by": p})).collect::<Vec<_>>()
+        }),
+        WireApi::Anthropic => serde_json::json!({
+            "data": list.iter().map(|(m, _)| serde_json::json!({"type": "model", "id": m, "display_name": m, "created_at": "1970-01-01T00:00:00Z"})).collect::<Vec<_>>(),
+            "has_more": false,
+            "first_id": list.first().map(|(m, _)| m),
+            "last_id": list.last().map(|(m, _)| m),
+        }),
+    };
+    let mut resp = axum::Json(body).into_response();
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID, id);
+    }
+    Ok(resp)
+}
+
+async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
+    match gw.store.ping().await {
+        Ok(()) if gw.log.is_healthy() => (StatusCode::OK, "ready").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response(),
+    }
+}
+
+async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::telemetry::render_metrics(),
+    )
+        .into_response()
+}
+
+async fn not_found(headers: HeaderMap, uri: axum::http::Uri) -> ApiError {
+    let api = if headers.contains_key("anthropic-version") || headers.contains_key("x-api-key") {
+        WireApi::Anthropic
+    } else {
+        WireApi::Openai
+    };
+    ApiError {
+        api,
+        refusal: Refusal::new(Code::NotFound, format!("mamori does not serve {}; see README for the endpoints", uri.path())),
+        request_id: None,
+    }
+}

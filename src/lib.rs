@@ -1,0 +1,13 @@
+//! mamori: a generative-AI usage gateway. See ARCHITECTURE.md for the map.
+pub mod audit;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod gateway;
+pub mod http;
+pub mod mock;
+pub mod policy;
+pub mod proxy;
+pub mod refusal;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,284 @@
+//! Policy: who may call, which providers they may reach. A [`Snapshot`] of all administrative
+//! state is held in memory and replaced whenever the database's policy generation moves, so that
+//! a suspension or revocation reaches every running instance within the refresh interval.
+pub mod keys;
+pub mod registration;
+
+pub use registration::{Registration, Storage, WireApi};
+
+use crate::config::Secret;
+use crate::refusal::{Code, Refusal};
+use crate::store::{ContractRow, KeyRow, StaffRow, Store};
+use chrono::{NaiveDate, Utc};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// A registered provider as the gateway routes to it.
+#[derive(Debug)]
+pub struct Provider {
+    pub reg: Registration,
+    pub version: i64,
+    pub suspended: Option<String>,
+    /// `Err` holds why the credential could not be resolved (never the credential).
+    pub credential: Result<Option<Secret>, String>,
+}
+
+impl Provider {
+    fn unroutable_reason(&self, today: NaiveDate) -> Option<String> {
+        if let Some(reason) = &self.suspended {
+            return Some(format!(
+                "provider `{}` is suspended by an administrator ({reason}); use another provider or ask for it to be resumed",
+                self.reg.id
+            ));
+        }
+        self.reg.unroutable_reason(today)
+    }
+}
+
+/// All administrative state at one policy generation.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub generation: i64,
+    pub providers: Vec<Arc<Provider>>,
+    contracts: HashMap<String, ContractRow>,
+    staff: HashMap<String, StaffRow>,
+    keys: HashMap<String, KeyRow>,
+    training_valid_days: i64,
+}
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key: KeyRow,
+    pub staff: StaffRow,
+    pub contract: ContractRow,
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub provider: Arc<Provider>,
+    /// The model name the provider knows (any `provider-id/` prefix removed).
+    pub model: String,
+}
+
+fn parse_date(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d").ok()
+}
+
+impl Snapshot {
+    pub fn build(state: crate::store::PolicyState, training_valid_days: u32) -> Self {
+        let mut providers = Vec::new();
+        for row in state.providers {
+            match Registration::from_json(&row.registration) {
+                Ok(reg) => {
+                    let credential = reg.api_key.resolve();
+                    providers.push(Arc::new(Provider {
+                        reg,
+                        version: row.version,
+                        suspended: row.suspended.then(|| row.suspend_reason.unwrap_or_default()),
+                        credential,
+                    }));
+                }
+                Err(e) => tracing::error!(provider = %row.id, error = %e, "stored registration unreadable; provider not routable"),
+            }
+        }
+        Self {
+            generation: state.generation,
+            providers,
+            contracts: state.contracts.into_iter().map(|c| (c.id.clone(), c)).collect(),
+            staff: state.staff.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            keys: state.keys.into_iter().map(|k| (k.key_hash.clone(), k)).collect(),
+            training_valid_days: i64::from(training_valid_days),
+        }
+    }
+
+    pub fn knows_key(&self, secret: &str) -> bool {
+        self.keys.contains_key(&keys::hash(secret))
+    }
+
+    /// Steps 1–3 of SPEC.md's order: key, staff training, contract.
+    pub fn authenticate(&self, secret: &str) -> Result<Caller, Refusal> {
+        let now = Utc::now();
+        let today = now.date_naive();
+        let key = self.keys.get(&keys::hash(secret)).ok_or_else(|| {
+            Refusal::new(Code::InvalidApiKey, "the API key is not a mamori key issued to you; ask your administrator for one (`mamori key issue`)")
+        })?;
+        if key.revoked_at.is_some() {
+            return Err(Refusal::new(Code::KeyRevoked, format!("key {} has been revoked; ask your administrator for a new key", key.id)));
+        }
+        if let Some(exp) = key.expires_at.as_deref().and_then(parse_date) {
+            if today > exp {
+                return Err(Refusal::new(Code::KeyExpired, format!("key {} expired on {exp}; ask your administrator for a new key", key.id)));
+            }
+        }
+        let staff = self.staff.get(&key.staff_id).filter(|s| s.active).ok_or_else(|| {
+            Refusal::new(Code::TrainingNotCurrent, format!("staff `{}` is not active; ask your administrator", key.staff_id))
+        })?;
+        let trained = staff.trained_on.as_deref().and_then(parse_date);
+        let current = trained.is_some_and(|d| (today - d).num_days() <= self.training_valid_days && d <= today);
+        if !current {
+            let when = trained.map(|d| format!("last recorded {d}")).unwrap_or_else(|| "none recorded".into());
+            return Err(Refusal::new(Code::TrainingNotCurrent, format!(
+                "security training for `{}` is not current ({when}; valid {} days); complete the training and have it recorded with `mamori staff train {} --on DATE`",
+                staff.id, self.training_valid_days, staff.id
+            )));
+        }
+        let contract = self.contracts.get(&key.contract_id).ok_or_else(|| {
+            Refusal::new(Code::ContractInactive, format!("contract `{}` does not exist", key.contract_id))
+        })?;
+        if contract.status != "active" {
+            return Err(Refusal::new(Code::ContractInactive, format!("contract `{}` is {}; no AI use is allowed under it", contract.id, contract.status)));
+        }
+        if let Some(end) = contract.ends_on.as_deref().and_then(parse_date) {
+            if today > end {
+                return Err(Refusal::new(Code::ContractInactive, format!("contract `{}` ended on {end}; no AI use is allowed under it", contract.id)));
+            }
+        }
+        Ok(Caller { key: key.clone(), staff: staff.clone(), contract: contract.clone() })
+    }
+
+    /// Steps 4–6: provider approved and routable, allowed for the contract, model registered.
+    /// `requested` may be `model` or `provider-id/model`.
+    pub fn route(&self, caller: &Caller, requested: &str, api: WireApi) -> Result<Route, Refusal> {
+        let today = Utc::now().date_naive();
+        let candidates: Vec<(&Arc<Provider>, &str)> = self
+            .providers
+            .iter()
+            .filter_map(|p| {
+                if p.reg.models.iter().any(|m| m == requested) {
+                    return Some((p, requested));
+                }
+                let rest = requested.strip_prefix(p.reg.id.as_str())?.strip_prefix('/')?;
+                p.reg.models.iter().any(|m| m == rest).then_some((p, rest))
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(Refusal::new(Code::ModelNotRegistered, format!(
+                "model `{requested}` is not served by any registered provider; list the models you may use with GET /v1/models"
+            )));
+        }
+        let same_api: Vec<_> = candidates.iter().filter(|(p, _)| p.reg.api == api).collect();
+        if same_api.is_empty() {
+            let other = candidates[0].0.reg.api;
+            let path = match other {
+                WireApi::Openai => "/v1/chat/completions",
+                WireApi::Anthropic => "/v1/messages",
+            };
+            return Err(Refusal::new(Code::ModelNotRegistered, format!(
+                "model `{requested}` is registered for the {} API only; call {path}", other.as_str()
+            )));
+        }
+        let mut last_problem = None;
+        let mut approved_any = false;
+        for (p, model) in same_api {
+            if let Some(why) = p.unroutable_reason(today) {
+                last_problem.get_or_insert(Refusal::new(Code::ProviderNotApproved, why));
+                continue;
+            }
+            approved_any = true;
+            if let Some(why) = contract_forbids(&caller.contract, p) {
+                last_problem = Some(Refusal::new(Code::ProviderNotAllowedForContract, why));
+                continue;
+            }
+            return Ok(Route { provider: Arc::clone(p), model: (*model).to_string() });
+        }
+        let fallback = Refusal::new(Code::ProviderNotApproved, "no approved provider serves this model");
+        let refusal = last_problem.unwrap_or(fallback);
+        debug_assert!(approved_any || refusal.code == Code::ProviderNotApproved);
+        Err(refusal)
+    }
+
+    /// Models this caller may use right now, with their provider, for `GET /v1/models`.
+    pub fn models_for(&self, caller: &Caller) -> Vec<(String, String)> {
+        let today = Utc::now().date_naive();
+        let mut out = Vec::new();
+        for p in &self.providers {
+            if p.unroutable_reason(today).is_some() || contract_forbids(&caller.contract, p).is_some() {
+                continue;
+            }
+            for m in &p.reg.models {
+                out.push((m.clone(), p.reg.id.clone()));
+            }
+        }
+        out
+    }
+}
+
+fn contract_forbids(c: &ContractRow, p: &Provider) -> Option<String> {
+    if let Some(list) = &c.providers {
+        if !list.iter().any(|id| id == &p.reg.id) {
+            return Some(format!(
+                "provider `{}` is not among the providers registered for contract `{}` ({}); use one of those, or ask your administrator to add it",
+                p.reg.id, c.id, list.join(", ")
+            ));
+        }
+    }
+    if c.japan_only && p.reg.location.storage != Storage::Japan {
+        return Some(format!(
+            "contract `{}` requires data to stay in Japan, and provider `{}` stores data abroad; use a provider with storage in Japan",
+            c.id, p.reg.id
+        ));
+    }
+    None
+}
+
+/// The live policy: the current snapshot, replaced atomically on refresh.
+#[derive(Debug)]
+pub struct Policy {
+    current: RwLock<Arc<Snapshot>>,
+    store: Store,
+    training_valid_days: u32,
+    reload: tokio::sync::Mutex<()>,
+}
+
+impl Policy {
+    pub async fn load(store: Store, training_valid_days: u32) -> anyhow::Result<Arc<Self>> {
+        let snap = Snapshot::build(store.policy_state().await?, training_valid_days);
+        Ok(Arc::new(Self {
+            current: RwLock::new(Arc::new(snap)),
+            store,
+            training_valid_days,
+            reload: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Reloads if the database's generation moved. One reload at a time.
+    pub async fn refresh(&self) -> anyhow::Result<bool> {
+        let _guard = self.reload.lock().await;
+        let generation = self.store.policy_generation().await?;
+        if generation == self.snapshot().generation {
+            return Ok(false);
+        }
+        let snap = Arc::new(Snapshot::build(self.store.policy_state().await?, self.training_valid_days));
+        tracing::info!(generation = snap.generation, providers = snap.providers.len(), "policy reloaded");
+        match self.current.write() {
+            Ok(mut g) => *g = snap,
+            Err(poisoned) => *poisoned.into_inner() = snap,
+        }
+        Ok(true)
+    }
+
+    /// Polls the generation so changes made by any admin or instance arrive within `every`.
+    pub fn spawn_refresher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = me.refresh().await {
+                    tracing::warn!(error = %format!("{e:#}"), "policy refresh failed; keeping the last snapshot");
+                }
+            }
+        })
+    }
+}

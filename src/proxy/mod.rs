@@ -1,0 +1,389 @@
+//! The data plane: one request from a staff client to a registered provider and back.
+//! Order of checks (SPEC.md): key → staff training → contract → provider approved → provider
+//! allowed for the contract → model → content → log available → forward → log.
+//! Nothing here knows axum; `http/` adapts requests and replies.
+pub mod assemble;
+pub mod endpoint;
+pub mod sse;
+
+use crate::gateway::Gateway;
+use crate::policy::{Caller, Route, WireApi};
+use crate::refusal::{Code, Refusal};
+use crate::store::{now_text, LogRecord};
+use assemble::{usage_of, Assembler, Usage};
+use bytes::Bytes;
+use endpoint::{ClientRequest, Endpoint};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the HTTP layer extracted from a data-plane request.
+#[derive(Debug, Default)]
+pub struct Incoming {
+    pub key: Option<String>,
+    pub deliverable: Option<String>,
+    pub purpose: Option<String>,
+    pub anthropic_version: Option<String>,
+    pub anthropic_beta: Option<String>,
+}
+
+pub enum ReplyBody {
+    Full(Bytes),
+    Stream(BoxStream<'static, Result<Bytes, std::io::Error>>),
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub request_id: String,
+    pub body: ReplyBody,
+}
+
+/// A refusal, already recorded in the log.
+#[derive(Debug)]
+pub struct Refused {
+    pub refusal: Refusal,
+    pub request_id: String,
+}
+
+pub fn new_request_id() -> String {
+    format!("req_{}", uuid::Uuid::now_v7().simple())
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+struct Exchange {
+    started: Instant,
+    rec: LogRecord,
+}
+
+impl Exchange {
+    fn new(endpoint: &str) -> Self {
+        Self {
+            started: Instant::now(),
+            rec: LogRecord {
+                request_id: new_request_id(),
+                at: now_text(),
+                endpoint: endpoint.to_string(),
+                redactions: "{}".to_string(),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn attribute(&mut self, caller: &Caller, inc: &Incoming) {
+        self.rec.staff_id = Some(caller.staff.id.clone());
+        self.rec.key_id = Some(caller.key.id.clone());
+        self.rec.contract_id = Some(caller.contract.id.clone());
+        self.rec.deliverable = inc.deliverable.clone().or_else(|| caller.key.deliverable.clone());
+        self.rec.purpose = inc.purpose.clone().or_else(|| caller.key.purpose.clone());
+    }
+
+    fn finish(&mut self, outcome: &str, code: Option<Code>, status: u16) {
+        self.rec.outcome = outcome.to_string();
+        self.rec.code = code.map(|c| c.as_str().to_string());
+        self.rec.http_status = i64::from(status);
+        self.rec.latency_us = self.started.elapsed().as_micros() as i64;
+        metrics::counter!("mamori_requests_total", "endpoint" => self.rec.endpoint.clone(), "outcome" => outcome.to_string())
+            .increment(1);
+    }
+
+    /// Records a refusal (without waiting) and hands it back for the client.
+    fn refuse(mut self, gw: &Gateway, refusal: Refusal) -> Refused {
+        self.finish("refused", Some(refusal.code), refusal.code.http_status());
+        metrics::counter!("mamori_refusals_total", "code" => refusal.code.as_str()).increment(1);
+        tracing::warn!(request_id = %self.rec.request_id, endpoint = %self.rec.endpoint, code = refusal.code.as_str(), key_id = ?self.rec.key_id, "request refused");
+        let request_id = self.rec.request_id.clone();
+        gw.log.submit(self.rec);
+        Refused { refusal, request_id }
+    }
+
+    fn set_output(&mut self, output: Vec<u8>, usage: Usage) {
+        self.rec.output_sha256 = Some(sha256_hex(&output));
+        self.rec.output_body = Some(output);
+        self.rec.input_tokens = usage.input;
+        self.rec.output_tokens = usage.output;
+    }
+}
+
+/// Authenticates, retrying once after a policy refresh so a key issued a moment ago works.
+async fn authenticate(gw: &Gateway, key: Option<&str>) -> Result<Caller, Refusal> {
+    let key = key.ok_or_else(|| {
+        Refusal::new(Code::InvalidApiKey, "no API key: send your mamori key as `Authorization: Bearer KEY` or `x-api-key: KEY`")
+    })?;
+    let snap = gw.policy.snapshot();
+    if !snap.knows_key(key) {
+        if let Err(e) = gw.policy.refresh().await {
+            tracing::warn!(error = %format!("{e:#}"), "policy refresh on unknown key failed");
+        }
+        return gw.policy.snapshot().authenticate(key);
+    }
+    snap.authenticate(key)
+}
+
+/// Serves one data-plane request with a body.
+pub async fn handle(
+    gw: &Arc<Gateway>,
+    endpoint: Endpoint,
+    inc: Incoming,
+    body: Result<Bytes, Refusal>,
+) -> Result<Reply, Refused> {
+    let mut ex = Exchange::new(endpoint.as_str());
+    let caller = match authenticate(gw, inc.key.as_deref()).await {
+        Ok(c) => c,
+        Err(r) => return Err(ex.refuse(gw, r)),
+    };
+    ex.attribute(&caller, &inc);
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return Err(ex.refuse(gw, r)),
+    };
+    let req = match ClientRequest::parse(endpoint, &body) {
+        Ok(r) => r,
+        Err(r) => return Err(ex.refuse(gw, r)),
+    };
+    ex.rec.model = Some(req.model.clone());
+    ex.rec.streamed = req.stream;
+    let route = match gw.policy.snapshot().route(&caller, &req.model, endpoint.api()) {
+        Ok(r) => r,
+        Err(r) => return Err(ex.refuse(gw, r)),
+    };
+    ex.rec.provider_id = Some(route.provider.reg.id.clone());
+    ex.rec.provider_version = Some(route.provider.version);
+    if !caller.contract.allow_non_text {
+        if let Some(kind) = req.non_text_content(endpoint) {
+            let msg = format!(
+                "the request contains `{kind}` content, which cannot be checked for confidential data; contract `{}` allows text only — send the content as text",
+                caller.contract.id
+            );
+            return Err(ex.refuse(gw, Refusal::new(Code::UnsupportedContent, msg)));
+        }
+    }
+    if !gw.log.is_healthy() {
+        let r = Refusal::new(Code::AuditLogUnavailable, "the output log cannot be written, so nothing is forwarded; try again shortly or tell your administrator");
+        return Err(ex.refuse(gw, r));
+    }
+    forward(gw, endpoint, &inc, req, route, ex).await
+}
+
+fn upstream_body(endpoint: Endpoint, mut req: ClientRequest, route: &Route) -> Result<Vec<u8>, Refusal> {
+    req.body.insert("model".into(), Value::String(route.model.clone()));
+    // Responses keeps conversation state at the provider unless told not to.
+    if endpoint == Endpoint::Responses && !req.body.contains_key("store") {
+        req.body.insert("store".into(), Value::Bool(false));
+    }
+    serde_json::to_vec(&req.body).map_err(|e| Refusal::new(Code::InvalidRequest, format!("cannot encode the request: {e}")))
+}
+
+async fn forward(
+    gw: &Arc<Gateway>,
+    endpoint: Endpoint,
+    inc: &Incoming,
+    req: ClientRequest,
+    route: Route,
+    mut ex: Exchange,
+) -> Result<Reply, Refused> {
+    let stream = req.stream;
+    let bytes = match upstream_body(endpoint, req, &route) {
+        Ok(b) => b,
+        Err(r) => return Err(ex.refuse(gw, r)),
+    };
+    let p = &route.provider;
+    let credential = match &p.credential {
+        Ok(c) => c.clone(),
+        Err(why) => {
+            tracing::error!(provider = %p.reg.id, reason = %why, "provider credential unavailable");
+            let r = Refusal::new(Code::UpstreamError, format!("provider `{}` is not configured on this gateway (its credential is missing); tell your administrator", p.reg.id));
+            return Err(ex.refuse(gw, r));
+        }
+    };
+    ex.rec.request_body = Some(bytes.clone());
+    let url = format!("{}{}", p.reg.base_url.trim_end_matches('/'), endpoint.upstream_path());
+    let mut rb = gw
+        .client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .timeout(gw.config.upstream_timeout)
+        .body(bytes);
+    match p.reg.api {
+        WireApi::Openai => {
+            if let Some(c) = &credential {
+                rb = rb.bearer_auth(c.expose());
+            }
+        }
+        WireApi::Anthropic => {
+            if let Some(c) = &credential {
+                rb = rb.header("x-api-key", c.expose());
+            }
+            rb = rb.header("anthropic-version", inc.anthropic_version.as_deref().unwrap_or("2023-06-01"));
+            if let Some(beta) = &inc.anthropic_beta {
+                rb = rb.header("anthropic-beta", beta);
+            }
+        }
+    }
+    let upstream_started = Instant::now();
+    let resp = match rb.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let kind = if e.is_timeout() { "timed out" } else if e.is_connect() { "connection failed" } else { "request failed" };
+            tracing::error!(request_id = %ex.rec.request_id, provider = %p.reg.id, error = %e.without_url(), "upstream {kind}");
+            let r = Refusal::new(Code::UpstreamError, format!("provider `{}` could not be reached ({kind}); try again later", p.reg.id));
+            return Err(ex.refuse(gw, r));
+        }
+    };
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    let ok = (200..300).contains(&status);
+    if stream && ok && content_type.starts_with("text/event-stream") {
+        return Ok(stream_reply(gw, endpoint, resp, ex, content_type, upstream_started));
+    }
+    let body = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(request_id = %ex.rec.request_id, provider = %p.reg.id, error = %e.without_url(), "upstream body failed");
+            let r = Refusal::new(Code::UpstreamError, format!("provider `{}` broke off its answer; try again", p.reg.id));
+            return Err(ex.refuse(gw, r));
+        }
+    };
+    metrics::histogram!("mamori_upstream_seconds", "provider" => p.reg.id.clone()).record(upstream_started.elapsed().as_secs_f64());
+    let usage = serde_json::from_slice::<Value>(&body).map(|v| usage_of(&v)).unwrap_or_default();
+    ex.set_output(body.to_vec(), usage);
+    if ok {
+        ex.finish("ok", None, status);
+    } else {
+        tracing::warn!(request_id = %ex.rec.request_id, provider = %p.reg.id, status, "provider answered with an error");
+        ex.finish("upstream_error", Some(Code::UpstreamError), status);
+    }
+    let request_id = ex.rec.request_id.clone();
+    // The client gets the body only once its record is committed.
+    if !gw.log.commit(ex.rec).await {
+        return Err(Refused {
+            refusal: Refusal::new(Code::AuditLogUnavailable, "the answer could not be recorded in the output log, so it is withheld; try again shortly or tell your administrator"),
+            request_id,
+        });
+    }
+    Ok(Reply { status, content_type, request_id, body: ReplyBody::Full(body) })
+}
+
+/// Passes the provider's events through one by one as they arrive, assembling the output;
+/// the final event is held until the record is committed.
+fn stream_reply(
+    gw: &Arc<Gateway>,
+    endpoint: Endpoint,
+    resp: reqwest::Response,
+    mut ex: Exchange,
+    content_type: String,
+    upstream_started: Instant,
+) -> Reply {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    let request_id = ex.rec.request_id.clone();
+    let gw = Arc::clone(gw);
+    let provider = ex.rec.provider_id.clone().unwrap_or_default();
+    tokio::spawn(async move {
+        let mut framer = sse::Framer::default();
+        let mut asm = Assembler::new(endpoint);
+        let mut held: Vec<Bytes> = Vec::new();
+        let mut upstream = resp.bytes_stream();
+        let mut failure: Option<&str> = None;
+        loop {
+            let chunk = tokio::select! {
+                c = upstream.next() => c,
+                _ = tx.closed() => { failure = Some("client_disconnected"); break; }
+            };
+            let chunk = match chunk {
+                None => break,
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    tracing::warn!(request_id = %ex.rec.request_id, error = %e.without_url(), "upstream stream broke");
+                    failure = Some("upstream_error");
+                    break;
+                }
+            };
+            for ev in framer.push(&chunk) {
+                asm.on_event(&ev);
+                if asm.saw_terminal {
+                    held.push(ev.raw);
+                } else if tx.send(Ok(ev.raw)).await.is_err() {
+                    failure = Some("client_disconnected");
+                }
+            }
+            if failure.is_some() {
+                break;
+            }
+        }
+        if let Some(ev) = framer.finish() {
+            asm.on_event(&ev);
+            held.push(ev.raw);
+        }
+        metrics::histogram!("mamori_upstream_seconds", "provider" => provider).record(upstream_started.elapsed().as_secs_f64());
+        let complete = asm.saw_terminal && failure.is_none();
+        let usage = asm.usage;
+        ex.set_output(asm.finish(), usage);
+        match failure {
+            None if complete => ex.finish("ok", None, 200),
+            None | Some("upstream_error") => ex.finish("upstream_error", Some(Code::UpstreamError), 200),
+            Some(other) => ex.finish(other, None, 200),
+        }
+        let api = endpoint.api();
+        if gw.log.commit(ex.rec).await {
+            for h in held {
+                if tx.send(Ok(h)).await.is_err() {
+                    break;
+                }
+            }
+        } else {
+            let r = Refusal::new(Code::AuditLogUnavailable, "the answer could not be recorded in the output log, so its end is withheld; do not use this answer");
+            let _ = tx.send(Ok(sse_error(api, &r))).await;
+        }
+    });
+    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
+    Reply { status: 200, content_type, request_id, body: ReplyBody::Stream(body) }
+}
+
+/// An error as an SSE event, in the API's own shape.
+pub fn sse_error(api: WireApi, r: &Refusal) -> Bytes {
+    let body = error_body(api, r);
+    let text = match api {
+        WireApi::Openai => format!("data: {body}\n\n"),
+        WireApi::Anthropic => format!("event: error\ndata: {body}\n\n"),
+    };
+    Bytes::from(text)
+}
+
+/// The error body of each wire API.
+pub fn error_body(api: WireApi, r: &Refusal) -> Value {
+    match api {
+        WireApi::Openai => serde_json::json!({
+            "error": {"message": r.message, "type": r.code.openai_type(), "param": null, "code": r.code.as_str()}
+        }),
+        WireApi::Anthropic => serde_json::json!({
+            "type": "error",
+            "error": {"type": r.code.anthropic_type(), "message": r.message, "code": r.code.as_str()}
+        }),
+    }
+}
+
+/// `GET /v1/models`: the models this key may use right now, as (model, provider id).
+pub async fn models(gw: &Arc<Gateway>, inc: Incoming) -> Result<(String, Vec<(String, String)>), Refused> {
+    let mut ex = Exchange::new("models");
+    let caller = match authenticate(gw, inc.key.as_deref()).await {
+        Ok(c) => c,
+        Err(r) => return Err(ex.refuse(gw, r)),
+    };
+    ex.attribute(&caller, &inc);
+    let list = gw.policy.snapshot().models_for(&caller);
+    ex.finish("ok", None, 200);
+    let request_id = ex.rec.request_id.clone();
+    gw.log.submit(ex.rec);
+    Ok((request_id, list))
+}

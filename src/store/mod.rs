@@ -1,0 +1,155 @@
+//! Storage: one SQL implementation over sqlx's `Any` driver, for SQLite (embedded default) and
+//! PostgreSQL, chosen by URL scheme. Dialect differences stay in this module: the migrations
+//! folders and the few statements that differ. Every value is bound, never formatted into SQL.
+mod log;
+mod registry;
+
+pub use log::{LogFilter, LogRecord, LogRecordSummary};
+pub use registry::*;
+
+use anyhow::Context;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Migrations per backend, applied in order at startup; each runs once.
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_core.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/postgres/0001_core.sql"))];
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dialect", &self.dialect).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating the SQLite file if needed) and migrates the database at `url`.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let shown = crate::config::redact_url(url);
+        let (dialect, url) = if let Some(path) = url.strip_prefix("sqlite://") {
+            let file = path.split('?').next().unwrap_or(path);
+            if let Some(dir) = std::path::Path::new(file).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!("cannot create the database folder {}", dir.display())
+                    })?;
+                }
+            }
+            let url = if path.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
+            (Dialect::Sqlite, url)
+        } else {
+            (Dialect::Postgres, url.to_string())
+        };
+        let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
+        if dialect == Dialect::Sqlite {
+            opts = opts.max_connections(8).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;")
+                        .await?;
+                    Ok(())
+                })
+            });
+        } else {
+            opts = opts.max_connections(16);
+        }
+        let pool = opts
+            .connect(&url)
+            .await
+            .with_context(|| format!("cannot open the database {shown}"))?;
+        let store = Self { pool, dialect };
+        store.migrate().await.with_context(|| format!("cannot migrate the database {shown}"))?;
+        Ok(store)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let migrations = match self.dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS,
+            Dialect::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let mut tx = self.pool.begin().await?;
+        if self.dialect == Dialect::Postgres {
+            // Several instances may start together; one migrates, the others wait.
+            tx.execute("SELECT pg_advisory_xact_lock(7283561)").await?;
+        }
+        tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            .await?;
+        let done: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
+        for (version, sql) in migrations {
+            if done.contains(version) {
+                continue;
+            }
+            sqlx::raw_sql(sql).execute(&mut *tx).await.with_context(|| format!("migration {version}"))?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(now_text())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Cheap check used by `/readyz` and by the log writer's health probe.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A counter bumped by every administrative change; running gateways reload when it moves.
+    pub async fn policy_generation(&self) -> anyhow::Result<i64> {
+        let row = sqlx::query("SELECT generation FROM policy_generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+pub(crate) async fn bump_generation<'c, E>(e: E) -> anyhow::Result<()>
+where
+    E: Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query("UPDATE policy_generation SET generation = generation + 1 WHERE id = 1")
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+/// Timestamps are stored as RFC 3339 UTC text with microseconds, which sorts correctly.
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+pub(crate) fn opt_str(row: &AnyRow, col: &str) -> anyhow::Result<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(col)?)
+}
+
+pub(crate) fn flag(row: &AnyRow, col: &str) -> anyhow::Result<bool> {
+    Ok(row.try_get::<i64, _>(col)? != 0)
+}

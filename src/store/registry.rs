@@ -1,0 +1,555 @@
+//! Providers, contracts, staff and keys: the administrative state. Every change bumps the
+//! policy generation so running gateways pick it up within their refresh interval.
+use super::{bump_generation, flag, now_text, opt_str, Store};
+use anyhow::{bail, Context};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderRow {
+    pub id: String,
+    pub version: i64,
+    pub suspended: bool,
+    pub suspend_reason: Option<String>,
+    pub updated_at: String,
+    /// The registration as validated JSON (see `policy::Registration`).
+    pub registration: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderVersion {
+    pub version: i64,
+    pub content_sha256: String,
+    pub changes: Vec<String>,
+    pub changed_by: String,
+    pub changed_at: String,
+    pub registration: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderEvent {
+    pub action: String,
+    pub reason: Option<String>,
+    pub actor: String,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", content = "version", rename_all = "snake_case")]
+pub enum RegisterOutcome {
+    Created(i64),
+    Updated(i64),
+    Unchanged(i64),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContractRow {
+    pub id: String,
+    pub title: String,
+    pub client: String,
+    /// `None`: every approved provider; `Some(list)`: only these.
+    pub providers: Option<Vec<String>>,
+    pub japan_only: bool,
+    pub allow_non_text: bool,
+    pub ends_on: Option<String>,
+    pub retention_days: Option<i64>,
+    pub status: String,
+    pub created_at: String,
+    pub closed_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StaffRow {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub trained_on: Option<String>,
+    pub active: bool,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyRow {
+    pub id: String,
+    #[serde(skip)]
+    pub key_hash: String,
+    pub staff_id: String,
+    pub contract_id: String,
+    pub deliverable: Option<String>,
+    pub purpose: Option<String>,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub created_at: String,
+}
+
+/// Everything a gateway needs to decide on a request, read in one go.
+#[derive(Debug, Default)]
+pub struct PolicyState {
+    pub generation: i64,
+    pub providers: Vec<ProviderRow>,
+    pub contracts: Vec<ContractRow>,
+    pub staff: Vec<StaffRow>,
+    pub keys: Vec<KeyRow>,
+}
+
+fn provider_row(r: &AnyRow) -> anyhow::Result<ProviderRow> {
+    Ok(ProviderRow {
+        id: r.try_get("id")?,
+        version: r.try_get("version")?,
+        suspended: flag(r, "suspended")?,
+        suspend_reason: opt_str(r, "suspend_reason")?,
+        updated_at: r.try_get("updated_at")?,
+        registration: r.try_get("registration")?,
+    })
+}
+
+fn contract_row(r: &AnyRow) -> anyhow::Result<ContractRow> {
+    let providers: Option<String> = opt_str(r, "providers")?;
+    Ok(ContractRow {
+        id: r.try_get("id")?,
+        title: r.try_get("title")?,
+        client: r.try_get("client")?,
+        providers: providers.map(|p| serde_json::from_str(&p)).transpose()?,
+        japan_only: flag(r, "japan_only")?,
+        allow_non_text: flag(r, "allow_non_text")?,
+        ends_on: opt_str(r, "ends_on")?,
+        retention_days: r.try_get("retention_days")?,
+        status: r.try_get("status")?,
+        created_at: r.try_get("created_at")?,
+        closed_at: opt_str(r, "closed_at")?,
+    })
+}
+
+fn staff_row(r: &AnyRow) -> anyhow::Result<StaffRow> {
+    Ok(StaffRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        email: opt_str(r, "email")?,
+        trained_on: opt_str(r, "trained_on")?,
+        active: flag(r, "active")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn key_row(r: &AnyRow) -> anyhow::Result<KeyRow> {
+    Ok(KeyRow {
+        id: r.try_get("id")?,
+        key_hash: r.try_get("key_hash")?,
+        staff_id: r.try_get("staff_id")?,
+        contract_id: r.try_get("contract_id")?,
+        deliverable: opt_str(r, "deliverable")?,
+        purpose: opt_str(r, "purpose")?,
+        expires_at: opt_str(r, "expires_at")?,
+        revoked_at: opt_str(r, "revoked_at")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+const PROVIDER_SELECT: &str = "SELECT p.id, p.version, p.suspended, p.suspend_reason, p.updated_at, v.registration \
+     FROM providers p JOIN provider_versions v ON v.provider_id = p.id AND v.version = p.version";
+
+/// The fields of a new contract, as the administrator gave them.
+#[derive(Debug, Clone, Default)]
+pub struct NewContract {
+    pub id: String,
+    pub title: String,
+    pub client: String,
+    pub providers: Option<Vec<String>>,
+    pub japan_only: bool,
+    pub allow_non_text: bool,
+    pub ends_on: Option<String>,
+    pub retention_days: Option<i64>,
+}
+
+/// The fields of a new key; the plaintext key never reaches the store.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub id: String,
+    pub key_hash: String,
+    pub staff_id: String,
+    pub contract_id: String,
+    pub deliverable: Option<String>,
+    pub purpose: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+impl Store {
+    /// Records a registration; a new version only when its content changed.
+    pub async fn register_provider(
+        &self,
+        id: &str,
+        registration_json: &str,
+        content_sha256: &str,
+        changes: &[String],
+        actor: &str,
+    ) -> anyhow::Result<RegisterOutcome> {
+        let mut tx = self.pool().begin().await?;
+        let current = sqlx::query(
+            "SELECT v.version, v.content_sha256 FROM providers p JOIN provider_versions v ON v.provider_id = p.id AND v.version = p.version WHERE p.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let now = now_text();
+        let (version, outcome) = match current {
+            Some(row) => {
+                let v: i64 = row.try_get(0)?;
+                let sha: String = row.try_get(1)?;
+                if sha == content_sha256 {
+                    return Ok(RegisterOutcome::Unchanged(v));
+                }
+                sqlx::query("UPDATE providers SET version = $1, updated_at = $2 WHERE id = $3")
+                    .bind(v + 1)
+                    .bind(&now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                (v + 1, RegisterOutcome::Updated(v + 1))
+            }
+            None => {
+                sqlx::query("INSERT INTO providers (id, version, suspended, updated_at) VALUES ($1, 1, 0, $2)")
+                    .bind(id)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
+                (1, RegisterOutcome::Created(1))
+            }
+        };
+        sqlx::query("INSERT INTO provider_versions (provider_id, version, registration, content_sha256, changes, changed_by, changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(id)
+            .bind(version)
+            .bind(registration_json)
+            .bind(content_sha256)
+            .bind(serde_json::to_string(changes)?)
+            .bind(actor)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        bump_generation(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// The current version of a registration, if any.
+    pub async fn provider(&self, id: &str) -> anyhow::Result<Option<ProviderRow>> {
+        let sql = format!("{PROVIDER_SELECT} WHERE p.id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(provider_row).transpose()
+    }
+
+    pub async fn providers(&self) -> anyhow::Result<Vec<ProviderRow>> {
+        let sql = format!("{PROVIDER_SELECT} ORDER BY p.id");
+        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        rows.iter().map(provider_row).collect()
+    }
+
+    pub async fn provider_history(
+        &self,
+        id: &str,
+    ) -> anyhow::Result<(Vec<ProviderVersion>, Vec<ProviderEvent>)> {
+        let rows = sqlx::query("SELECT version, content_sha256, changes, changed_by, changed_at, registration FROM provider_versions WHERE provider_id = $1 ORDER BY version")
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+        let versions = rows
+            .iter()
+            .map(|r| {
+                let changes: String = r.try_get("changes")?;
+                Ok(ProviderVersion {
+                    version: r.try_get("version")?,
+                    content_sha256: r.try_get("content_sha256")?,
+                    changes: serde_json::from_str(&changes)?,
+                    changed_by: r.try_get("changed_by")?,
+                    changed_at: r.try_get("changed_at")?,
+                    registration: r.try_get("registration")?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let rows = sqlx::query("SELECT action, reason, actor, at FROM provider_events WHERE provider_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+        let events = rows
+            .iter()
+            .map(|r| {
+                Ok(ProviderEvent {
+                    action: r.try_get("action")?,
+                    reason: opt_str(r, "reason")?,
+                    actor: r.try_get("actor")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((versions, events))
+    }
+
+    /// Suspends (`Some(reason)`) or resumes (`None`) a provider; errors if it is unknown.
+    pub async fn set_provider_suspended(
+        &self,
+        id: &str,
+        reason: Option<&str>,
+        actor: &str,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let now = now_text();
+        let n = sqlx::query("UPDATE providers SET suspended = $1, suspend_reason = $2, updated_at = $3 WHERE id = $4")
+            .bind(i64::from(reason.is_some()))
+            .bind(reason)
+            .bind(&now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            bail!("no provider `{id}` is registered; see `mamori provider list`");
+        }
+        sqlx::query("INSERT INTO provider_events (provider_id, action, reason, actor, at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(if reason.is_some() { "suspend" } else { "resume" })
+            .bind(reason)
+            .bind(actor)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        bump_generation(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn create_contract(&self, c: &NewContract) -> anyhow::Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let exists = sqlx::query("SELECT id FROM contracts WHERE id = $1")
+            .bind(&c.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            bail!("contract `{}` already exists; choose another id or see `mamori contract show {}`", c.id, c.id);
+        }
+        let providers = c.providers.as_ref().map(serde_json::to_string).transpose()?;
+        sqlx::query("INSERT INTO contracts (id, title, client, providers, japan_only, allow_non_text, ends_on, retention_days, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9)")
+            .bind(&c.id)
+            .bind(&c.title)
+            .bind(&c.client)
+            .bind(providers)
+            .bind(i64::from(c.japan_only))
+            .bind(i64::from(c.allow_non_text))
+            .bind(&c.ends_on)
+            .bind(c.retention_days)
+            .bind(now_text())
+            .execute(&mut *tx)
+            .await?;
+        bump_generation(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn contract(&self, id: &str) -> anyhow::Result<Option<ContractRow>> {
+        let row = sqlx::query("SELECT * FROM contracts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(contract_row).transpose()
+    }
+
+    pub async fn contracts(&self) -> anyhow::Result<Vec<ContractRow>> {
+        let rows = sqlx::query("SELECT * FROM contracts ORDER BY id").fetch_all(self.pool()).await?;
+        rows.iter().map(contract_row).collect()
+    }
+
+    /// Closes a contract and revokes all its keys, in one transaction.
+    pub async fn close_contract(&self, id: &str) -> anyhow::Result<u64> {
+        let mut tx = self.pool().begin().await?;
+        let now = now_text();
+        let n = sqlx::query("UPDATE contracts SET status = 'closed', closed_at = $1 WHERE id = $2 AND status = 'active'")
+            .bind(&now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            bail!("no active contract `{id}`; see `mamori contract list`");
+        }
+        let revoked = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE contract_id = $2 AND revoked_at IS NULL")
+            .bind(&now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        bump_generation(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    pub async fn add_term(&self, contract: &str, term: &str) -> anyhow::Result<bool> {
+        self.require_contract(contract).await?;
+        let mut tx = self.pool().begin().await?;
+        let exists = sqlx::query("SELECT term FROM contract_terms WHERE contract_id = $1 AND term = $2")
+            .bind(contract)
+            .bind(term)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO contract_terms (contract_id, term, added_at) VALUES ($1, $2, $3)")
+            .bind(contract)
+            .bind(term)
+            .bind(now_text())
+            .execute(&mut *tx)
+            .await?;
+        bump_generation(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn remove_term(&self, contract: &str, term: &str) -> anyhow::Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query("DELETE FROM contract_terms WHERE contract_id = $1 AND term = $2")
+            .bind(contract)
+            .bind(term)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        bump_generation(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    pub async fn terms(&self, contract: &str) -> anyhow::Result<Vec<String>> {
+        self.require_contract(contract).await?;
+        let rows = sqlx::query("SELECT term FROM contract_terms WHERE contract_id = $1 ORDER BY term")
+            .bind(contract)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+    }
+
+    async fn require_contract(&self, id: &str) -> anyhow::Result<ContractRow> {
+        self.contract(id)
+            .await?
+            .with_context(|| format!("no contract `{id}`; create it with `mamori contract create {id} --title … --client …`"))
+    }
+
+    pub async fn add_staff(&self, s: &StaffRow) -> anyhow::Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let exists = sqlx::query("SELECT id FROM staff WHERE id = $1")
+            .bind(&s.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            bail!("staff `{}` already exists; to record training use `mamori staff train {} --on DATE`", s.id, s.id);
+        }
+        sqlx::query("INSERT INTO staff (id, name, email, trained_on, active, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&s.id)
+            .bind(&s.name)
+            .bind(&s.email)
+            .bind(&s.trained_on)
+            .bind(i64::from(s.active))
+            .bind(&s.created_at)
+            .execute(&mut *tx)
+            .await?;
+        bump_generation(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn train_staff(&self, id: &str, on: &str) -> anyhow::Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query("UPDATE staff SET trained_on = $1 WHERE id = $2")
+            .bind(on)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            bail!("no staff `{id}`; add them with `mamori staff add {id} --name …`");
+        }
+        bump_generation(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn staff(&self, id: &str) -> anyhow::Result<Option<StaffRow>> {
+        let row = sqlx::query("SELECT * FROM staff WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(staff_row).transpose()
+    }
+
+    pub async fn staff_list(&self) -> anyhow::Result<Vec<StaffRow>> {
+        let rows = sqlx::query("SELECT * FROM staff ORDER BY id").fetch_all(self.pool()).await?;
+        rows.iter().map(staff_row).collect()
+    }
+
+    pub async fn insert_key(&self, k: &NewKey) -> anyhow::Result<()> {
+        self.staff(&k.staff_id).await?.with_context(|| {
+            format!("no staff `{}`; add them with `mamori staff add {} --name …`", k.staff_id, k.staff_id)
+        })?;
+        let c = self.require_contract(&k.contract_id).await?;
+        if c.status != "active" {
+            bail!("contract `{}` is {}; keys can only be issued for an active contract", c.id, c.status);
+        }
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("INSERT INTO api_keys (id, key_hash, staff_id, contract_id, deliverable, purpose, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(&k.id)
+            .bind(&k.key_hash)
+            .bind(&k.staff_id)
+            .bind(&k.contract_id)
+            .bind(&k.deliverable)
+            .bind(&k.purpose)
+            .bind(&k.expires_at)
+            .bind(now_text())
+            .execute(&mut *tx)
+            .await?;
+        bump_generation(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn keys(&self) -> anyhow::Result<Vec<KeyRow>> {
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(key_row).collect()
+    }
+
+    pub async fn revoke_key(&self, id: &str) -> anyhow::Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_text())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            bail!("no unrevoked key `{id}`; see `mamori key list`");
+        }
+        bump_generation(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Reads all policy state at one generation (inside one transaction).
+    pub async fn policy_state(&self) -> anyhow::Result<PolicyState> {
+        let mut tx = self.pool().begin().await?;
+        let generation: i64 = sqlx::query("SELECT generation FROM policy_generation WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let sql = format!("{PROVIDER_SELECT} ORDER BY p.id");
+        let providers = sqlx::query(&sql).fetch_all(&mut *tx).await?;
+        let contracts = sqlx::query("SELECT * FROM contracts").fetch_all(&mut *tx).await?;
+        let staff = sqlx::query("SELECT * FROM staff").fetch_all(&mut *tx).await?;
+        let keys = sqlx::query("SELECT * FROM api_keys").fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(PolicyState {
+            generation,
+            providers: providers.iter().map(provider_row).collect::<anyhow::Result<_>>()?,
+            contracts: contracts.iter().map(contract_row).collect::<anyhow::Result<_>>()?,
+            staff: staff.iter().map(staff_row).collect::<anyhow::Result<_>>()?,
+            keys: keys.iter().map(key_row).collect::<anyhow::Result<_>>()?,
+        })
+    }
+}
