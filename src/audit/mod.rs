@@ -98,7 +98,7 @@ async fn probe(store: Store, healthy: Arc<AtomicBool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        if !healthy.load(Ordering::Acquire) && store.ping().await.is_ok() {
+        if !healthy.load(Ordering::Acquire) && store.log_probe().await.is_ok() {
             tracing::info!("log database reachable again; accepting requests");
             healthy.store(true, Ordering::Release);
         }

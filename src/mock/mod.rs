@@ -221,7 +221,7 @@ async fn chat(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(body)
         if body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
             ev.push((None, json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model, "choices": [], "usage": usage})));
         }
-        return sse(ev, true, (model == "mock-gated").then_some(m));
+        return sse(ev, true, model.starts_with("mock-gated").then_some(m));
     }
     let (message, finish) = match &tool {
         Some(name) => (json!({"role": "assistant", "content": null, "refusal": null, "tool_calls": [{"id": "call_mock1", "type": "function", "function": {"name": name, "arguments": TOOL_ARGS}}]}), "tool_calls"),
@@ -265,7 +265,7 @@ async fn responses(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(
         ev.push((Some("response.content_part.done"), next(json!({"type": "response.content_part.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": text, "annotations": []}}))));
         ev.push((Some("response.output_item.done"), next(json!({"type": "response.output_item.done", "output_index": 0, "item": item(&text, "completed")}))));
         ev.push((Some("response.completed"), next(json!({"type": "response.completed", "response": response("completed", json!([item(&text, "completed")]))}))));
-        return sse(ev, false, (model == "mock-gated").then_some(m));
+        return sse(ev, false, model.starts_with("mock-gated").then_some(m));
     }
     Json(response("completed", json!([item(&text, "completed")]))).into_response()
 }
@@ -332,7 +332,7 @@ async fn messages(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(b
         ev.push((Some("content_block_stop"), json!({"type": "content_block_stop", "index": 0})));
         ev.push((Some("message_delta"), json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": ot}})));
         ev.push((Some("message_stop"), json!({"type": "message_stop"})));
-        return sse(ev, false, (model == "mock-gated").then_some(m));
+        return sse(ev, false, model.starts_with("mock-gated").then_some(m));
     }
     let content = match &tool {
         Some(name) => json!([{"type": "tool_use", "id": "toolu_mock1", "name": name, "input": serde_json::from_str::<Value>(TOOL_ARGS).unwrap_or(Value::Null)}]),

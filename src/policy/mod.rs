@@ -171,23 +171,18 @@ impl Snapshot {
             )));
         }
         let mut last_problem = None;
-        let mut approved_any = false;
         for (p, model) in same_api {
             if let Some(why) = p.unroutable_reason(today) {
                 last_problem.get_or_insert(Refusal::new(Code::ProviderNotApproved, why));
                 continue;
             }
-            approved_any = true;
             if let Some(why) = contract_forbids(&caller.contract, p) {
                 last_problem = Some(Refusal::new(Code::ProviderNotAllowedForContract, why));
                 continue;
             }
             return Ok(Route { provider: Arc::clone(p), model: (*model).to_string() });
         }
-        let fallback = Refusal::new(Code::ProviderNotApproved, "no approved provider serves this model");
-        let refusal = last_problem.unwrap_or(fallback);
-        debug_assert!(approved_any || refusal.code == Code::ProviderNotApproved);
-        Err(refusal)
+        Err(last_problem.unwrap_or_else(|| Refusal::new(Code::ProviderNotApproved, "no approved provider serves this model")))
     }
 
     /// Models this caller may use right now, with their provider, for `GET /v1/models`.

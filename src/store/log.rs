@@ -177,6 +177,12 @@ impl Store {
         Ok(Some((r.try_get("seq")?, rec)))
     }
 
+    /// Whether the log table answers (used to recover after a failed write).
+    pub async fn log_probe(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT seq FROM log_records WHERE seq < 0").fetch_optional(self.pool()).await?;
+        Ok(())
+    }
+
     pub async fn log_count(&self) -> anyhow::Result<i64> {
         Ok(sqlx::query("SELECT COUNT(*) FROM log_records")
             .fetch_one(self.pool())
