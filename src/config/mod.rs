@@ -215,19 +215,30 @@ mod tests {
     }
 }
 
-/// Parses TOML into `T`, reporting line, column and reason but never the source line
+/// Parses TOML into `T`, reporting line, column, key and reason but never the source line
 /// (it may hold a pasted secret).
 pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> anyhow::Result<T> {
     toml::from_str(text).map_err(|e| {
-        let at = e
-            .span()
-            .map(|s| {
-                let before = &text[..s.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                format!("line {line}, column {col}: ")
+        let msg = e.message().trim().to_string();
+        let Some(span) = e.span() else { return anyhow::anyhow!("{msg}") };
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        // Name the key when the message does not: the text before `=` on that line, under its table.
+        let key = if msg.contains("field `") {
+            None
+        } else {
+            let this_line = text.lines().nth(line - 1).unwrap_or("");
+            this_line.split_once('=').map(|(k, _)| {
+                let table = before
+                    .lines()
+                    .rev()
+                    .find_map(|l| l.trim().strip_prefix('[').and_then(|t| t.strip_suffix(']')))
+                    .map(|t| format!("{}.", t.trim_matches(['[', ']'])))
+                    .unwrap_or_default();
+                format!("key `{table}{}`: ", k.trim())
             })
-            .unwrap_or_default();
-        anyhow::anyhow!("{at}{}", e.message().trim())
+        };
+        anyhow::anyhow!("line {line}, column {col}: {}{msg}", key.unwrap_or_default())
     })
 }
