@@ -3,10 +3,19 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "mamori", version, about = "A generative-AI usage gateway: only non-training providers, every output logged")]
+#[command(
+    name = "mamori",
+    version,
+    about = "A generative-AI usage gateway: only non-training providers, every output logged"
+)]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long, global = true, env = "MAMORI_CONFIG", default_value = "config.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "MAMORI_CONFIG",
+        default_value = "config.toml"
+    )]
     pub config: PathBuf,
     /// Machine-readable output for lists and shows.
     #[arg(long, global = true)]
@@ -49,25 +58,35 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ProviderCmd {
     /// Register (or update) a provider from a registration file; a new version when it changed.
-    Register { file: PathBuf },
+    Register {
+        file: PathBuf,
+    },
     List,
-    Show { id: String },
+    Show {
+        id: String,
+    },
     /// Every version and every suspension of a registration.
-    History { id: String },
+    History {
+        id: String,
+    },
     /// Stop routing to a provider at once, on every running gateway.
     Suspend {
         id: String,
         #[arg(long)]
         reason: String,
     },
-    Resume { id: String },
+    Resume {
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ContractCmd {
     Create(ContractCreate),
     List,
-    Show { id: String },
+    Show {
+        id: String,
+    },
     /// Terms (client names, code names, people) redacted for this contract.
     Terms {
         id: String,
@@ -75,7 +94,9 @@ pub enum ContractCmd {
         action: TermsAction,
     },
     /// Close a contract: revoke its keys; nothing more can be sent under it.
-    Close { id: String },
+    Close {
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -148,7 +169,9 @@ pub enum KeyCmd {
         purpose: Option<String>,
     },
     List,
-    Revoke { key_id: String },
+    Revoke {
+        key_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,5 +187,7 @@ pub enum LogCmd {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
-    Show { request_id: String },
+    Show {
+        request_id: String,
+    },
 }

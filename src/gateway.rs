@@ -27,6 +27,12 @@ impl Gateway {
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()?;
-        Ok(Arc::new(Self { config, store, policy, log, client }))
+        Ok(Arc::new(Self {
+            config,
+            store,
+            policy,
+            log,
+            client,
+        }))
     }
 }

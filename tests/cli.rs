@@ -28,7 +28,11 @@ impl Env {
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_mamori"));
-        c.arg("--config").arg(self.path("config.toml")).args(args).env_remove("MAMORI_DATABASE_URL").env_remove("MAMORI_LISTEN");
+        c.arg("--config")
+            .arg(self.path("config.toml"))
+            .args(args)
+            .env_remove("MAMORI_DATABASE_URL")
+            .env_remove("MAMORI_LISTEN");
         c
     }
 
@@ -39,7 +43,11 @@ impl Env {
     /// Runs and expects success; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8(o.stdout).unwrap()
     }
 
@@ -68,15 +76,28 @@ fn write_registration(env: &Env, name: &str, text: &str) -> String {
 #[test]
 fn bad_config_names_the_file_key_and_reason() {
     let env = Env::new();
-    std::fs::write(env.path("config.toml"), "listen = \"127.0.0.1:0\"\ndatabse_url = \"x\"\n").unwrap();
+    std::fs::write(
+        env.path("config.toml"),
+        "listen = \"127.0.0.1:0\"\ndatabse_url = \"x\"\n",
+    )
+    .unwrap();
     let err = env.fails(&["check"]);
-    assert!(err.contains("config.toml") && err.contains("databse_url"), "{err}");
+    assert!(
+        err.contains("config.toml") && err.contains("databse_url"),
+        "{err}"
+    );
     std::fs::write(env.path("config.toml"), "database_url = \"mysql://x\"\n").unwrap();
     let err = env.fails(&["staff", "list"]);
     assert!(err.contains("database_url"), "{err}");
-    let err = Command::new(env!("CARGO_BIN_EXE_mamori")).args(["--config", "/nonexistent/mamori.toml", "check"]).output().unwrap();
+    let err = Command::new(env!("CARGO_BIN_EXE_mamori"))
+        .args(["--config", "/nonexistent/mamori.toml", "check"])
+        .output()
+        .unwrap();
     let err = String::from_utf8(err.stderr).unwrap();
-    assert!(err.contains("/nonexistent/mamori.toml") && err.contains("--config"), "{err}");
+    assert!(
+        err.contains("/nonexistent/mamori.toml") && err.contains("--config"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -85,57 +106,159 @@ fn bad_registration_files_are_refused_with_the_key_and_reason_and_never_echo_a_s
     let good = common::mock_registration("p1", "openai", "https://api.example.com", &["m"]);
     for (text, must) in [
         (good.replace("vendor = \"Test vendor\"\n", ""), "vendor"),
-        (good.replace("[location]", "colour = \"red\"\n[location]"), "colour"),
+        (
+            good.replace("[location]", "colour = \"red\"\n[location]"),
+            "colour",
+        ),
         (good.replace("api = \"openai\"", "api = \"grpc\""), "api"),
-        (good.replace("review_by = 2099-01-01", "review_by = \"soon\""), "soon"),
-        (good.replace("https://api.example.com", "http://api.example.com"), "https"),
+        (
+            good.replace("review_by = 2099-01-01", "review_by = \"soon\""),
+            "soon",
+        ),
+        (
+            good.replace("https://api.example.com", "http://api.example.com"),
+            "https",
+        ),
     ] {
         let f = write_registration(&env, "bad.toml", &text);
         let err = env.fails(&["provider", "register", &f]);
-        assert!(err.contains("bad.toml") && err.contains(must), "{must}: {err}");
+        assert!(
+            err.contains("bad.toml") && err.contains(must),
+            "{must}: {err}"
+        );
     }
-    let f = write_registration(&env, "leak.toml", &good.replace("env:MAMORI_TEST_PROVIDER_KEY", "sk-proj-SECRET123"));
+    let f = write_registration(
+        &env,
+        "leak.toml",
+        &good.replace("env:MAMORI_TEST_PROVIDER_KEY", "sk-proj-SECRET123"),
+    );
     let err = env.fails(&["provider", "register", &f]);
-    assert!(err.contains("api_key") || err.contains("never written"), "{err}");
-    assert!(!err.contains("SECRET123"), "a pasted secret was echoed: {err}");
-    assert!(env.ok(&["provider", "list"]).trim().is_empty(), "nothing was registered");
+    assert!(
+        err.contains("api_key") || err.contains("never written"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("SECRET123"),
+        "a pasted secret was echoed: {err}"
+    );
+    assert!(
+        env.ok(&["provider", "list"]).trim().is_empty(),
+        "nothing was registered"
+    );
 }
 
 #[test]
 fn the_quick_start_works_through_the_cli() {
     let env = Env::new();
     // A mock provider on a free port.
-    let mut mock = Killed(env.cmd(&["mock-provider", "--listen", "127.0.0.1:0"]).stderr(Stdio::piped()).spawn().unwrap());
-    let line = BufReader::new(mock.0.stderr.take().unwrap()).lines().next().unwrap().unwrap();
-    let base = line.split("http://").nth(1).unwrap().trim_end_matches("/v1").to_string();
-    let reg = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local-mock.toml"))
+    let mut mock = Killed(
+        env.cmd(&["mock-provider", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let line = BufReader::new(mock.0.stderr.take().unwrap())
+        .lines()
+        .next()
         .unwrap()
-        .replace("127.0.0.1:9999", &base);
+        .unwrap();
+    let base = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/v1")
+        .to_string();
+    let reg = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local-mock.toml"),
+    )
+    .unwrap()
+    .replace("127.0.0.1:9999", &base);
     let f = write_registration(&env, "mock.toml", &reg);
 
-    assert!(env.ok(&["provider", "register", &f]).contains("registered local-mock (version 1)"));
+    assert!(env
+        .ok(&["provider", "register", &f])
+        .contains("registered local-mock (version 1)"));
     assert!(env.ok(&["provider", "register", &f]).contains("unchanged"));
-    let f2 = write_registration(&env, "mock.toml", &reg.replace("\"mock-embed\"]", "\"mock-embed\", \"mock-new\"]"));
+    let f2 = write_registration(
+        &env,
+        "mock.toml",
+        &reg.replace("\"mock-embed\"]", "\"mock-embed\", \"mock-new\"]"),
+    );
     let out = env.ok(&["provider", "register", &f2]);
     assert!(out.contains("version 2") && out.contains("models"), "{out}");
-    let hist: Value = serde_json::from_str(&env.ok(&["--json", "provider", "history", "local-mock"])).unwrap();
+    let hist: Value =
+        serde_json::from_str(&env.ok(&["--json", "provider", "history", "local-mock"])).unwrap();
     assert_eq!(hist["versions"].as_array().unwrap().len(), 2);
 
-    env.ok(&["contract", "create", "demo", "--title", "デモ", "--client", "サンプル株式会社", "--providers", "local-mock", "--japan-only"]);
-    let err = env.fails(&["contract", "create", "x", "--title", "t", "--client", "c", "--providers", "nope"]);
+    env.ok(&[
+        "contract",
+        "create",
+        "demo",
+        "--title",
+        "デモ",
+        "--client",
+        "サンプル株式会社",
+        "--providers",
+        "local-mock",
+        "--japan-only",
+    ]);
+    let err = env.fails(&[
+        "contract",
+        "create",
+        "x",
+        "--title",
+        "t",
+        "--client",
+        "c",
+        "--providers",
+        "nope",
+    ]);
     assert!(err.contains("nope") && err.contains("register"), "{err}");
-    let err = env.fails(&["staff", "add", "alice", "--name", "Alice", "--trained-on", "yesterday"]);
+    let err = env.fails(&[
+        "staff",
+        "add",
+        "alice",
+        "--name",
+        "Alice",
+        "--trained-on",
+        "yesterday",
+    ]);
     assert!(err.contains("YYYY-MM-DD"), "{err}");
     let today = chrono::Utc::now().date_naive().to_string();
-    env.ok(&["staff", "add", "alice", "--name", "Alice", "--trained-on", &today]);
-    let issued: Value = serde_json::from_str(&env.ok(&["--json", "key", "issue", "--staff", "alice", "--contract", "demo", "--deliverable", "報告書v1"])).unwrap();
+    env.ok(&[
+        "staff",
+        "add",
+        "alice",
+        "--name",
+        "Alice",
+        "--trained-on",
+        &today,
+    ]);
+    let issued: Value = serde_json::from_str(&env.ok(&[
+        "--json",
+        "key",
+        "issue",
+        "--staff",
+        "alice",
+        "--contract",
+        "demo",
+        "--deliverable",
+        "報告書v1",
+    ]))
+    .unwrap();
     let key = issued["key"].as_str().unwrap().to_string();
     let key_id = issued["key_id"].as_str().unwrap().to_string();
     assert!(key.starts_with("mamori_sk_"));
     let list = env.ok(&["--json", "key", "list"]);
-    assert!(list.contains(&key_id) && !list.contains(&key), "key list must never show the key");
+    assert!(
+        list.contains(&key_id) && !list.contains(&key),
+        "key list must never show the key"
+    );
     let db = std::fs::read(env.path("data/m.db")).unwrap();
-    assert!(!db.windows(key.len()).any(|w| w == key.as_bytes()), "the key is stored in plaintext");
+    assert!(
+        !db.windows(key.len()).any(|w| w == key.as_bytes()),
+        "the key is stored in plaintext"
+    );
 
     // Serve and send one request through.
     let mut serve = Killed(env.cmd(&["serve"]).stderr(Stdio::piped()).spawn().unwrap());
@@ -150,17 +273,44 @@ fn the_quick_start_works_through_the_cli() {
     let resp = reqwest::blocking_free_post(&addr, &key);
     assert_eq!(resp.0, 200, "{}", resp.1);
     let v: Value = serde_json::from_str(&resp.1).unwrap();
-    assert_eq!(v["choices"][0]["message"]["content"], "受け取りました: こんにちは");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "受け取りました: こんにちは"
+    );
 
-    let logs: Value = serde_json::from_str(&env.ok(&["--json", "log", "list", "--contract", "demo"])).unwrap();
-    let rec = logs.as_array().unwrap().iter().find(|r| r["endpoint"] == "chat.completions").expect("record");
+    let logs: Value =
+        serde_json::from_str(&env.ok(&["--json", "log", "list", "--contract", "demo"])).unwrap();
+    let rec = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["endpoint"] == "chat.completions")
+        .expect("record");
     assert_eq!(rec["deliverable"], "報告書v1");
-    let shown: Value = serde_json::from_str(&env.ok(&["--json", "log", "show", rec["request_id"].as_str().unwrap()])).unwrap();
-    assert_eq!(shown["output_body"]["choices"][0]["message"]["content"], "受け取りました: こんにちは");
-    assert_eq!(shown["request_body"]["messages"][0]["content"], "こんにちは");
+    let shown: Value = serde_json::from_str(&env.ok(&[
+        "--json",
+        "log",
+        "show",
+        rec["request_id"].as_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(
+        shown["output_body"]["choices"][0]["message"]["content"],
+        "受け取りました: こんにちは"
+    );
+    assert_eq!(
+        shown["request_body"]["messages"][0]["content"],
+        "こんにちは"
+    );
 
     // Suspension from the CLI reaches the running gateway.
-    env.ok(&["provider", "suspend", "local-mock", "--reason", "規約変更の確認中"]);
+    env.ok(&[
+        "provider",
+        "suspend",
+        "local-mock",
+        "--reason",
+        "規約変更の確認中",
+    ]);
     let mut refused = false;
     for _ in 0..50 {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -170,9 +320,14 @@ fn the_quick_start_works_through_the_cli() {
             break;
         }
     }
-    assert!(refused, "suspension did not reach the running gateway within 5 s");
+    assert!(
+        refused,
+        "suspension did not reach the running gateway within 5 s"
+    );
     env.ok(&["key", "revoke", &key_id]);
-    assert!(env.fails(&["key", "revoke", &key_id]).contains("no unrevoked key"));
+    assert!(env
+        .fails(&["key", "revoke", &key_id])
+        .contains("no unrevoked key"));
     drop(serve);
     drop(mock);
 }

@@ -13,16 +13,28 @@ fn chat(content: &str) -> Value {
 #[tokio::test]
 async fn chat_completion_goes_through_with_the_provider_credential_and_is_logged() {
     let app = spawn_app().await;
-    let (status, body, id) = app.call("/v1/chat/completions", &chat("見積書を要約して")).await;
+    let (status, body, id) = app
+        .call("/v1/chat/completions", &chat("見積書を要約して"))
+        .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["choices"][0]["message"]["content"], "受け取りました: 見積書を要約して");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "受け取りました: 見積書を要約して"
+    );
     let id = id.expect("X-Mamori-Request-Id");
 
     let got = app.mock.received();
     assert_eq!(got.len(), 1);
-    let auth = got[0].headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.clone());
+    let auth = got[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.clone());
     assert_eq!(auth.as_deref(), Some(&*format!("Bearer {PROVIDER_SECRET}")));
-    assert!(!got[0].headers.iter().any(|(_, v)| v.contains(&app.key)), "the staff key went upstream");
+    assert!(
+        !got[0].headers.iter().any(|(_, v)| v.contains(&app.key)),
+        "the staff key went upstream"
+    );
 
     let (_, rec) = app.store.log_record(&id).await.unwrap().expect("record");
     assert_eq!(rec.outcome, "ok");
@@ -32,11 +44,20 @@ async fn chat_completion_goes_through_with_the_provider_credential_and_is_logged
     assert_eq!(rec.provider_version, Some(1));
     assert!(rec.input_tokens.is_some() && rec.output_tokens.is_some());
     let sent: Value = serde_json::from_slice(rec.request_body.as_ref().unwrap()).unwrap();
-    assert_eq!(sent, got[0].body, "the log keeps the request exactly as sent upstream");
+    assert_eq!(
+        sent, got[0].body,
+        "the log keeps the request exactly as sent upstream"
+    );
     let out: Value = serde_json::from_slice(rec.output_body.as_ref().unwrap()).unwrap();
-    assert_eq!(out, body, "the log keeps the output as the client received it");
+    assert_eq!(
+        out, body,
+        "the log keeps the output as the client received it"
+    );
     use sha2::Digest;
-    assert_eq!(rec.output_sha256.unwrap(), hex::encode(sha2::Sha256::digest(rec.output_body.unwrap())));
+    assert_eq!(
+        rec.output_sha256.unwrap(),
+        hex::encode(sha2::Sha256::digest(rec.output_body.unwrap()))
+    );
 }
 
 #[tokio::test]
@@ -67,8 +88,20 @@ async fn client_supplied_hosts_and_paths_are_never_honoured() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(app.mock.received().len(), 1);
-    assert!(other_mock.received().is_empty(), "a client-supplied upstream was used");
-    let (status, body, _) = read(app.http.post(format!("{}/v1/proxy/chat/completions", app.addr)).bearer_auth(&app.key).json(&chat("x")).send().await.unwrap()).await;
+    assert!(
+        other_mock.received().is_empty(),
+        "a client-supplied upstream was used"
+    );
+    let (status, body, _) = read(
+        app.http
+            .post(format!("{}/v1/proxy/chat/completions", app.addr))
+            .bearer_auth(&app.key)
+            .json(&chat("x"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404, "{body}");
 }
 
@@ -80,14 +113,24 @@ async fn chat_stream_passes_every_event_in_order_and_logs_the_assembled_output()
     body["stream_options"] = json!({"include_usage": true});
     let resp = app.post("/v1/chat/completions", &body).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-    let id = resp.headers()["x-mamori-request-id"].to_str().unwrap().to_string();
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let id = resp.headers()["x-mamori-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let events = sse_data(resp).await;
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     let text: String = events
         .iter()
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect();
     assert_eq!(text, "受け取りました: ストリームで答えて");
     let (_, rec) = app.store.log_record(&id).await.unwrap().unwrap();
@@ -101,8 +144,14 @@ async fn chat_stream_passes_every_event_in_order_and_logs_the_assembled_output()
 #[tokio::test]
 async fn stream_events_reach_the_client_before_the_provider_has_finished() {
     for (path, body) in [
-        ("/v1/chat/completions", json!({"model": "mock-gated", "stream": true, "messages": [{"role": "user", "content": "x"}]})),
-        ("/v1/messages", json!({"model": "mock-gated-claude", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "x"}]})),
+        (
+            "/v1/chat/completions",
+            json!({"model": "mock-gated", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "mock-gated-claude", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+        ),
     ] {
         let app = spawn_app().await;
         let mut resp = app.post(path, &body).await;
@@ -120,7 +169,10 @@ async fn stream_events_reach_the_client_before_the_provider_has_finished() {
             rest.extend_from_slice(&c);
         }
         let rest = String::from_utf8(rest).unwrap();
-        assert!(rest.contains("[DONE]") || rest.contains("message_stop"), "{rest}");
+        assert!(
+            rest.contains("[DONE]") || rest.contains("message_stop"),
+            "{rest}"
+        );
     }
 }
 
@@ -140,20 +192,32 @@ async fn tool_calls_round_trip_on_both_apis() {
     ]});
     let (s, b, _) = app.call("/v1/chat/completions", &follow).await;
     assert_eq!(s, 200);
-    assert_eq!(b["choices"][0]["message"]["content"], "ツールの結果を受け取りました: 晴れ");
-    assert_eq!(app.mock.received()[1].body["messages"][1]["tool_calls"][0]["function"]["arguments"], json!(args));
+    assert_eq!(
+        b["choices"][0]["message"]["content"],
+        "ツールの結果を受け取りました: 晴れ"
+    );
+    assert_eq!(
+        app.mock.received()[1].body["messages"][1]["tool_calls"][0]["function"]["arguments"],
+        json!(args)
+    );
 
     let atools = json!([{"name": "get_weather", "description": "天気", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
     let req = json!({"model": "claude-test", "max_tokens": 100, "tools": atools, "stream": true, "messages": [{"role": "user", "content": "東京の天気は?"}]});
     let resp = app.post("/v1/messages", &req).await;
-    let id = resp.headers()["x-mamori-request-id"].to_str().unwrap().to_string();
+    let id = resp.headers()["x-mamori-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let events = sse_data(resp).await;
     let partial: String = events
         .iter()
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
         .filter_map(|v| v["delta"]["partial_json"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(serde_json::from_str::<Value>(&partial).unwrap()["city"], "東京");
+    assert_eq!(
+        serde_json::from_str::<Value>(&partial).unwrap()["city"],
+        "東京"
+    );
     let (_, rec) = app.store.log_record(&id).await.unwrap().unwrap();
     let out: Value = serde_json::from_slice(&rec.output_body.unwrap()).unwrap();
     assert_eq!(out["content"][0]["type"], "tool_use");
@@ -164,20 +228,45 @@ async fn tool_calls_round_trip_on_both_apis() {
 #[tokio::test]
 async fn responses_embeddings_messages_and_count_tokens() {
     let app = spawn_app().await;
-    let (s, b, _) = app.call("/v1/responses", &json!({"model": "gpt-test", "input": "議事録を要約"})).await;
+    let (s, b, _) = app
+        .call(
+            "/v1/responses",
+            &json!({"model": "gpt-test", "input": "議事録を要約"}),
+        )
+        .await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!(b["output"][0]["content"][0]["text"], "受け取りました: 議事録を要約");
-    assert_eq!(app.mock.received()[0].body["store"], json!(false), "responses must not keep state at the provider by default");
+    assert_eq!(
+        b["output"][0]["content"][0]["text"],
+        "受け取りました: 議事録を要約"
+    );
+    assert_eq!(
+        app.mock.received()[0].body["store"],
+        json!(false),
+        "responses must not keep state at the provider by default"
+    );
 
-    let resp = app.post("/v1/responses", &json!({"model": "gpt-test", "input": "x", "stream": true})).await;
-    let id = resp.headers()["x-mamori-request-id"].to_str().unwrap().to_string();
+    let resp = app
+        .post(
+            "/v1/responses",
+            &json!({"model": "gpt-test", "input": "x", "stream": true}),
+        )
+        .await;
+    let id = resp.headers()["x-mamori-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let events = sse_data(resp).await;
     assert!(events.last().unwrap().contains("response.completed"));
     let (_, rec) = app.store.log_record(&id).await.unwrap().unwrap();
     let out: Value = serde_json::from_slice(&rec.output_body.unwrap()).unwrap();
     assert_eq!(out["status"], "completed");
 
-    let (s, b, _) = app.call("/v1/embeddings", &json!({"model": "embed-test", "input": ["一", "二"]})).await;
+    let (s, b, _) = app
+        .call(
+            "/v1/embeddings",
+            &json!({"model": "embed-test", "input": ["一", "二"]}),
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(b["data"].as_array().unwrap().len(), 2);
 
@@ -194,9 +283,17 @@ async fn responses_embeddings_messages_and_count_tokens() {
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["content"][0]["text"], "受け取りました: こんにちは");
     let last = app.mock.received().last().unwrap().clone();
-    assert!(last.headers.iter().any(|(k, v)| k == "x-api-key" && v == PROVIDER_SECRET));
+    assert!(last
+        .headers
+        .iter()
+        .any(|(k, v)| k == "x-api-key" && v == PROVIDER_SECRET));
 
-    let (s, b, _) = app.call("/v1/messages/count_tokens", &json!({"model": "claude-test", "messages": [{"role": "user", "content": "数えて"}]})).await;
+    let (s, b, _) = app
+        .call(
+            "/v1/messages/count_tokens",
+            &json!({"model": "claude-test", "messages": [{"role": "user", "content": "数えて"}]}),
+        )
+        .await;
     assert_eq!(s, 200);
     assert!(b["input_tokens"].as_i64().unwrap() > 0);
 }
@@ -204,16 +301,42 @@ async fn responses_embeddings_messages_and_count_tokens() {
 #[tokio::test]
 async fn models_lists_only_what_the_key_may_use_in_each_sdk_shape() {
     let app = spawn_app().await;
-    register(&app.store, &mock_registration("trainer", "openai", &app.mock_base, &["trains-model"]).replace("trains_on_inputs = false", "trains_on_inputs = true")).await;
+    register(
+        &app.store,
+        &mock_registration("trainer", "openai", &app.mock_base, &["trains-model"])
+            .replace("trains_on_inputs = false", "trains_on_inputs = true"),
+    )
+    .await;
     app.wait_for_policy().await;
-    let r = app.http.get(format!("{}/v1/models", app.addr)).bearer_auth(&app.key).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}/v1/models", app.addr))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
     let (s, b, _) = read(r).await;
     assert_eq!(s, 200);
-    let ids: Vec<&str> = b["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = b["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert!(ids.contains(&"gpt-test") && ids.contains(&"claude-test"));
-    assert!(!ids.contains(&"trains-model"), "a training provider's model was listed");
+    assert!(
+        !ids.contains(&"trains-model"),
+        "a training provider's model was listed"
+    );
     assert_eq!(b["object"], "list");
-    let r = app.http.get(format!("{}/v1/models", app.addr)).header("x-api-key", &app.key).header("anthropic-version", "2023-06-01").send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}/v1/models", app.addr))
+        .header("x-api-key", &app.key)
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap();
     let (_, b, _) = read(r).await;
     assert_eq!(b["has_more"], false);
     assert_eq!(b["data"][0]["type"], "model");

@@ -20,11 +20,25 @@ fn msg(model: &str) -> Value {
 async fn expect_openai(app: &TestApp, key: &str, body: &Value, status: u16, code: &str) {
     let before = app.mock.received().len();
     let (s, b, id) = read(app.post_with_key("/v1/chat/completions", body, key).await).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (status, Some(code)), "{b}");
-    assert!(b["error"]["message"].as_str().unwrap().len() > 20, "the message must say what to do: {b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (status, Some(code)),
+        "{b}"
+    );
+    assert!(
+        b["error"]["message"].as_str().unwrap().len() > 20,
+        "the message must say what to do: {b}"
+    );
     assert!(b["error"]["type"].is_string());
-    assert!(!b.to_string().contains(key) || key.len() < 8, "the key was echoed");
-    assert_eq!(app.mock.received().len(), before, "a refused request reached the provider");
+    assert!(
+        !b.to_string().contains(key) || key.len() < 8,
+        "the key was echoed"
+    );
+    assert_eq!(
+        app.mock.received().len(),
+        before,
+        "a refused request reached the provider"
+    );
     let id = id.expect("refusals carry X-Mamori-Request-Id");
     wait_record(app, &id, code).await;
 }
@@ -45,7 +59,11 @@ async fn expect_anthropic(app: &TestApp, key: &str, body: &Value, status: u16, c
     assert_eq!(b["type"], "error", "{b}");
     assert_eq!(b["error"]["code"], code, "{b}");
     assert!(b["error"]["type"].is_string() && b["error"]["message"].is_string());
-    assert_eq!(app.mock.received().len(), before, "a refused request reached the provider");
+    assert_eq!(
+        app.mock.received().len(),
+        before,
+        "a refused request reached the provider"
+    );
     wait_record(app, &id.unwrap(), code).await;
 }
 
@@ -64,10 +82,28 @@ async fn wait_record(app: &TestApp, id: &str, code: &str) {
 #[tokio::test]
 async fn key_checks() {
     let app = spawn_app().await;
-    expect_openai(&app, "mamori_sk_not-a-real-key", &chat("gpt-test"), 401, "invalid_api_key").await;
+    expect_openai(
+        &app,
+        "mamori_sk_not-a-real-key",
+        &chat("gpt-test"),
+        401,
+        "invalid_api_key",
+    )
+    .await;
     expect_anthropic(&app, "nope", &msg("claude-test"), 401, "invalid_api_key").await;
-    let (s, b, _) = read(app.http.post(format!("{}/v1/chat/completions", app.addr)).json(&chat("gpt-test")).send().await.unwrap()).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+    let (s, b, _) = read(
+        app.http
+            .post(format!("{}/v1/chat/completions", app.addr))
+            .json(&chat("gpt-test"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
 
     let (_, expired) = issue_key(&app.store, "alice", "c1", Some("2020-01-01")).await;
     app.wait_for_policy().await;
@@ -88,10 +124,24 @@ async fn staff_without_current_training_are_refused() {
     let (_, carol) = issue_key(&app.store, "carol", "c1", None).await;
     app.wait_for_policy().await;
     expect_openai(&app, &bob, &chat("gpt-test"), 403, "training_not_current").await;
-    expect_anthropic(&app, &carol, &msg("claude-test"), 403, "training_not_current").await;
-    app.store.train_staff("carol", &chrono::Utc::now().date_naive().to_string()).await.unwrap();
+    expect_anthropic(
+        &app,
+        &carol,
+        &msg("claude-test"),
+        403,
+        "training_not_current",
+    )
+    .await;
+    app.store
+        .train_staff("carol", &chrono::Utc::now().date_naive().to_string())
+        .await
+        .unwrap();
     app.wait_for_policy().await;
-    let (s, _, _) = read(app.post_with_key("/v1/chat/completions", &chat("gpt-test"), &carol).await).await;
+    let (s, _, _) = read(
+        app.post_with_key("/v1/chat/completions", &chat("gpt-test"), &carol)
+            .await,
+    )
+    .await;
     assert_eq!(s, 200, "recording training lets staff back in");
 }
 
@@ -99,7 +149,13 @@ async fn staff_without_current_training_are_refused() {
 async fn closed_and_ended_contracts_are_refused() {
     let app = spawn_app().await;
     app.store
-        .create_contract(&NewContract { id: "old".into(), title: "t".into(), client: "c".into(), ends_on: Some("2021-03-31".into()), ..Default::default() })
+        .create_contract(&NewContract {
+            id: "old".into(),
+            title: "t".into(),
+            client: "c".into(),
+            ends_on: Some("2021-03-31".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let (_, old) = issue_key(&app.store, "alice", "old", None).await;
@@ -114,32 +170,116 @@ async fn closed_and_ended_contracts_are_refused() {
 #[tokio::test]
 async fn unregistered_models_and_wrong_api() {
     let app = spawn_app().await;
-    expect_openai(&app, &app.key, &chat("gpt-unknown"), 404, "model_not_registered").await;
-    expect_anthropic(&app, &app.key, &msg("claude-unknown"), 404, "model_not_registered").await;
+    expect_openai(
+        &app,
+        &app.key,
+        &chat("gpt-unknown"),
+        404,
+        "model_not_registered",
+    )
+    .await;
+    expect_anthropic(
+        &app,
+        &app.key,
+        &msg("claude-unknown"),
+        404,
+        "model_not_registered",
+    )
+    .await;
     // A model registered for the Anthropic API is not reachable through the OpenAI endpoint.
-    expect_openai(&app, &app.key, &chat("claude-test"), 404, "model_not_registered").await;
-    expect_openai(&app, &app.key, &chat("other-provider/gpt-test"), 404, "model_not_registered").await;
+    expect_openai(
+        &app,
+        &app.key,
+        &chat("claude-test"),
+        404,
+        "model_not_registered",
+    )
+    .await;
+    expect_openai(
+        &app,
+        &app.key,
+        &chat("other-provider/gpt-test"),
+        404,
+        "model_not_registered",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn providers_that_train_are_suspended_or_overdue_are_not_approved() {
     let app = spawn_app().await;
     let base = app.mock_base.clone();
-    register(&app.store, &mock_registration("trainer", "openai", &base, &["free-model"]).replace("trains_on_inputs = false", "trains_on_inputs = true")).await;
-    register(&app.store, &mock_registration("unknown-facts", "openai", &base, &["nofacts-model"]).replace("trains_on_inputs = false\n", "")).await;
-    register(&app.store, &mock_registration("overdue", "openai", &base, &["old-model"]).replace("review_by = 2099-01-01", "review_by = 2026-02-01")).await;
+    register(
+        &app.store,
+        &mock_registration("trainer", "openai", &base, &["free-model"])
+            .replace("trains_on_inputs = false", "trains_on_inputs = true"),
+    )
+    .await;
+    register(
+        &app.store,
+        &mock_registration("unknown-facts", "openai", &base, &["nofacts-model"])
+            .replace("trains_on_inputs = false\n", ""),
+    )
+    .await;
+    register(
+        &app.store,
+        &mock_registration("overdue", "openai", &base, &["old-model"])
+            .replace("review_by = 2099-01-01", "review_by = 2026-02-01"),
+    )
+    .await;
     app.wait_for_policy().await;
-    expect_openai(&app, &app.key, &chat("free-model"), 403, "provider_not_approved").await;
-    expect_openai(&app, &app.key, &chat("nofacts-model"), 403, "provider_not_approved").await;
-    expect_openai(&app, &app.key, &chat("old-model"), 403, "provider_not_approved").await;
+    expect_openai(
+        &app,
+        &app.key,
+        &chat("free-model"),
+        403,
+        "provider_not_approved",
+    )
+    .await;
+    expect_openai(
+        &app,
+        &app.key,
+        &chat("nofacts-model"),
+        403,
+        "provider_not_approved",
+    )
+    .await;
+    expect_openai(
+        &app,
+        &app.key,
+        &chat("old-model"),
+        403,
+        "provider_not_approved",
+    )
+    .await;
 
     // Suspension reaches the running gateway within seconds, and resuming restores service.
-    app.store.set_provider_suspended("mock-anthropic", Some("incident under review"), "test").await.unwrap();
+    app.store
+        .set_provider_suspended("mock-anthropic", Some("incident under review"), "test")
+        .await
+        .unwrap();
     app.wait_for_policy().await;
-    expect_anthropic(&app, &app.key, &msg("claude-test"), 403, "provider_not_approved").await;
-    app.store.set_provider_suspended("mock-anthropic", None, "test").await.unwrap();
+    expect_anthropic(
+        &app,
+        &app.key,
+        &msg("claude-test"),
+        403,
+        "provider_not_approved",
+    )
+    .await;
+    app.store
+        .set_provider_suspended("mock-anthropic", None, "test")
+        .await
+        .unwrap();
     app.wait_for_policy().await;
-    let r = app.http.post(format!("{}/v1/messages", app.addr)).header("x-api-key", &app.key).json(&msg("claude-test")).send().await.unwrap();
+    let r = app
+        .http
+        .post(format!("{}/v1/messages", app.addr))
+        .header("x-api-key", &app.key)
+        .json(&msg("claude-test"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -148,12 +288,27 @@ async fn a_model_served_by_a_training_and_a_clean_provider_goes_only_to_the_clea
     let app = spawn_app().await;
     let (dirty, dirty_base) = spawn_mock().await;
     // "aa-" sorts first, so a first-match router would pick it.
-    register(&app.store, &mock_registration("aa-free-tier", "openai", &dirty_base, &["gpt-test"]).replace("trains_on_inputs = false", "trains_on_inputs = true")).await;
+    register(
+        &app.store,
+        &mock_registration("aa-free-tier", "openai", &dirty_base, &["gpt-test"])
+            .replace("trains_on_inputs = false", "trains_on_inputs = true"),
+    )
+    .await;
     app.wait_for_policy().await;
     let (s, _, _) = app.call("/v1/chat/completions", &chat("gpt-test")).await;
     assert_eq!(s, 200);
-    assert!(dirty.received().is_empty(), "a request reached a provider that trains on inputs");
-    expect_openai(&app, &app.key, &chat("aa-free-tier/gpt-test"), 403, "provider_not_approved").await;
+    assert!(
+        dirty.received().is_empty(),
+        "a request reached a provider that trains on inputs"
+    );
+    expect_openai(
+        &app,
+        &app.key,
+        &chat("aa-free-tier/gpt-test"),
+        403,
+        "provider_not_approved",
+    )
+    .await;
     assert!(dirty.received().is_empty());
 }
 
@@ -161,22 +316,62 @@ async fn a_model_served_by_a_training_and_a_clean_provider_goes_only_to_the_clea
 async fn contracts_limit_providers_and_can_require_japan() {
     let app = spawn_app().await;
     app.store
-        .create_contract(&NewContract { id: "anthropic-only".into(), title: "t".into(), client: "c".into(), providers: Some(vec!["mock-anthropic".into()]), ..Default::default() })
+        .create_contract(&NewContract {
+            id: "anthropic-only".into(),
+            title: "t".into(),
+            client: "c".into(),
+            providers: Some(vec!["mock-anthropic".into()]),
+            ..Default::default()
+        })
         .await
         .unwrap();
     app.store
-        .create_contract(&NewContract { id: "jp".into(), title: "t".into(), client: "c".into(), japan_only: true, ..Default::default() })
+        .create_contract(&NewContract {
+            id: "jp".into(),
+            title: "t".into(),
+            client: "c".into(),
+            japan_only: true,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let (_, k1) = issue_key(&app.store, "alice", "anthropic-only", None).await;
     let (_, k2) = issue_key(&app.store, "alice", "jp", None).await;
     app.wait_for_policy().await;
-    expect_openai(&app, &k1, &chat("gpt-test"), 403, "provider_not_allowed_for_contract").await;
-    expect_openai(&app, &k2, &chat("gpt-test"), 403, "provider_not_allowed_for_contract").await;
-    register(&app.store, &mock_registration("jp-provider", "openai", &app.mock_base, &["jp-model"]).replace("storage = \"abroad\"\ncountries = [\"US\"]", "storage = \"japan\"\ncountries = [\"JP\"]")).await;
+    expect_openai(
+        &app,
+        &k1,
+        &chat("gpt-test"),
+        403,
+        "provider_not_allowed_for_contract",
+    )
+    .await;
+    expect_openai(
+        &app,
+        &k2,
+        &chat("gpt-test"),
+        403,
+        "provider_not_allowed_for_contract",
+    )
+    .await;
+    register(
+        &app.store,
+        &mock_registration("jp-provider", "openai", &app.mock_base, &["jp-model"]).replace(
+            "storage = \"abroad\"\ncountries = [\"US\"]",
+            "storage = \"japan\"\ncountries = [\"JP\"]",
+        ),
+    )
+    .await;
     app.wait_for_policy().await;
-    let (s, _, _) = read(app.post_with_key("/v1/chat/completions", &chat("jp-model"), &k2).await).await;
-    assert_eq!(s, 200, "a Japan-only contract reaches a provider storing in Japan");
+    let (s, _, _) = read(
+        app.post_with_key("/v1/chat/completions", &chat("jp-model"), &k2)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        s, 200,
+        "a Japan-only contract reaches a provider storing in Japan"
+    );
 }
 
 #[tokio::test]
@@ -187,7 +382,13 @@ async fn non_text_content_is_refused_unless_the_contract_allows_it() {
     let doc = json!({"model": "claude-test", "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "AAAA"}}]}]});
     expect_anthropic(&app, &app.key, &doc, 400, "unsupported_content").await;
     app.store
-        .create_contract(&NewContract { id: "media".into(), title: "t".into(), client: "c".into(), allow_non_text: true, ..Default::default() })
+        .create_contract(&NewContract {
+            id: "media".into(),
+            title: "t".into(),
+            client: "c".into(),
+            allow_non_text: true,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let (_, k) = issue_key(&app.store, "alice", "media", None).await;
@@ -203,19 +404,50 @@ async fn bad_bodies_are_refused_clearly() {
         ("{not json", "valid JSON"),
         ("[1,2]", "JSON object"),
         (r#"{"messages": []}"#, "`model` is required"),
-        (r#"{"model": 5, "messages": []}"#, "`model` must be a string"),
+        (
+            r#"{"model": 5, "messages": []}"#,
+            "`model` must be a string",
+        ),
         (r#"{"model": "gpt-test", "messages": "hi"}"#, "`messages`"),
-        (r#"{"model": "gpt-test", "messages": [], "stream": "yes"}"#, "`stream`"),
+        (
+            r#"{"model": "gpt-test", "messages": [], "stream": "yes"}"#,
+            "`stream`",
+        ),
     ] {
-        let r = app.http.post(format!("{}/v1/chat/completions", app.addr)).bearer_auth(&app.key).header("content-type", "application/json").body(body).send().await.unwrap();
+        let r = app
+            .http
+            .post(format!("{}/v1/chat/completions", app.addr))
+            .bearer_auth(&app.key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         let (s, b, id) = read(r).await;
-        assert_eq!((s, b["error"]["code"].as_str()), (400, Some("invalid_request")), "{body}: {b}");
-        assert!(b["error"]["message"].as_str().unwrap().contains(what), "{body}: {b}");
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{body}: {b}"
+        );
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains(what),
+            "{body}: {b}"
+        );
         wait_record(&app, &id.unwrap(), "invalid_request").await;
     }
-    let r = app.http.post(format!("{}/v1/messages", app.addr)).header("x-api-key", &app.key).body("{oops").send().await.unwrap();
+    let r = app
+        .http
+        .post(format!("{}/v1/messages", app.addr))
+        .header("x-api-key", &app.key)
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
     let (s, b, _) = read(r).await;
-    assert_eq!((s, b["type"].as_str(), b["error"]["type"].as_str()), (400, Some("error"), Some("invalid_request_error")));
+    assert_eq!(
+        (s, b["type"].as_str(), b["error"]["type"].as_str()),
+        (400, Some("error"), Some("invalid_request_error"))
+    );
 
     // The test gateway allows 64 KiB.
     let huge = json!({"model": "gpt-test", "messages": [{"role": "user", "content": "あ".repeat(100_000)}]});
@@ -230,9 +462,16 @@ async fn provider_failures_are_upstream_errors() {
     let (s, b, id) = app.call("/v1/chat/completions", &chat("mock-error")).await;
     assert_eq!(s, 500, "{b}");
     let (_, rec) = app.store.log_record(&id.unwrap()).await.unwrap().unwrap();
-    assert_eq!((rec.outcome.as_str(), rec.code.as_deref()), ("upstream_error", Some("upstream_error")));
+    assert_eq!(
+        (rec.outcome.as_str(), rec.code.as_deref()),
+        ("upstream_error", Some("upstream_error"))
+    );
     // An unreachable provider.
-    register(&app.store, &mock_registration("gone", "openai", "http://127.0.0.1:1", &["gone-model"])).await;
+    register(
+        &app.store,
+        &mock_registration("gone", "openai", "http://127.0.0.1:1", &["gone-model"]),
+    )
+    .await;
     app.wait_for_policy().await;
     expect_openai(&app, &app.key, &chat("gone-model"), 502, "upstream_error").await;
 }
@@ -246,22 +485,62 @@ async fn nothing_is_forwarded_or_delivered_when_the_log_cannot_be_written() {
         sqlx::any::install_default_drivers();
         sqlx::AnyConnection::connect(&app.db.url).await.unwrap()
     };
-    sqlx::query("ALTER TABLE log_records RENAME TO log_records_gone").execute(&mut conn).await.unwrap();
+    sqlx::query("ALTER TABLE log_records RENAME TO log_records_gone")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     // The answer arrives from the provider but is withheld, since its record cannot be committed.
     let (s, b, _) = app.call("/v1/chat/completions", &chat("gpt-test")).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (503, Some("audit_log_unavailable")), "{b}");
-    assert!(!b.to_string().contains("受け取りました"), "the unlogged answer leaked: {b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (503, Some("audit_log_unavailable")),
+        "{b}"
+    );
+    assert!(
+        !b.to_string().contains("受け取りました"),
+        "the unlogged answer leaked: {b}"
+    );
     // From now on requests are refused before anything is forwarded.
     let forwarded = app.mock.received().len();
     let (s, b, _) = app.call("/v1/chat/completions", &chat("gpt-test")).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (503, Some("audit_log_unavailable")), "{b}");
-    let r = app.http.post(format!("{}/v1/messages", app.addr)).header("x-api-key", &app.key).json(&msg("claude-test")).send().await.unwrap();
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (503, Some("audit_log_unavailable")),
+        "{b}"
+    );
+    let r = app
+        .http
+        .post(format!("{}/v1/messages", app.addr))
+        .header("x-api-key", &app.key)
+        .json(&msg("claude-test"))
+        .send()
+        .await
+        .unwrap();
     let (s, b, _) = read(r).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (503, Some("audit_log_unavailable")), "{b}");
-    assert_eq!(app.mock.received().len(), forwarded, "a request was forwarded while the log was down");
-    assert_eq!(app.http.get(format!("{}/readyz", app.addr)).send().await.unwrap().status(), 503);
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (503, Some("audit_log_unavailable")),
+        "{b}"
+    );
+    assert_eq!(
+        app.mock.received().len(),
+        forwarded,
+        "a request was forwarded while the log was down"
+    );
+    assert_eq!(
+        app.http
+            .get(format!("{}/readyz", app.addr))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
     // When the database is back, the gateway recovers by itself.
-    sqlx::query("ALTER TABLE log_records_gone RENAME TO log_records").execute(&mut conn).await.unwrap();
+    sqlx::query("ALTER TABLE log_records_gone RENAME TO log_records")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let mut ok = false;
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -27,18 +27,37 @@ async fn registrations_are_versioned_and_idempotent() {
     let reg = mamori::policy::Registration::from_toml(&text).unwrap();
     let json = reg.canonical_json().unwrap();
     let sha = reg.content_sha256().unwrap();
-    assert_eq!(s.register_provider("p", &json, &sha, &["registered".into()], "admin").await.unwrap(), RegisterOutcome::Created(1));
-    assert_eq!(s.register_provider("p", &json, &sha, &[], "admin").await.unwrap(), RegisterOutcome::Unchanged(1));
+    assert_eq!(
+        s.register_provider("p", &json, &sha, &["registered".into()], "admin")
+            .await
+            .unwrap(),
+        RegisterOutcome::Created(1)
+    );
+    assert_eq!(
+        s.register_provider("p", &json, &sha, &[], "admin")
+            .await
+            .unwrap(),
+        RegisterOutcome::Unchanged(1)
+    );
     let changed = register(&s, &text.replace("[\"m1\"]", "[\"m1\", \"m2\"]")).await;
     assert_eq!(changed.models.len(), 2);
     let (versions, _) = s.provider_history("p").await.unwrap();
     assert_eq!(versions.len(), 2);
     assert_eq!(versions[1].version, 2);
-    assert!(versions[1].changes[0].starts_with("models"), "{:?}", versions[1].changes);
+    assert!(
+        versions[1].changes[0].starts_with("models"),
+        "{:?}",
+        versions[1].changes
+    );
     assert_eq!(s.provider("p").await.unwrap().unwrap().version, 2);
-    assert!(s.policy_generation().await.unwrap() > g0, "changes must move the policy generation");
+    assert!(
+        s.policy_generation().await.unwrap() > g0,
+        "changes must move the policy generation"
+    );
 
-    s.set_provider_suspended("p", Some("incident"), "sec").await.unwrap();
+    s.set_provider_suspended("p", Some("incident"), "sec")
+        .await
+        .unwrap();
     let p = s.provider("p").await.unwrap().unwrap();
     assert!(p.suspended);
     assert_eq!(p.suspend_reason.as_deref(), Some("incident"));
@@ -47,15 +66,30 @@ async fn registrations_are_versioned_and_idempotent() {
     let (_, events) = s.provider_history("p").await.unwrap();
     let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["suspend", "resume"]);
-    assert!(s.set_provider_suspended("nope", Some("x"), "sec").await.is_err());
+    assert!(s
+        .set_provider_suspended("nope", Some("x"), "sec")
+        .await
+        .is_err());
 }
 
 #[tokio::test]
 async fn contracts_terms_staff_and_keys() {
     let (s, _db) = store().await;
-    let c = NewContract { id: "c".into(), title: "t".into(), client: "cl".into(), providers: Some(vec!["a".into(), "b".into()]), japan_only: true, ends_on: Some("2027-03-31".into()), retention_days: Some(90), ..Default::default() };
+    let c = NewContract {
+        id: "c".into(),
+        title: "t".into(),
+        client: "cl".into(),
+        providers: Some(vec!["a".into(), "b".into()]),
+        japan_only: true,
+        ends_on: Some("2027-03-31".into()),
+        retention_days: Some(90),
+        ..Default::default()
+    };
     s.create_contract(&c).await.unwrap();
-    assert!(s.create_contract(&c).await.is_err(), "duplicate contract ids are refused");
+    assert!(
+        s.create_contract(&c).await.is_err(),
+        "duplicate contract ids are refused"
+    );
     let got = s.contract("c").await.unwrap().unwrap();
     assert_eq!(got.providers, Some(vec!["a".to_string(), "b".to_string()]));
     assert!(got.japan_only && !got.allow_non_text);
@@ -69,7 +103,10 @@ async fn contracts_terms_staff_and_keys() {
 
     add_staff(&s, "u", None).await;
     s.train_staff("u", "2026-10-01").await.unwrap();
-    assert_eq!(s.staff("u").await.unwrap().unwrap().trained_on.as_deref(), Some("2026-10-01"));
+    assert_eq!(
+        s.staff("u").await.unwrap().unwrap().trained_on.as_deref(),
+        Some("2026-10-01")
+    );
     assert!(s.train_staff("ghost", "2026-10-01").await.is_err());
 
     let (k1, _) = issue_key(&s, "u", "c", None).await;
@@ -77,14 +114,21 @@ async fn contracts_terms_staff_and_keys() {
     assert_eq!(s.keys().await.unwrap().len(), 2);
     s.revoke_key(&k1).await.unwrap();
     assert!(s.revoke_key(&k1).await.is_err(), "revoking twice says so");
-    assert_eq!(s.close_contract("c").await.unwrap(), 1, "closing revokes the remaining key");
+    assert_eq!(
+        s.close_contract("c").await.unwrap(),
+        1,
+        "closing revokes the remaining key"
+    );
     let keys = s.keys().await.unwrap();
     assert!(keys.iter().all(|k| k.revoked_at.is_some()));
     assert!(keys.iter().any(|k| k.id == k2));
     assert_eq!(s.contract("c").await.unwrap().unwrap().status, "closed");
     assert!(s.close_contract("c").await.is_err());
     let state = s.policy_state().await.unwrap();
-    assert_eq!((state.contracts.len(), state.staff.len(), state.keys.len()), (1, 1, 2));
+    assert_eq!(
+        (state.contracts.len(), state.staff.len(), state.keys.len()),
+        (1, 1, 2)
+    );
 }
 
 fn record(id: &str, contract: &str, deliverable: Option<&str>) -> LogRecord {
@@ -110,21 +154,66 @@ fn record(id: &str, contract: &str, deliverable: Option<&str>) -> LogRecord {
 #[tokio::test]
 async fn log_records_round_trip_and_filter() {
     let (s, _db) = store().await;
-    s.insert_log_records(&[record("r1", "c1", Some("d1")), record("r2", "c1", None), record("r3", "c2", Some("d1"))]).await.unwrap();
+    s.insert_log_records(&[
+        record("r1", "c1", Some("d1")),
+        record("r2", "c1", None),
+        record("r3", "c2", Some("d1")),
+    ])
+    .await
+    .unwrap();
     let (seq, r) = s.log_record("r1").await.unwrap().unwrap();
     assert!(seq > 0);
     assert_eq!(r.output_body.as_deref(), Some("出力".as_bytes()));
-    assert_eq!((r.input_tokens, r.output_tokens, r.latency_us), (Some(10), Some(20), 1234));
-    let all = s.log_list(&LogFilter { limit: 10, ..Default::default() }).await.unwrap();
-    assert_eq!(all.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(), ["r1", "r2", "r3"]);
-    let c1 = s.log_list(&LogFilter { contract: Some("c1".into()), limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(
+        (r.input_tokens, r.output_tokens, r.latency_us),
+        (Some(10), Some(20), 1234)
+    );
+    let all = s
+        .log_list(&LogFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|r| r.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["r1", "r2", "r3"]
+    );
+    let c1 = s
+        .log_list(&LogFilter {
+            contract: Some("c1".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(c1.len(), 2);
-    let d1 = s.log_list(&LogFilter { contract: Some("c1".into()), deliverable: Some("d1".into()), limit: 10, ..Default::default() }).await.unwrap();
+    let d1 = s
+        .log_list(&LogFilter {
+            contract: Some("c1".into()),
+            deliverable: Some("d1".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(d1.len(), 1);
-    let future = s.log_list(&LogFilter { since: Some("2999-01-01".into()), limit: 10, ..Default::default() }).await.unwrap();
+    let future = s
+        .log_list(&LogFilter {
+            since: Some("2999-01-01".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert!(future.is_empty());
     // A duplicate request id fails the whole batch: nothing half-written.
-    assert!(s.insert_log_records(&[record("r4", "c1", None), record("r1", "c1", None)]).await.is_err());
+    assert!(s
+        .insert_log_records(&[record("r4", "c1", None), record("r1", "c1", None)])
+        .await
+        .is_err());
     assert!(s.log_record("r4").await.unwrap().is_none());
     assert_eq!(s.log_count().await.unwrap(), 3);
 }

@@ -24,7 +24,9 @@ pub struct LogWriter {
 
 impl std::fmt::Debug for LogWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogWriter").field("healthy", &self.is_healthy()).finish()
+        f.debug_struct("LogWriter")
+            .field("healthy", &self.is_healthy())
+            .finish()
     }
 }
 
@@ -45,7 +47,15 @@ impl LogWriter {
     /// Writes a record and waits until it is committed. `false` if it could not be.
     pub async fn commit(&self, record: LogRecord) -> bool {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Job { record, done: Some(done) }).await.is_err() {
+        if self
+            .tx
+            .send(Job {
+                record,
+                done: Some(done),
+            })
+            .await
+            .is_err()
+        {
             return false;
         }
         wait.await.unwrap_or(false)
@@ -55,7 +65,9 @@ impl LogWriter {
     pub fn submit(&self, record: LogRecord) {
         if let Err(e) = self.tx.try_send(Job { record, done: None }) {
             let id = match &e {
-                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j.record.request_id.clone(),
+                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => {
+                    j.record.request_id.clone()
+                }
             };
             tracing::error!(request_id = %id, "log queue full or closed; record dropped");
             self.healthy.store(false, Ordering::Release);

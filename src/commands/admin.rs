@@ -23,7 +23,9 @@ fn date(flag: &str, s: &str) -> anyhow::Result<String> {
 fn id_ok(kind: &str, id: &str) -> anyhow::Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !ok {
         bail!("{kind} id `{id}` must be 1–64 characters of letters, digits, -, _ and .");
     }
@@ -41,7 +43,11 @@ fn opt(s: &Option<String>) -> &str {
 
 pub fn check(config: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
     let c = Config::load(config)?;
-    println!("ok: configuration {} (database {})", config.display(), crate::config::redact_url(&c.database_url));
+    println!(
+        "ok: configuration {} (database {})",
+        config.display(),
+        crate::config::redact_url(&c.database_url)
+    );
     let dir = config.parent().unwrap_or(Path::new(".")).join("providers");
     let mut all: Vec<PathBuf> = files.to_vec();
     if let Ok(rd) = std::fs::read_dir(&dir) {
@@ -58,7 +64,11 @@ pub fn check(config: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
         match Registration::from_file(f) {
             Ok(r) => match r.unroutable_reason(today) {
                 None => println!("ok: {} ({})", f.display(), r.id),
-                Some(why) => println!("ok: {} ({}) — valid, but never routable: {why}", f.display(), r.id),
+                Some(why) => println!(
+                    "ok: {} ({}) — valid, but never routable: {why}",
+                    f.display(),
+                    r.id
+                ),
             },
             Err(e) => {
                 bad += 1;
@@ -76,13 +86,25 @@ pub async fn provider(store: &Store, cmd: ProviderCmd, json: bool) -> anyhow::Re
     match cmd {
         ProviderCmd::Register { file } => {
             let reg = Registration::from_file(&file)?;
-            let old = store.provider(&reg.id).await?.map(|p| Registration::from_json(&p.registration)).transpose()?;
+            let old = store
+                .provider(&reg.id)
+                .await?
+                .map(|p| Registration::from_json(&p.registration))
+                .transpose()?;
             let changes = reg.changes_from(old.as_ref())?;
             let outcome = store
-                .register_provider(&reg.id, &reg.canonical_json()?, &reg.content_sha256()?, &changes, &actor())
+                .register_provider(
+                    &reg.id,
+                    &reg.canonical_json()?,
+                    &reg.content_sha256()?,
+                    &changes,
+                    &actor(),
+                )
                 .await?;
             if json {
-                return print_json(&serde_json::json!({"id": reg.id, "outcome": outcome, "changes": changes}));
+                return print_json(
+                    &serde_json::json!({"id": reg.id, "outcome": outcome, "changes": changes}),
+                );
             }
             match outcome {
                 RegisterOutcome::Created(v) => println!("registered {} (version {v})", reg.id),
@@ -123,12 +145,22 @@ pub async fn provider(store: &Store, cmd: ProviderCmd, json: bool) -> anyhow::Re
                         Some(_) => "NOT ROUTABLE".to_string(),
                     }
                 };
-                println!("{}\tv{}\t{}\t{}\t{}", p.id, p.version, reg.api.as_str(), reg.name, state);
+                println!(
+                    "{}\tv{}\t{}\t{}\t{}",
+                    p.id,
+                    p.version,
+                    reg.api.as_str(),
+                    reg.name,
+                    state
+                );
             }
             Ok(())
         }
         ProviderCmd::Show { id } => {
-            let p = store.provider(&id).await?.with_context(|| format!("no provider `{id}`; see `mamori provider list`"))?;
+            let p = store
+                .provider(&id)
+                .await?
+                .with_context(|| format!("no provider `{id}`; see `mamori provider list`"))?;
             let reg: serde_json::Value = serde_json::from_str(&p.registration)?;
             let v = serde_json::json!({"id": p.id, "version": p.version, "suspended": p.suspended, "suspend_reason": p.suspend_reason, "updated_at": p.updated_at, "registration": reg});
             print_json(&v)
@@ -142,13 +174,28 @@ pub async fn provider(store: &Store, cmd: ProviderCmd, json: bool) -> anyhow::Re
                 return print_json(&serde_json::json!({"versions": versions, "events": events}));
             }
             for v in &versions {
-                println!("version {} at {} by {} (sha256 {})", v.version, v.changed_at, v.changed_by, &v.content_sha256[..16]);
+                println!(
+                    "version {} at {} by {} (sha256 {})",
+                    v.version,
+                    v.changed_at,
+                    v.changed_by,
+                    &v.content_sha256[..16]
+                );
                 for c in &v.changes {
                     println!("  {c}");
                 }
             }
             for e in &events {
-                println!("{} at {} by {}{}", e.action, e.at, e.actor, e.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default());
+                println!(
+                    "{} at {} by {}{}",
+                    e.action,
+                    e.at,
+                    e.actor,
+                    e.reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                );
             }
             Ok(())
         }
@@ -156,8 +203,12 @@ pub async fn provider(store: &Store, cmd: ProviderCmd, json: bool) -> anyhow::Re
             if reason.trim().is_empty() {
                 bail!("--reason must say why the provider is suspended");
             }
-            store.set_provider_suspended(&id, Some(&reason), &actor()).await?;
-            println!("suspended {id}; running gateways stop routing to it within their refresh interval");
+            store
+                .set_provider_suspended(&id, Some(&reason), &actor())
+                .await?;
+            println!(
+                "suspended {id}; running gateways stop routing to it within their refresh interval"
+            );
             Ok(())
         }
         ProviderCmd::Resume { id } => {
@@ -206,13 +257,27 @@ pub async fn contract(store: &Store, cmd: ContractCmd, json: bool) -> anyhow::Re
                 return print_json(&list);
             }
             for c in list {
-                let providers = c.providers.map(|p| p.join(",")).unwrap_or_else(|| "any approved".into());
-                println!("{}\t{}\t{}\t{}\tproviders: {}{}", c.id, c.status, c.client, c.title, providers, if c.japan_only { "\tjapan-only" } else { "" });
+                let providers = c
+                    .providers
+                    .map(|p| p.join(","))
+                    .unwrap_or_else(|| "any approved".into());
+                println!(
+                    "{}\t{}\t{}\t{}\tproviders: {}{}",
+                    c.id,
+                    c.status,
+                    c.client,
+                    c.title,
+                    providers,
+                    if c.japan_only { "\tjapan-only" } else { "" }
+                );
             }
             Ok(())
         }
         ContractCmd::Show { id } => {
-            let c = store.contract(&id).await?.with_context(|| format!("no contract `{id}`; see `mamori contract list`"))?;
+            let c = store
+                .contract(&id)
+                .await?
+                .with_context(|| format!("no contract `{id}`; see `mamori contract list`"))?;
             print_json(&c)
         }
         ContractCmd::Terms { id, action } => match action {
@@ -226,7 +291,14 @@ pub async fn contract(store: &Store, cmd: ContractCmd, json: bool) -> anyhow::Re
             TermsAction::Remove { terms } => {
                 for t in &terms {
                     let removed = store.remove_term(&id, t.trim()).await?;
-                    println!("{}", if removed { "removed a term" } else { "no such term" });
+                    println!(
+                        "{}",
+                        if removed {
+                            "removed a term"
+                        } else {
+                            "no such term"
+                        }
+                    );
                 }
                 Ok(())
             }
@@ -251,11 +323,26 @@ pub async fn contract(store: &Store, cmd: ContractCmd, json: bool) -> anyhow::Re
 
 pub async fn staff(store: &Store, cmd: StaffCmd, json: bool) -> anyhow::Result<()> {
     match cmd {
-        StaffCmd::Add { id, name, email, trained_on } => {
+        StaffCmd::Add {
+            id,
+            name,
+            email,
+            trained_on,
+        } => {
             id_ok("staff", &id)?;
-            let trained_on = trained_on.as_deref().map(|d| date("--trained-on", d)).transpose()?;
+            let trained_on = trained_on
+                .as_deref()
+                .map(|d| date("--trained-on", d))
+                .transpose()?;
             store
-                .add_staff(&StaffRow { id: id.clone(), name, email, trained_on, active: true, created_at: now_text() })
+                .add_staff(&StaffRow {
+                    id: id.clone(),
+                    name,
+                    email,
+                    trained_on,
+                    active: true,
+                    created_at: now_text(),
+                })
                 .await?;
             println!("added staff {id}");
             Ok(())
@@ -280,8 +367,17 @@ pub async fn staff(store: &Store, cmd: StaffCmd, json: bool) -> anyhow::Result<(
 
 pub async fn key(store: &Store, cmd: KeyCmd, json: bool) -> anyhow::Result<()> {
     match cmd {
-        KeyCmd::Issue { staff, contract, expires, deliverable, purpose } => {
-            let expires_at = expires.as_deref().map(|d| date("--expires", d)).transpose()?;
+        KeyCmd::Issue {
+            staff,
+            contract,
+            expires,
+            deliverable,
+            purpose,
+        } => {
+            let expires_at = expires
+                .as_deref()
+                .map(|d| date("--expires", d))
+                .transpose()?;
             let k = keys::generate();
             store
                 .insert_key(&NewKey {
@@ -295,7 +391,9 @@ pub async fn key(store: &Store, cmd: KeyCmd, json: bool) -> anyhow::Result<()> {
                 })
                 .await?;
             if json {
-                return print_json(&serde_json::json!({"key_id": k.id, "key": k.secret, "staff": staff, "contract": contract}));
+                return print_json(
+                    &serde_json::json!({"key_id": k.id, "key": k.secret, "staff": staff, "contract": contract}),
+                );
             }
             println!("key id: {}", k.id);
             println!("key:    {}", k.secret);
@@ -308,8 +406,19 @@ pub async fn key(store: &Store, cmd: KeyCmd, json: bool) -> anyhow::Result<()> {
                 return print_json(&list);
             }
             for k in list {
-                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{}\t{}\t{}\t{}\texpires: {}", k.id, k.staff_id, k.contract_id, state, opt(&k.expires_at));
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\texpires: {}",
+                    k.id,
+                    k.staff_id,
+                    k.contract_id,
+                    state,
+                    opt(&k.expires_at)
+                );
             }
             Ok(())
         }
@@ -323,18 +432,42 @@ pub async fn key(store: &Store, cmd: KeyCmd, json: bool) -> anyhow::Result<()> {
 
 pub async fn log(store: &Store, cmd: LogCmd, json: bool) -> anyhow::Result<()> {
     match cmd {
-        LogCmd::List { contract, deliverable, since, limit } => {
+        LogCmd::List {
+            contract,
+            deliverable,
+            since,
+            limit,
+        } => {
             let since = since
-                .map(|s| if s.len() == 10 { date("--since", &s) } else { Ok(s) })
+                .map(|s| {
+                    if s.len() == 10 {
+                        date("--since", &s)
+                    } else {
+                        Ok(s)
+                    }
+                })
                 .transpose()?;
-            let list = store.log_list(&LogFilter { contract, deliverable, since, limit }).await?;
+            let list = store
+                .log_list(&LogFilter {
+                    contract,
+                    deliverable,
+                    since,
+                    limit,
+                })
+                .await?;
             if json {
                 return print_json(&list);
             }
             for r in list {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}{}",
-                    r.at, r.request_id, opt(&r.contract_id), opt(&r.staff_id), r.endpoint, opt(&r.model), r.outcome,
+                    r.at,
+                    r.request_id,
+                    opt(&r.contract_id),
+                    opt(&r.staff_id),
+                    r.endpoint,
+                    opt(&r.model),
+                    r.outcome,
                     r.code.map(|c| format!(" ({c})")).unwrap_or_default()
                 );
             }
@@ -346,7 +479,11 @@ pub async fn log(store: &Store, cmd: LogCmd, json: bool) -> anyhow::Result<()> {
                 .await?
                 .with_context(|| format!("no log record `{request_id}`; see `mamori log list`"))?;
             let body = |b: &Option<Vec<u8>>| {
-                b.as_ref().map(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(b).into_owned())))
+                b.as_ref().map(|b| {
+                    serde_json::from_slice::<serde_json::Value>(b).unwrap_or_else(|_| {
+                        serde_json::Value::String(String::from_utf8_lossy(b).into_owned())
+                    })
+                })
             };
             let mut v = serde_json::to_value(&r)?;
             v["seq"] = seq.into();

@@ -9,7 +9,10 @@ use std::process::ExitCode;
 
 /// Runs one command; errors go to stderr with their cause chain and exit code 1.
 pub fn run(cli: Cli) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

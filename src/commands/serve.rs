@@ -44,7 +44,10 @@ pub async fn mock_provider(listen: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    eprintln!("mock provider (OpenAI and Anthropic wire formats) on http://{}/v1", listener.local_addr()?);
+    eprintln!(
+        "mock provider (OpenAI and Anthropic wire formats) on http://{}/v1",
+        listener.local_addr()?
+    );
     crate::mock::serve(listener, crate::mock::MockProvider::new(false)).await?;
     Ok(())
 }

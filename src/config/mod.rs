@@ -95,7 +95,9 @@ impl Config {
         let listen_text = env("MAMORI_LISTEN").or(raw.listen);
         let listen = match listen_text {
             Some(s) => s.parse().with_context(|| {
-                format!("key `listen` (or MAMORI_LISTEN): `{s}` is not an address like 127.0.0.1:8080")
+                format!(
+                    "key `listen` (or MAMORI_LISTEN): `{s}` is not an address like 127.0.0.1:8080"
+                )
             })?,
             None => d.listen,
         };
@@ -109,9 +111,14 @@ impl Config {
         }
         let timeout = raw.limits.upstream_timeout_seconds.unwrap_or(600);
         if timeout == 0 || timeout > 3600 {
-            bail!("key `limits.upstream_timeout_seconds`: {timeout} is out of range; use 1 to 3600");
+            bail!(
+                "key `limits.upstream_timeout_seconds`: {timeout} is out of range; use 1 to 3600"
+            );
         }
-        let days = raw.policy.training_valid_days.unwrap_or(d.training_valid_days);
+        let days = raw
+            .policy
+            .training_valid_days
+            .unwrap_or(d.training_valid_days);
         if days == 0 {
             bail!("key `policy.training_valid_days`: must be at least 1");
         }
@@ -176,51 +183,14 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
-
-    #[test]
-    fn unknown_keys_are_refused_with_their_name() {
-        let err = Config::parse("lisen = \"x\"", Path::new("."), &no_env).unwrap_err();
-        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
-    }
-
-    #[test]
-    fn relative_sqlite_paths_follow_the_config_file() {
-        let c = Config::parse("database_url = \"sqlite://data/m.db\"", Path::new("/etc/mamori"), &no_env).unwrap();
-        assert_eq!(c.database_url, "sqlite:///etc/mamori/data/m.db");
-    }
-
-    #[test]
-    fn environment_overrides_win() {
-        let env = |k: &str| (k == "MAMORI_LISTEN").then(|| "127.0.0.1:9999".to_string());
-        let c = Config::parse("listen = \"127.0.0.1:1\"", Path::new("."), &env).unwrap();
-        assert_eq!(c.listen.port(), 9999);
-    }
-
-    #[test]
-    fn passwords_are_hidden_in_messages() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-    }
-
-    #[test]
-    fn bad_values_name_the_key() {
-        let err = Config::parse("[policy]\nrefresh_interval_ms = 999999", Path::new("."), &no_env).unwrap_err();
-        assert!(format!("{err:#}").contains("refresh_interval_ms"));
-    }
-}
-
 /// Parses TOML into `T`, reporting line, column, key and reason but never the source line
 /// (it may hold a pasted secret).
 pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> anyhow::Result<T> {
     toml::from_str(text).map_err(|e| {
         let msg = e.message().trim().to_string();
-        let Some(span) = e.span() else { return anyhow::anyhow!("{msg}") };
+        let Some(span) = e.span() else {
+            return anyhow::anyhow!("{msg}");
+        };
         let before = &text[..span.start.min(text.len())];
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -239,6 +209,61 @@ pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> anyhow::Result<T
                 format!("key `{table}{}`: ", k.trim())
             })
         };
-        anyhow::anyhow!("line {line}, column {col}: {}{msg}", key.unwrap_or_default())
+        anyhow::anyhow!(
+            "line {line}, column {col}: {}{msg}",
+            key.unwrap_or_default()
+        )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = Config::parse("lisen = \"x\"", Path::new("."), &no_env).unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+    }
+
+    #[test]
+    fn relative_sqlite_paths_follow_the_config_file() {
+        let c = Config::parse(
+            "database_url = \"sqlite://data/m.db\"",
+            Path::new("/etc/mamori"),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(c.database_url, "sqlite:///etc/mamori/data/m.db");
+    }
+
+    #[test]
+    fn environment_overrides_win() {
+        let env = |k: &str| (k == "MAMORI_LISTEN").then(|| "127.0.0.1:9999".to_string());
+        let c = Config::parse("listen = \"127.0.0.1:1\"", Path::new("."), &env).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+    }
+
+    #[test]
+    fn passwords_are_hidden_in_messages() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = Config::parse(
+            "[policy]\nrefresh_interval_ms = 999999",
+            Path::new("."),
+            &no_env,
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("refresh_interval_ms"));
+    }
 }

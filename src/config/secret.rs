@@ -41,10 +41,8 @@ impl SecretRef {
             return Ok(Self(s.to_string()));
         }
         if let Some(name) = s.strip_prefix("env:") {
-            let ok = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let ok =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if ok {
                 return Ok(Self(s.to_string()));
             }

@@ -15,11 +15,16 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn from_refused(api: WireApi, r: Refused) -> Self {
-        Self { api, refusal: r.refusal, request_id: Some(r.request_id) }
+        Self {
+            api,
+            refusal: r.refusal,
+            request_id: Some(r.request_id),
+        }
     }
 
     pub fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.refusal.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(self.refusal.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 
@@ -27,7 +32,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
         let mut resp = (status, axum::Json(error_body(self.api, &self.refusal))).into_response();
-        if let Some(id) = self.request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        if let Some(id) = self
+            .request_id
+            .and_then(|id| HeaderValue::from_str(&id).ok())
+        {
             resp.headers_mut().insert(super::REQUEST_ID, id);
         }
         resp

@@ -45,7 +45,11 @@ fn header_text(h: &HeaderMap, name: &str) -> Option<String> {
 
 fn incoming(h: &HeaderMap) -> Incoming {
     let key = header_text(h, "authorization")
-        .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")).map(|k| k.trim().to_string()))
+        .and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+                .map(|k| k.trim().to_string())
+        })
         .or_else(|| header_text(h, "x-api-key"));
     Incoming {
         key,
@@ -63,7 +67,12 @@ async fn read_body(gw: &Gateway, body: Body) -> Result<bytes::Bytes, Refusal> {
     })
 }
 
-async fn data_plane(gw: Arc<Gateway>, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn data_plane(
+    gw: Arc<Gateway>,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let inc = incoming(&headers);
     let body = read_body(&gw, body).await;
     let reply = proxy::handle(&gw, endpoint, inc, body)
@@ -93,29 +102,53 @@ fn into_response(reply: Reply) -> Response {
     resp
 }
 
-async fn chat_completions(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn chat_completions(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     data_plane(gw, Endpoint::ChatCompletions, headers, body).await
 }
 
-async fn responses(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn responses(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     data_plane(gw, Endpoint::Responses, headers, body).await
 }
 
-async fn embeddings(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn embeddings(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     data_plane(gw, Endpoint::Embeddings, headers, body).await
 }
 
-async fn messages(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn messages(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     data_plane(gw, Endpoint::Messages, headers, body).await
 }
 
-async fn count_tokens(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn count_tokens(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     data_plane(gw, Endpoint::CountTokens, headers, body).await
 }
 
 /// Lists models in the shape of the SDK that asks: Anthropic's when `anthropic-version` is sent.
 async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let api = if headers.contains_key("anthropic-version") { WireApi::Anthropic } else { WireApi::Openai };
+    let api = if headers.contains_key("anthropic-version") {
+        WireApi::Anthropic
+    } else {
+        WireApi::Openai
+    };
     let (request_id, list) = proxy::models(&gw, incoming(&headers))
         .await
         .map_err(|r| ApiError::from_refused(api, r))?;
@@ -161,7 +194,13 @@ async fn not_found(headers: HeaderMap, uri: axum::http::Uri) -> ApiError {
     };
     ApiError {
         api,
-        refusal: Refusal::new(Code::NotFound, format!("mamori does not serve {}; see README for the endpoints", uri.path())),
+        refusal: Refusal::new(
+            Code::NotFound,
+            format!(
+                "mamori does not serve {}; see README for the endpoints",
+                uri.path()
+            ),
+        ),
         request_id: None,
     }
 }

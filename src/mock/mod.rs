@@ -35,7 +35,10 @@ pub struct MockProvider {
 
 impl MockProvider {
     pub fn new(record: bool) -> Arc<Self> {
-        Arc::new(Self { record, ..Default::default() })
+        Arc::new(Self {
+            record,
+            ..Default::default()
+        })
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -60,7 +63,12 @@ impl MockProvider {
                 path: path.to_string(),
                 headers: headers
                     .iter()
-                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
                     .collect(),
                 body: body.clone(),
             });
@@ -80,7 +88,10 @@ pub fn router(mock: Arc<MockProvider>) -> Router {
 }
 
 /// Serves the mock on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, mock: Arc<MockProvider>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    mock: Arc<MockProvider>,
+) -> std::io::Result<()> {
     axum::serve(listener, router(mock)).await
 }
 
@@ -89,7 +100,11 @@ fn text_of(content: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
             .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str).or_else(|| p.get("content").and_then(Value::as_str)))
+            .filter_map(|p| {
+                p.get("text")
+                    .and_then(Value::as_str)
+                    .or_else(|| p.get("content").and_then(Value::as_str))
+            })
             .collect::<Vec<_>>()
             .join(""),
         _ => String::new(),
@@ -102,13 +117,22 @@ fn last_text(body: &Value) -> (String, bool) {
     match msgs {
         Some(Value::String(s)) => (s.clone(), false),
         Some(Value::Array(a)) => {
-            let Some(last) = a.last() else { return (String::new(), false) };
+            let Some(last) = a.last() else {
+                return (String::new(), false);
+            };
             let role = last.get("role").and_then(Value::as_str).unwrap_or("");
             let ty = last.get("type").and_then(Value::as_str).unwrap_or("");
-            let content = last.get("content").or_else(|| last.get("output")).cloned().unwrap_or(Value::Null);
+            let content = last
+                .get("content")
+                .or_else(|| last.get("output"))
+                .cloned()
+                .unwrap_or(Value::Null);
             let is_tool_result = role == "tool"
                 || ty == "function_call_output"
-                || content.as_array().is_some_and(|p| p.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result")));
+                || content.as_array().is_some_and(|p| {
+                    p.iter()
+                        .any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+                });
             (text_of(&content), is_tool_result)
         }
         _ => (String::new(), false),
@@ -131,11 +155,18 @@ fn first_tool(body: &Value) -> Option<String> {
         return None;
     }
     let t = body.get("tools")?.as_array()?.first()?;
-    t.get("function").and_then(|f| f.get("name")).or_else(|| t.get("name")).and_then(Value::as_str).map(str::to_string)
+    t.get("function")
+        .and_then(|f| f.get("name"))
+        .or_else(|| t.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 fn model(body: &Value) -> String {
-    body.get("model").and_then(Value::as_str).unwrap_or("mock").to_string()
+    body.get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock")
+        .to_string()
 }
 
 fn tokens(s: &str) -> i64 {
@@ -149,7 +180,11 @@ fn pieces(s: &str) -> Vec<String> {
 
 const TOOL_ARGS: &str = "{\"city\":\"東京\",\"days\":3}";
 
-fn sse(events: Vec<(Option<&'static str>, Value)>, done: bool, gate: Option<Arc<MockProvider>>) -> Response {
+fn sse(
+    events: Vec<(Option<&'static str>, Value)>,
+    done: bool,
+    gate: Option<Arc<MockProvider>>,
+) -> Response {
     let mut frames: Vec<String> = events
         .into_iter()
         .map(|(name, data)| match name {
@@ -171,15 +206,18 @@ fn async_stream_frames(
     frames: Vec<String>,
     gate: Option<Arc<MockProvider>>,
 ) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
-    futures_util::stream::unfold((frames.into_iter(), 0usize, gate), |(mut it, i, gate)| async move {
-        let frame = it.next()?;
-        if i == 1 {
-            if let Some(g) = &gate {
-                g.gate.notified().await;
+    futures_util::stream::unfold(
+        (frames.into_iter(), 0usize, gate),
+        |(mut it, i, gate)| async move {
+            let frame = it.next()?;
+            if i == 1 {
+                if let Some(g) = &gate {
+                    g.gate.notified().await;
+                }
             }
-        }
-        Some((Ok(frame), (it, i + 1, gate)))
-    })
+            Some((Ok(frame), (it, i + 1, gate)))
+        },
+    )
 }
 
 fn error(status: StatusCode, anthropic: bool) -> Response {
@@ -191,7 +229,11 @@ fn error(status: StatusCode, anthropic: bool) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn chat(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn chat(
+    State(m): State<Arc<MockProvider>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     m.keep("/v1/chat/completions", &headers, &body);
     let model = model(&body);
     if model == "mock-error" {
@@ -204,11 +246,20 @@ async fn chat(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(body)
     let id = "chatcmpl-mock";
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         let chunk = |delta: Value, finish: Value| json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model, "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
-        let mut ev = vec![(None, chunk(json!({"role": "assistant", "content": ""}), Value::Null))];
+        let mut ev = vec![(
+            None,
+            chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+        )];
         let finish = if let Some(name) = &tool {
             ev.push((None, chunk(json!({"tool_calls": [{"index": 0, "id": "call_mock1", "type": "function", "function": {"name": name, "arguments": ""}}]}), Value::Null)));
             for p in pieces(TOOL_ARGS) {
-                ev.push((None, chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}), Value::Null)));
+                ev.push((
+                    None,
+                    chunk(
+                        json!({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}),
+                        Value::Null,
+                    ),
+                ));
             }
             "tool_calls"
         } else {
@@ -218,19 +269,33 @@ async fn chat(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(body)
             "stop"
         };
         ev.push((None, chunk(json!({}), json!(finish))));
-        if body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
+        if body
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            == Some(true)
+        {
             ev.push((None, json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model, "choices": [], "usage": usage})));
         }
         return sse(ev, true, model.starts_with("mock-gated").then_some(m));
     }
     let (message, finish) = match &tool {
-        Some(name) => (json!({"role": "assistant", "content": null, "refusal": null, "tool_calls": [{"id": "call_mock1", "type": "function", "function": {"name": name, "arguments": TOOL_ARGS}}]}), "tool_calls"),
-        None => (json!({"role": "assistant", "content": text, "refusal": null}), "stop"),
+        Some(name) => (
+            json!({"role": "assistant", "content": null, "refusal": null, "tool_calls": [{"id": "call_mock1", "type": "function", "function": {"name": name, "arguments": TOOL_ARGS}}]}),
+            "tool_calls",
+        ),
+        None => (
+            json!({"role": "assistant", "content": text, "refusal": null}),
+            "stop",
+        ),
     };
     Json(json!({"id": id, "object": "chat.completion", "created": 1_700_000_000, "model": model, "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}], "usage": usage})).into_response()
 }
 
-async fn responses(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn responses(
+    State(m): State<Arc<MockProvider>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     m.keep("/v1/responses", &headers, &body);
     let model = model(&body);
     if model == "mock-error" {
@@ -238,13 +303,15 @@ async fn responses(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(
     }
     let text = reply_text(&body);
     let (it, ot) = (tokens(&body.to_string()), tokens(&text));
-    let response = |status: &str, output: Value| json!({
-        "id": "resp_mock", "object": "response", "created_at": 1_700_000_000, "status": status, "model": model,
-        "output": output, "parallel_tool_calls": true, "tool_choice": "auto", "tools": [], "error": null,
-        "incomplete_details": null, "instructions": null, "metadata": {}, "temperature": 1.0, "top_p": 1.0,
-        "text": {"format": {"type": "text"}},
-        "usage": {"input_tokens": it, "output_tokens": ot, "total_tokens": it + ot, "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
-    });
+    let response = |status: &str, output: Value| {
+        json!({
+            "id": "resp_mock", "object": "response", "created_at": 1_700_000_000, "status": status, "model": model,
+            "output": output, "parallel_tool_calls": true, "tool_choice": "auto", "tools": [], "error": null,
+            "incomplete_details": null, "instructions": null, "metadata": {}, "temperature": 1.0, "top_p": 1.0,
+            "text": {"format": {"type": "text"}},
+            "usage": {"input_tokens": it, "output_tokens": ot, "total_tokens": it + ot, "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
+        })
+    };
     let item = |t: &str, status: &str| json!({"type": "message", "id": "msg_mock", "status": status, "role": "assistant", "content": [{"type": "output_text", "text": t, "annotations": []}]});
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         let mut seq = 0;
@@ -254,9 +321,24 @@ async fn responses(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(
             v
         };
         let mut ev = vec![
-            (Some("response.created"), next(json!({"type": "response.created", "response": response("in_progress", json!([]))}))),
-            (Some("response.output_item.added"), next(json!({"type": "response.output_item.added", "output_index": 0, "item": {"type": "message", "id": "msg_mock", "status": "in_progress", "role": "assistant", "content": []}}))),
-            (Some("response.content_part.added"), next(json!({"type": "response.content_part.added", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}))),
+            (
+                Some("response.created"),
+                next(
+                    json!({"type": "response.created", "response": response("in_progress", json!([]))}),
+                ),
+            ),
+            (
+                Some("response.output_item.added"),
+                next(
+                    json!({"type": "response.output_item.added", "output_index": 0, "item": {"type": "message", "id": "msg_mock", "status": "in_progress", "role": "assistant", "content": []}}),
+                ),
+            ),
+            (
+                Some("response.content_part.added"),
+                next(
+                    json!({"type": "response.content_part.added", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
+                ),
+            ),
         ];
         for p in pieces(&text) {
             ev.push((Some("response.output_text.delta"), next(json!({"type": "response.output_text.delta", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": p, "logprobs": []}))));
@@ -270,11 +352,22 @@ async fn responses(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(
     Json(response("completed", json!([item(&text, "completed")]))).into_response()
 }
 
-async fn embeddings(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn embeddings(
+    State(m): State<Arc<MockProvider>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     m.keep("/v1/embeddings", &headers, &body);
     let inputs: Vec<String> = match body.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .collect(),
         _ => vec![],
     };
     let base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
@@ -300,7 +393,11 @@ async fn models() -> Response {
     Json(json!({"object": "list", "data": [{"id": "mock-gpt", "object": "model", "created": 0, "owned_by": "mock"}]})).into_response()
 }
 
-async fn messages(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn messages(
+    State(m): State<Arc<MockProvider>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     m.keep("/v1/messages", &headers, &body);
     let model = model(&body);
     if model == "mock-error" {
@@ -309,10 +406,17 @@ async fn messages(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(b
     let text = reply_text(&body);
     let tool = first_tool(&body);
     let (it, ot) = (tokens(&body.to_string()), tokens(&text));
-    let stop = if tool.is_some() { "tool_use" } else { "end_turn" };
+    let stop = if tool.is_some() {
+        "tool_use"
+    } else {
+        "end_turn"
+    };
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         let mut ev = vec![
-            (Some("message_start"), json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": it, "output_tokens": 1}}})),
+            (
+                Some("message_start"),
+                json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": it, "output_tokens": 1}}}),
+            ),
             (Some("ping"), json!({"type": "ping"})),
         ];
         match &tool {
@@ -329,19 +433,28 @@ async fn messages(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(b
                 }
             }
         }
-        ev.push((Some("content_block_stop"), json!({"type": "content_block_stop", "index": 0})));
+        ev.push((
+            Some("content_block_stop"),
+            json!({"type": "content_block_stop", "index": 0}),
+        ));
         ev.push((Some("message_delta"), json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": ot}})));
         ev.push((Some("message_stop"), json!({"type": "message_stop"})));
         return sse(ev, false, model.starts_with("mock-gated").then_some(m));
     }
     let content = match &tool {
-        Some(name) => json!([{"type": "tool_use", "id": "toolu_mock1", "name": name, "input": serde_json::from_str::<Value>(TOOL_ARGS).unwrap_or(Value::Null)}]),
+        Some(name) => {
+            json!([{"type": "tool_use", "id": "toolu_mock1", "name": name, "input": serde_json::from_str::<Value>(TOOL_ARGS).unwrap_or(Value::Null)}])
+        }
         None => json!([{"type": "text", "text": text}]),
     };
     Json(json!({"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": content, "stop_reason": stop, "stop_sequence": null, "usage": {"input_tokens": it, "output_tokens": ot}})).into_response()
 }
 
-async fn count_tokens(State(m): State<Arc<MockProvider>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn count_tokens(
+    State(m): State<Arc<MockProvider>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     m.keep("/v1/messages/count_tokens", &headers, &body);
     Json(json!({"input_tokens": tokens(&body.to_string())})).into_response()
 }

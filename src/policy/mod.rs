@@ -77,19 +77,31 @@ impl Snapshot {
                     providers.push(Arc::new(Provider {
                         reg,
                         version: row.version,
-                        suspended: row.suspended.then(|| row.suspend_reason.unwrap_or_default()),
+                        suspended: row
+                            .suspended
+                            .then(|| row.suspend_reason.unwrap_or_default()),
                         credential,
                     }));
                 }
-                Err(e) => tracing::error!(provider = %row.id, error = %e, "stored registration unreadable; provider not routable"),
+                Err(e) => {
+                    tracing::error!(provider = %row.id, error = %e, "stored registration unreadable; provider not routable")
+                }
             }
         }
         Self {
             generation: state.generation,
             providers,
-            contracts: state.contracts.into_iter().map(|c| (c.id.clone(), c)).collect(),
+            contracts: state
+                .contracts
+                .into_iter()
+                .map(|c| (c.id.clone(), c))
+                .collect(),
             staff: state.staff.into_iter().map(|s| (s.id.clone(), s)).collect(),
-            keys: state.keys.into_iter().map(|k| (k.key_hash.clone(), k)).collect(),
+            keys: state
+                .keys
+                .into_iter()
+                .map(|k| (k.key_hash.clone(), k))
+                .collect(),
             training_valid_days: i64::from(training_valid_days),
         }
     }
@@ -106,37 +118,81 @@ impl Snapshot {
             Refusal::new(Code::InvalidApiKey, "the API key is not a mamori key issued to you; ask your administrator for one (`mamori key issue`)")
         })?;
         if key.revoked_at.is_some() {
-            return Err(Refusal::new(Code::KeyRevoked, format!("key {} has been revoked; ask your administrator for a new key", key.id)));
+            return Err(Refusal::new(
+                Code::KeyRevoked,
+                format!(
+                    "key {} has been revoked; ask your administrator for a new key",
+                    key.id
+                ),
+            ));
         }
         if let Some(exp) = key.expires_at.as_deref().and_then(parse_date) {
             if today > exp {
-                return Err(Refusal::new(Code::KeyExpired, format!("key {} expired on {exp}; ask your administrator for a new key", key.id)));
+                return Err(Refusal::new(
+                    Code::KeyExpired,
+                    format!(
+                        "key {} expired on {exp}; ask your administrator for a new key",
+                        key.id
+                    ),
+                ));
             }
         }
-        let staff = self.staff.get(&key.staff_id).filter(|s| s.active).ok_or_else(|| {
-            Refusal::new(Code::TrainingNotCurrent, format!("staff `{}` is not active; ask your administrator", key.staff_id))
-        })?;
+        let staff = self
+            .staff
+            .get(&key.staff_id)
+            .filter(|s| s.active)
+            .ok_or_else(|| {
+                Refusal::new(
+                    Code::TrainingNotCurrent,
+                    format!(
+                        "staff `{}` is not active; ask your administrator",
+                        key.staff_id
+                    ),
+                )
+            })?;
         let trained = staff.trained_on.as_deref().and_then(parse_date);
-        let current = trained.is_some_and(|d| (today - d).num_days() <= self.training_valid_days && d <= today);
+        let current = trained
+            .is_some_and(|d| (today - d).num_days() <= self.training_valid_days && d <= today);
         if !current {
-            let when = trained.map(|d| format!("last recorded {d}")).unwrap_or_else(|| "none recorded".into());
+            let when = trained
+                .map(|d| format!("last recorded {d}"))
+                .unwrap_or_else(|| "none recorded".into());
             return Err(Refusal::new(Code::TrainingNotCurrent, format!(
                 "security training for `{}` is not current ({when}; valid {} days); complete the training and have it recorded with `mamori staff train {} --on DATE`",
                 staff.id, self.training_valid_days, staff.id
             )));
         }
         let contract = self.contracts.get(&key.contract_id).ok_or_else(|| {
-            Refusal::new(Code::ContractInactive, format!("contract `{}` does not exist", key.contract_id))
+            Refusal::new(
+                Code::ContractInactive,
+                format!("contract `{}` does not exist", key.contract_id),
+            )
         })?;
         if contract.status != "active" {
-            return Err(Refusal::new(Code::ContractInactive, format!("contract `{}` is {}; no AI use is allowed under it", contract.id, contract.status)));
+            return Err(Refusal::new(
+                Code::ContractInactive,
+                format!(
+                    "contract `{}` is {}; no AI use is allowed under it",
+                    contract.id, contract.status
+                ),
+            ));
         }
         if let Some(end) = contract.ends_on.as_deref().and_then(parse_date) {
             if today > end {
-                return Err(Refusal::new(Code::ContractInactive, format!("contract `{}` ended on {end}; no AI use is allowed under it", contract.id)));
+                return Err(Refusal::new(
+                    Code::ContractInactive,
+                    format!(
+                        "contract `{}` ended on {end}; no AI use is allowed under it",
+                        contract.id
+                    ),
+                ));
             }
         }
-        Ok(Caller { key: key.clone(), staff: staff.clone(), contract: contract.clone() })
+        Ok(Caller {
+            key: key.clone(),
+            staff: staff.clone(),
+            contract: contract.clone(),
+        })
     }
 
     /// Steps 4–6: provider approved and routable, allowed for the contract, model registered.
@@ -150,7 +206,9 @@ impl Snapshot {
                 if p.reg.models.iter().any(|m| m == requested) {
                     return Some((p, requested));
                 }
-                let rest = requested.strip_prefix(p.reg.id.as_str())?.strip_prefix('/')?;
+                let rest = requested
+                    .strip_prefix(p.reg.id.as_str())?
+                    .strip_prefix('/')?;
                 p.reg.models.iter().any(|m| m == rest).then_some((p, rest))
             })
             .collect();
@@ -159,16 +217,23 @@ impl Snapshot {
                 "model `{requested}` is not served by any registered provider; list the models you may use with GET /v1/models"
             )));
         }
-        let same_api: Vec<_> = candidates.iter().filter(|(p, _)| p.reg.api == api).collect();
+        let same_api: Vec<_> = candidates
+            .iter()
+            .filter(|(p, _)| p.reg.api == api)
+            .collect();
         if same_api.is_empty() {
             let other = candidates[0].0.reg.api;
             let path = match other {
                 WireApi::Openai => "/v1/chat/completions",
                 WireApi::Anthropic => "/v1/messages",
             };
-            return Err(Refusal::new(Code::ModelNotRegistered, format!(
-                "model `{requested}` is registered for the {} API only; call {path}", other.as_str()
-            )));
+            return Err(Refusal::new(
+                Code::ModelNotRegistered,
+                format!(
+                    "model `{requested}` is registered for the {} API only; call {path}",
+                    other.as_str()
+                ),
+            ));
         }
         let mut last_problem = None;
         for (p, model) in same_api {
@@ -180,9 +245,17 @@ impl Snapshot {
                 last_problem = Some(Refusal::new(Code::ProviderNotAllowedForContract, why));
                 continue;
             }
-            return Ok(Route { provider: Arc::clone(p), model: (*model).to_string() });
+            return Ok(Route {
+                provider: Arc::clone(p),
+                model: (*model).to_string(),
+            });
         }
-        Err(last_problem.unwrap_or_else(|| Refusal::new(Code::ProviderNotApproved, "no approved provider serves this model")))
+        Err(last_problem.unwrap_or_else(|| {
+            Refusal::new(
+                Code::ProviderNotApproved,
+                "no approved provider serves this model",
+            )
+        }))
     }
 
     /// Models this caller may use right now, with their provider, for `GET /v1/models`.
@@ -190,7 +263,9 @@ impl Snapshot {
         let today = Utc::now().date_naive();
         let mut out = Vec::new();
         for p in &self.providers {
-            if p.unroutable_reason(today).is_some() || contract_forbids(&caller.contract, p).is_some() {
+            if p.unroutable_reason(today).is_some()
+                || contract_forbids(&caller.contract, p).is_some()
+            {
                 continue;
             }
             for m in &p.reg.models {
@@ -253,8 +328,15 @@ impl Policy {
         if generation == self.snapshot().generation {
             return Ok(false);
         }
-        let snap = Arc::new(Snapshot::build(self.store.policy_state().await?, self.training_valid_days));
-        tracing::info!(generation = snap.generation, providers = snap.providers.len(), "policy reloaded");
+        let snap = Arc::new(Snapshot::build(
+            self.store.policy_state().await?,
+            self.training_valid_days,
+        ));
+        tracing::info!(
+            generation = snap.generation,
+            providers = snap.providers.len(),
+            "policy reloaded"
+        );
         match self.current.write() {
             Ok(mut g) => *g = snap,
             Err(poisoned) => *poisoned.into_inner() = snap,

@@ -103,8 +103,9 @@ mod date {
             Input::Toml(t) => t.to_string(),
             Input::Text(s) => s,
         };
-        NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-            .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a date like 2026-11-01")))
+        NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
+            serde::de::Error::custom(format!("`{text}` is not a date like 2026-11-01"))
+        })
     }
 }
 
@@ -113,7 +114,8 @@ impl Registration {
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read registration file {}", path.display()))?;
-        Self::from_toml(&text).with_context(|| format!("invalid registration file {}", path.display()))
+        Self::from_toml(&text)
+            .with_context(|| format!("invalid registration file {}", path.display()))
     }
 
     pub fn from_toml(text: &str) -> anyhow::Result<Self> {
@@ -130,10 +132,16 @@ impl Registration {
     fn validate(&self) -> anyhow::Result<()> {
         let id_ok = !self.id.is_empty()
             && self.id.len() <= 64
-            && self.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !self.id.starts_with('-');
         if !id_ok {
-            bail!("key `id`: `{}` must be 1–64 characters of a-z, 0-9 and -", self.id);
+            bail!(
+                "key `id`: `{}` must be 1–64 characters of a-z, 0-9 and -",
+                self.id
+            );
         }
         for (key, v) in [("name", &self.name), ("vendor", &self.vendor)] {
             if v.trim().is_empty() {
@@ -163,12 +171,19 @@ impl Registration {
             }
         }
         if du.review_by <= du.verified_on {
-            bail!("key `data_use.review_by`: {} must come after verified_on {}", du.review_by, du.verified_on);
+            bail!(
+                "key `data_use.review_by`: {} must come after verified_on {}",
+                du.review_by,
+                du.verified_on
+            );
         }
         if self.location.storage == Storage::Japan
             && self.location.countries.iter().any(|c| c != "JP")
         {
-            bail!("key `location.countries`: storage = \"japan\" but countries lists {:?}", self.location.countries);
+            bail!(
+                "key `location.countries`: storage = \"japan\" but countries lists {:?}",
+                self.location.countries
+            );
         }
         Ok(())
     }
@@ -178,7 +193,9 @@ impl Registration {
     }
 
     pub fn content_sha256(&self) -> anyhow::Result<String> {
-        Ok(hex::encode(Sha256::digest(self.canonical_json()?.as_bytes())))
+        Ok(hex::encode(Sha256::digest(
+            self.canonical_json()?.as_bytes(),
+        )))
     }
 
     /// Why this registration may not be routed to, or `None` if its facts allow it.
@@ -205,7 +222,9 @@ impl Registration {
 
     /// The list of changed keys between two versions, for the history.
     pub fn changes_from(&self, old: Option<&Registration>) -> anyhow::Result<Vec<String>> {
-        let Some(old) = old else { return Ok(vec!["registered".to_string()]) };
+        let Some(old) = old else {
+            return Ok(vec!["registered".to_string()]);
+        };
         let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
         flatten("", &serde_json::to_value(old)?, &mut a);
         flatten("", &serde_json::to_value(self)?, &mut b);
@@ -230,7 +249,11 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, Strin
     match v {
         serde_json::Value::Object(m) => {
             for (k, v) in m {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&p, v, out);
             }
         }
@@ -297,13 +320,15 @@ countries = ["US"]
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = Registration::from_toml(&GOOD.replace("[location]", "colour = 1\n[location]")).unwrap_err();
+        let err = Registration::from_toml(&GOOD.replace("[location]", "colour = 1\n[location]"))
+            .unwrap_err();
         assert!(format!("{err:#}").contains("colour"), "{err:#}");
     }
 
     #[test]
     fn a_literal_key_is_refused() {
-        let err = Registration::from_toml(&GOOD.replace("env:OPENAI_API_KEY", "sk-live-123")).unwrap_err();
+        let err = Registration::from_toml(&GOOD.replace("env:OPENAI_API_KEY", "sk-live-123"))
+            .unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("never written"), "{msg}");
         assert!(!msg.contains("sk-live-123"), "{msg}");
@@ -311,8 +336,14 @@ countries = ["US"]
 
     #[test]
     fn plain_http_only_to_loopback() {
-        assert!(Registration::from_toml(&GOOD.replace("https://api.openai.com/v1", "http://api.openai.com/v1")).is_err());
-        assert!(Registration::from_toml(&GOOD.replace("https://api.openai.com/v1", "http://127.0.0.1:9/v1")).is_ok());
+        assert!(Registration::from_toml(
+            &GOOD.replace("https://api.openai.com/v1", "http://api.openai.com/v1")
+        )
+        .is_err());
+        assert!(Registration::from_toml(
+            &GOOD.replace("https://api.openai.com/v1", "http://127.0.0.1:9/v1")
+        )
+        .is_ok());
     }
 
     #[test]
@@ -321,8 +352,14 @@ countries = ["US"]
         let day = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         assert!(r.unroutable_reason(day("2027-05-01")).is_none());
         assert!(r.unroutable_reason(day("2027-05-02")).is_some());
-        let t = Registration::from_toml(&GOOD.replace("trains_on_inputs = false", "trains_on_inputs = true")).unwrap();
-        assert!(t.unroutable_reason(day("2026-12-01")).unwrap().contains("training"));
+        let t = Registration::from_toml(
+            &GOOD.replace("trains_on_inputs = false", "trains_on_inputs = true"),
+        )
+        .unwrap();
+        assert!(t
+            .unroutable_reason(day("2026-12-01"))
+            .unwrap()
+            .contains("training"));
     }
 
     #[test]

@@ -15,7 +15,9 @@ pub fn usage_of(body: &Value) -> Usage {
     let u = body.get("usage");
     let get = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_i64);
     Usage {
-        input: get("prompt_tokens").or_else(|| get("input_tokens")).or_else(|| body.get("input_tokens").and_then(Value::as_i64)),
+        input: get("prompt_tokens")
+            .or_else(|| get("input_tokens"))
+            .or_else(|| body.get("input_tokens").and_then(Value::as_i64)),
         output: get("completion_tokens").or_else(|| get("output_tokens")),
     }
 }
@@ -81,7 +83,9 @@ impl Assembler {
         if is_terminal(self.endpoint, ev) {
             self.saw_terminal = true;
         }
-        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else { return };
+        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+            return;
+        };
         match self.endpoint {
             Endpoint::ChatCompletions => self.on_chat(&v),
             Endpoint::Responses => self.on_responses(&v),
@@ -100,7 +104,9 @@ impl Assembler {
             self.usage = usage_of(v);
             self.doc.insert("usage".into(), v["usage"].clone());
         }
-        let Some(choices) = v.get("choices").and_then(Value::as_array) else { return };
+        let Some(choices) = v.get("choices").and_then(Value::as_array) else {
+            return;
+        };
         for c in choices {
             let idx = c.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
             if idx > 1024 {
@@ -113,14 +119,21 @@ impl Assembler {
             if let Some(fr) = c.get("finish_reason").filter(|f| !f.is_null()) {
                 ch.finish_reason = fr.clone();
             }
-            let Some(delta) = c.get("delta") else { continue };
+            let Some(delta) = c.get("delta") else {
+                continue;
+            };
             if let Some(r) = delta.get("role").and_then(Value::as_str) {
                 ch.role = Some(r.to_string());
             }
             if let Some(t) = delta.get("content").and_then(Value::as_str) {
                 ch.content.push_str(t);
             }
-            for tc in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+            for tc in delta
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let ti = tc.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
                 if ti > 1024 {
                     continue;
@@ -135,7 +148,9 @@ impl Assembler {
                     }
                 }
                 if let Some(f) = tc.get("function") {
-                    let func = slot.entry("function").or_insert_with(|| json!({"name": "", "arguments": ""}));
+                    let func = slot
+                        .entry("function")
+                        .or_insert_with(|| json!({"name": "", "arguments": ""}));
                     if let Some(n) = f.get("name").and_then(Value::as_str) {
                         func["name"] = Value::String(n.to_string());
                     }
@@ -156,7 +171,10 @@ impl Assembler {
             }
         }
         if let Some(Value::Object(resp)) = v.get("response") {
-            if matches!(ty, "response.completed" | "response.failed" | "response.incomplete") {
+            if matches!(
+                ty,
+                "response.completed" | "response.failed" | "response.incomplete"
+            ) {
                 self.usage = usage_of(&Value::Object(resp.clone()));
             }
             self.doc = resp.clone();
@@ -177,20 +195,22 @@ impl Assembler {
                     return;
                 }
                 if self.blocks.len() <= idx {
-                    self.blocks.resize_with(idx + 1, || (Value::Null, String::new()));
+                    self.blocks
+                        .resize_with(idx + 1, || (Value::Null, String::new()));
                 }
                 self.blocks[idx].0 = v.get("content_block").cloned().unwrap_or(Value::Null);
             }
             "content_block_delta" => {
                 let idx = v.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-                let Some((block, partial)) = self.blocks.get_mut(idx) else { return };
+                let Some((block, partial)) = self.blocks.get_mut(idx) else {
+                    return;
+                };
                 let d = &v["delta"];
                 match d.get("type").and_then(Value::as_str).unwrap_or("") {
                     "text_delta" => append(block, "text", d.get("text")),
                     "thinking_delta" => append(block, "thinking", d.get("thinking")),
-                    "input_json_delta" => {
-                        partial.push_str(d.get("partial_json").and_then(Value::as_str).unwrap_or(""))
-                    }
+                    "input_json_delta" => partial
+                        .push_str(d.get("partial_json").and_then(Value::as_str).unwrap_or("")),
                     _ => {}
                 }
             }
@@ -200,7 +220,11 @@ impl Assembler {
                         self.doc.insert(k.clone(), x.clone());
                     }
                 }
-                if let Some(out) = v.get("usage").and_then(|u| u.get("output_tokens")).and_then(Value::as_i64) {
+                if let Some(out) = v
+                    .get("usage")
+                    .and_then(|u| u.get("output_tokens"))
+                    .and_then(Value::as_i64)
+                {
                     self.usage.output = Some(out);
                 }
             }
@@ -224,12 +248,14 @@ impl Assembler {
                         json!({"index": i, "message": msg, "finish_reason": c.finish_reason})
                     })
                     .collect();
-                self.doc.insert("object".into(), Value::String("chat.completion".into()));
+                self.doc
+                    .insert("object".into(), Value::String("chat.completion".into()));
                 self.doc.insert("choices".into(), Value::Array(choices));
             }
             Endpoint::Responses => {
                 if self.doc.is_empty() {
-                    self.doc.insert("output_text".into(), Value::String(self.responses_text));
+                    self.doc
+                        .insert("output_text".into(), Value::String(self.responses_text));
                 }
             }
             Endpoint::Messages => {
@@ -238,7 +264,8 @@ impl Assembler {
                     .into_iter()
                     .map(|(mut b, partial)| {
                         if !partial.is_empty() {
-                            b["input"] = serde_json::from_str(&partial).unwrap_or(Value::String(partial));
+                            b["input"] =
+                                serde_json::from_str(&partial).unwrap_or(Value::String(partial));
                         }
                         b
                     })
@@ -257,7 +284,9 @@ impl Assembler {
 }
 
 fn append(block: &mut Value, key: &str, piece: Option<&Value>) {
-    let Some(p) = piece.and_then(Value::as_str) else { return };
+    let Some(p) = piece.and_then(Value::as_str) else {
+        return;
+    };
     if let Value::Object(m) = block {
         let prev = m.get(key).and_then(Value::as_str).unwrap_or("").to_string();
         m.insert(key.to_string(), Value::String(prev + p));
@@ -290,9 +319,18 @@ mod tests {
         let (v, u, term) = assemble(Endpoint::ChatCompletions, sse);
         assert!(term);
         assert_eq!(v["choices"][0]["message"]["content"], "こんにちは");
-        assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
+        assert_eq!(
+            v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+            "{\"a\":1}"
+        );
         assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
-        assert_eq!(u, Usage { input: Some(5), output: Some(7) });
+        assert_eq!(
+            u,
+            Usage {
+                input: Some(5),
+                output: Some(7)
+            }
+        );
     }
 
     #[test]
@@ -312,6 +350,12 @@ mod tests {
         assert_eq!(v["content"][0]["text"], "やあ");
         assert_eq!(v["content"][1]["input"]["q"], "x");
         assert_eq!(v["stop_reason"], "tool_use");
-        assert_eq!(u, Usage { input: Some(9), output: Some(12) });
+        assert_eq!(
+            u,
+            Usage {
+                input: Some(9),
+                output: Some(12)
+            }
+        );
     }
 }

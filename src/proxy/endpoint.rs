@@ -43,7 +43,10 @@ impl Endpoint {
     }
 
     fn can_stream(self) -> bool {
-        matches!(self, Endpoint::ChatCompletions | Endpoint::Responses | Endpoint::Messages)
+        matches!(
+            self,
+            Endpoint::ChatCompletions | Endpoint::Responses | Endpoint::Messages
+        )
     }
 
     /// The fields that carry conversation content (as opposed to tool schemas and settings).
@@ -67,51 +70,96 @@ pub struct ClientRequest {
 
 /// Content part types that carry something other than text; they cannot be redacted.
 const NON_TEXT: &[&str] = &[
-    "image_url", "input_image", "image", "input_audio", "audio", "file", "input_file", "document",
+    "image_url",
+    "input_image",
+    "image",
+    "input_audio",
+    "audio",
+    "file",
+    "input_file",
+    "document",
 ];
 
 impl ClientRequest {
     pub fn parse(endpoint: Endpoint, bytes: &[u8]) -> Result<Self, Refusal> {
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-            Refusal::new(Code::InvalidRequest, format!("the request body is not valid JSON ({e}); send a JSON object"))
+            Refusal::new(
+                Code::InvalidRequest,
+                format!("the request body is not valid JSON ({e}); send a JSON object"),
+            )
         })?;
         let Value::Object(body) = value else {
-            return Err(Refusal::new(Code::InvalidRequest, "the request body must be a JSON object"));
+            return Err(Refusal::new(
+                Code::InvalidRequest,
+                "the request body must be a JSON object",
+            ));
         };
         let model = match body.get("model") {
             Some(Value::String(m)) if !m.is_empty() => m.clone(),
             Some(Value::String(_)) | None => {
-                return Err(Refusal::new(Code::InvalidRequest, "`model` is required: name the model to use (see GET /v1/models)"))
+                return Err(Refusal::new(
+                    Code::InvalidRequest,
+                    "`model` is required: name the model to use (see GET /v1/models)",
+                ))
             }
-            Some(_) => return Err(Refusal::new(Code::InvalidRequest, "`model` must be a string")),
+            Some(_) => {
+                return Err(Refusal::new(
+                    Code::InvalidRequest,
+                    "`model` must be a string",
+                ))
+            }
         };
         let stream = match body.get("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(Refusal::new(Code::InvalidRequest, "`stream` must be true or false")),
+            Some(_) => {
+                return Err(Refusal::new(
+                    Code::InvalidRequest,
+                    "`stream` must be true or false",
+                ))
+            }
         };
         if stream && !endpoint.can_stream() {
-            return Err(Refusal::new(Code::InvalidRequest, format!("`stream` is not supported on {}", endpoint.as_str())));
+            return Err(Refusal::new(
+                Code::InvalidRequest,
+                format!("`stream` is not supported on {}", endpoint.as_str()),
+            ));
         }
         let required = match endpoint {
-            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::CountTokens => Some("messages"),
+            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::CountTokens => {
+                Some("messages")
+            }
             Endpoint::Embeddings | Endpoint::Responses => Some("input"),
         };
         if let Some(field) = required {
             let ok = match (endpoint, body.get(field)) {
                 (_, None) => false,
-                (Endpoint::Embeddings | Endpoint::Responses, Some(Value::String(_) | Value::Array(_))) => true,
+                (
+                    Endpoint::Embeddings | Endpoint::Responses,
+                    Some(Value::String(_) | Value::Array(_)),
+                ) => true,
                 (_, Some(Value::Array(_))) => true,
                 _ => false,
             };
             if !ok {
-                return Err(Refusal::new(Code::InvalidRequest, format!(
-                    "`{field}` is required and must be {}",
-                    if field == "messages" { "an array of messages" } else { "a string or an array" }
-                )));
+                return Err(Refusal::new(
+                    Code::InvalidRequest,
+                    format!(
+                        "`{field}` is required and must be {}",
+                        if field == "messages" {
+                            "an array of messages"
+                        } else {
+                            "a string or an array"
+                        }
+                    ),
+                ));
             }
         }
-        Ok(Self { body, model, stream })
+        Ok(Self {
+            body,
+            model,
+            stream,
+        })
     }
 
     /// The first non-text content type in the conversation, if any.
@@ -150,16 +198,48 @@ mod tests {
 
     #[test]
     fn malformed_and_mistyped_bodies_are_invalid_requests() {
-        assert_eq!(ClientRequest::parse(Endpoint::ChatCompletions, b"{oops").unwrap_err().code, Code::InvalidRequest);
-        assert_eq!(parse(Endpoint::ChatCompletions, json!({"model": 3, "messages": []})).unwrap_err().code, Code::InvalidRequest);
-        assert_eq!(parse(Endpoint::ChatCompletions, json!({"model": "m", "messages": "hi"})).unwrap_err().code, Code::InvalidRequest);
-        assert_eq!(parse(Endpoint::Embeddings, json!({"model": "m", "input": "x", "stream": true})).unwrap_err().code, Code::InvalidRequest);
+        assert_eq!(
+            ClientRequest::parse(Endpoint::ChatCompletions, b"{oops")
+                .unwrap_err()
+                .code,
+            Code::InvalidRequest
+        );
+        assert_eq!(
+            parse(
+                Endpoint::ChatCompletions,
+                json!({"model": 3, "messages": []})
+            )
+            .unwrap_err()
+            .code,
+            Code::InvalidRequest
+        );
+        assert_eq!(
+            parse(
+                Endpoint::ChatCompletions,
+                json!({"model": "m", "messages": "hi"})
+            )
+            .unwrap_err()
+            .code,
+            Code::InvalidRequest
+        );
+        assert_eq!(
+            parse(
+                Endpoint::Embeddings,
+                json!({"model": "m", "input": "x", "stream": true})
+            )
+            .unwrap_err()
+            .code,
+            Code::InvalidRequest
+        );
     }
 
     #[test]
     fn images_are_found_in_content_but_not_in_tool_schemas() {
         let r = parse(Endpoint::ChatCompletions, json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "data:"}}]}]})).unwrap();
-        assert_eq!(r.non_text_content(Endpoint::ChatCompletions).as_deref(), Some("image_url"));
+        assert_eq!(
+            r.non_text_content(Endpoint::ChatCompletions).as_deref(),
+            Some("image_url")
+        );
         let r = parse(Endpoint::Messages, json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [{"name": "t", "input_schema": {"type": "object", "properties": {"f": {"type": "file"}}}}]})).unwrap();
         assert_eq!(r.non_text_content(Endpoint::Messages), None);
     }

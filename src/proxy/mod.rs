@@ -80,7 +80,10 @@ impl Exchange {
         self.rec.staff_id = Some(caller.staff.id.clone());
         self.rec.key_id = Some(caller.key.id.clone());
         self.rec.contract_id = Some(caller.contract.id.clone());
-        self.rec.deliverable = inc.deliverable.clone().or_else(|| caller.key.deliverable.clone());
+        self.rec.deliverable = inc
+            .deliverable
+            .clone()
+            .or_else(|| caller.key.deliverable.clone());
         self.rec.purpose = inc.purpose.clone().or_else(|| caller.key.purpose.clone());
     }
 
@@ -100,7 +103,10 @@ impl Exchange {
         tracing::warn!(request_id = %self.rec.request_id, endpoint = %self.rec.endpoint, code = refusal.code.as_str(), key_id = ?self.rec.key_id, "request refused");
         let request_id = self.rec.request_id.clone();
         gw.log.submit(self.rec);
-        Refused { refusal, request_id }
+        Refused {
+            refusal,
+            request_id,
+        }
     }
 
     fn set_output(&mut self, output: Vec<u8>, usage: Usage) {
@@ -114,7 +120,10 @@ impl Exchange {
 /// Authenticates, retrying once after a policy refresh so a key issued a moment ago works.
 async fn authenticate(gw: &Gateway, key: Option<&str>) -> Result<Caller, Refusal> {
     let key = key.ok_or_else(|| {
-        Refusal::new(Code::InvalidApiKey, "no API key: send your mamori key as `Authorization: Bearer KEY` or `x-api-key: KEY`")
+        Refusal::new(
+            Code::InvalidApiKey,
+            "no API key: send your mamori key as `Authorization: Bearer KEY` or `x-api-key: KEY`",
+        )
     })?;
     let snap = gw.policy.snapshot();
     if !snap.knows_key(key) {
@@ -149,7 +158,11 @@ pub async fn handle(
     };
     ex.rec.model = Some(req.model.clone());
     ex.rec.streamed = req.stream;
-    let route = match gw.policy.snapshot().route(&caller, &req.model, endpoint.api()) {
+    let route = match gw
+        .policy
+        .snapshot()
+        .route(&caller, &req.model, endpoint.api())
+    {
         Ok(r) => r,
         Err(r) => return Err(ex.refuse(gw, r)),
     };
@@ -168,16 +181,36 @@ pub async fn handle(
         let r = Refusal::new(Code::AuditLogUnavailable, "the output log cannot be written, so nothing is forwarded; try again shortly or tell your administrator");
         return Err(ex.refuse(gw, r));
     }
-    forward(gw, endpoint, &inc, req, route, ex).await
+    // Run the exchange on its own task: if the client goes away mid-request, the provider's
+    // answer is still read and its record still written.
+    let gw2 = Arc::clone(gw);
+    let request_id = ex.rec.request_id.clone();
+    match tokio::spawn(async move { forward(&gw2, endpoint, &inc, req, route, ex).await }).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(request_id = %request_id, error = %e, "exchange task failed");
+            Err(Refused { refusal: Refusal::new(Code::UpstreamError, "the gateway failed while handling this request; try again"), request_id })
+        }
+    }
 }
 
-fn upstream_body(endpoint: Endpoint, mut req: ClientRequest, route: &Route) -> Result<Vec<u8>, Refusal> {
-    req.body.insert("model".into(), Value::String(route.model.clone()));
+fn upstream_body(
+    endpoint: Endpoint,
+    mut req: ClientRequest,
+    route: &Route,
+) -> Result<Vec<u8>, Refusal> {
+    req.body
+        .insert("model".into(), Value::String(route.model.clone()));
     // Responses keeps conversation state at the provider unless told not to.
     if endpoint == Endpoint::Responses && !req.body.contains_key("store") {
         req.body.insert("store".into(), Value::Bool(false));
     }
-    serde_json::to_vec(&req.body).map_err(|e| Refusal::new(Code::InvalidRequest, format!("cannot encode the request: {e}")))
+    serde_json::to_vec(&req.body).map_err(|e| {
+        Refusal::new(
+            Code::InvalidRequest,
+            format!("cannot encode the request: {e}"),
+        )
+    })
 }
 
 async fn forward(
@@ -203,7 +236,11 @@ async fn forward(
         }
     };
     ex.rec.request_body = Some(bytes.clone());
-    let url = format!("{}{}", p.reg.base_url.trim_end_matches('/'), endpoint.upstream_path());
+    let url = format!(
+        "{}{}",
+        p.reg.base_url.trim_end_matches('/'),
+        endpoint.upstream_path()
+    );
     let mut rb = gw
         .client
         .post(url)
@@ -220,7 +257,10 @@ async fn forward(
             if let Some(c) = &credential {
                 rb = rb.header("x-api-key", c.expose());
             }
-            rb = rb.header("anthropic-version", inc.anthropic_version.as_deref().unwrap_or("2023-06-01"));
+            rb = rb.header(
+                "anthropic-version",
+                inc.anthropic_version.as_deref().unwrap_or("2023-06-01"),
+            );
             if let Some(beta) = &inc.anthropic_beta {
                 rb = rb.header("anthropic-beta", beta);
             }
@@ -230,9 +270,21 @@ async fn forward(
     let resp = match rb.send().await {
         Ok(r) => r,
         Err(e) => {
-            let kind = if e.is_timeout() { "timed out" } else if e.is_connect() { "connection failed" } else { "request failed" };
+            let kind = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "connection failed"
+            } else {
+                "request failed"
+            };
             tracing::error!(request_id = %ex.rec.request_id, provider = %p.reg.id, error = %e.without_url(), "upstream {kind}");
-            let r = Refusal::new(Code::UpstreamError, format!("provider `{}` could not be reached ({kind}); try again later", p.reg.id));
+            let r = Refusal::new(
+                Code::UpstreamError,
+                format!(
+                    "provider `{}` could not be reached ({kind}); try again later",
+                    p.reg.id
+                ),
+            );
             return Err(ex.refuse(gw, r));
         }
     };
@@ -245,18 +297,31 @@ async fn forward(
         .to_string();
     let ok = (200..300).contains(&status);
     if stream && ok && content_type.starts_with("text/event-stream") {
-        return Ok(stream_reply(gw, endpoint, resp, ex, content_type, upstream_started));
+        return Ok(stream_reply(
+            gw,
+            endpoint,
+            resp,
+            ex,
+            content_type,
+            upstream_started,
+        ));
     }
     let body = match resp.bytes().await {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(request_id = %ex.rec.request_id, provider = %p.reg.id, error = %e.without_url(), "upstream body failed");
-            let r = Refusal::new(Code::UpstreamError, format!("provider `{}` broke off its answer; try again", p.reg.id));
+            let r = Refusal::new(
+                Code::UpstreamError,
+                format!("provider `{}` broke off its answer; try again", p.reg.id),
+            );
             return Err(ex.refuse(gw, r));
         }
     };
-    metrics::histogram!("mamori_upstream_seconds", "provider" => p.reg.id.clone()).record(upstream_started.elapsed().as_secs_f64());
-    let usage = serde_json::from_slice::<Value>(&body).map(|v| usage_of(&v)).unwrap_or_default();
+    metrics::histogram!("mamori_upstream_seconds", "provider" => p.reg.id.clone())
+        .record(upstream_started.elapsed().as_secs_f64());
+    let usage = serde_json::from_slice::<Value>(&body)
+        .map(|v| usage_of(&v))
+        .unwrap_or_default();
     ex.set_output(body.to_vec(), usage);
     if ok {
         ex.finish("ok", None, status);
@@ -272,7 +337,12 @@ async fn forward(
             request_id,
         });
     }
-    Ok(Reply { status, content_type, request_id, body: ReplyBody::Full(body) })
+    Ok(Reply {
+        status,
+        content_type,
+        request_id,
+        body: ReplyBody::Full(body),
+    })
 }
 
 /// Passes the provider's events through one by one as they arrive, assembling the output;
@@ -325,13 +395,16 @@ fn stream_reply(
             asm.on_event(&ev);
             held.push(ev.raw);
         }
-        metrics::histogram!("mamori_upstream_seconds", "provider" => provider).record(upstream_started.elapsed().as_secs_f64());
+        metrics::histogram!("mamori_upstream_seconds", "provider" => provider)
+            .record(upstream_started.elapsed().as_secs_f64());
         let complete = asm.saw_terminal && failure.is_none();
         let usage = asm.usage;
         ex.set_output(asm.finish(), usage);
         match failure {
             None if complete => ex.finish("ok", None, 200),
-            None | Some("upstream_error") => ex.finish("upstream_error", Some(Code::UpstreamError), 200),
+            None | Some("upstream_error") => {
+                ex.finish("upstream_error", Some(Code::UpstreamError), 200)
+            }
             Some(other) => ex.finish(other, None, 200),
         }
         let api = endpoint.api();
@@ -347,7 +420,12 @@ fn stream_reply(
         }
     });
     let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed();
-    Reply { status: 200, content_type, request_id, body: ReplyBody::Stream(body) }
+    Reply {
+        status: 200,
+        content_type,
+        request_id,
+        body: ReplyBody::Stream(body),
+    }
 }
 
 /// An error as an SSE event, in the API's own shape.
@@ -374,7 +452,10 @@ pub fn error_body(api: WireApi, r: &Refusal) -> Value {
 }
 
 /// `GET /v1/models`: the models this key may use right now, as (model, provider id).
-pub async fn models(gw: &Arc<Gateway>, inc: Incoming) -> Result<(String, Vec<(String, String)>), Refused> {
+pub async fn models(
+    gw: &Arc<Gateway>,
+    inc: Incoming,
+) -> Result<(String, Vec<(String, String)>), Refused> {
     let mut ex = Exchange::new("models");
     let caller = match authenticate(gw, inc.key.as_deref()).await {
         Ok(c) => c,

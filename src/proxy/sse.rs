@@ -98,7 +98,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const STREAM: &str = "event: a\ndata: {\"x\":1}\n\n: comment\ndata: line1\ndata: line2\n\ndata: [DONE]\r\n\r\n";
+    const STREAM: &str =
+        "event: a\ndata: {\"x\":1}\n\n: comment\ndata: line1\ndata: line2\n\ndata: [DONE]\r\n\r\n";
 
     #[test]
     fn events_keep_their_bytes_and_fields() {

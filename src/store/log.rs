@@ -139,7 +139,10 @@ impl Store {
         .bind(if f.limit > 0 { f.limit } else { 100 })
         .fetch_all(self.pool())
         .await?;
-        let mut out = rows.iter().map(summary).collect::<anyhow::Result<Vec<_>>>()?;
+        let mut out = rows
+            .iter()
+            .map(summary)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         out.reverse();
         Ok(out)
     }
@@ -179,7 +182,9 @@ impl Store {
 
     /// Whether the log table answers (used to recover after a failed write).
     pub async fn log_probe(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT seq FROM log_records WHERE seq < 0").fetch_optional(self.pool()).await?;
+        sqlx::query("SELECT seq FROM log_records WHERE seq < 0")
+            .fetch_optional(self.pool())
+            .await?;
         Ok(())
     }
 

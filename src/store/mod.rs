@@ -19,7 +19,8 @@ pub enum Dialect {
 }
 
 /// Migrations per backend, applied in order at startup; each runs once.
-const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_core.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/sqlite/0001_core.sql"))];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] =
     &[(1, include_str!("../../migrations/postgres/0001_core.sql"))];
 
@@ -31,7 +32,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("dialect", &self.dialect).finish()
+        f.debug_struct("Store")
+            .field("dialect", &self.dialect)
+            .finish()
     }
 }
 
@@ -49,7 +52,11 @@ impl Store {
                     })?;
                 }
             }
-            let url = if path.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
+            let url = if path.contains('?') {
+                url.to_string()
+            } else {
+                format!("{url}?mode=rwc")
+            };
             (Dialect::Sqlite, url)
         } else {
             (Dialect::Postgres, url.to_string())
@@ -71,7 +78,10 @@ impl Store {
             .await
             .with_context(|| format!("cannot open the database {shown}"))?;
         let store = Self { pool, dialect };
-        store.migrate().await.with_context(|| format!("cannot migrate the database {shown}"))?;
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("cannot migrate the database {shown}"))?;
         Ok(store)
     }
 
@@ -101,7 +111,10 @@ impl Store {
             if done.contains(version) {
                 continue;
             }
-            sqlx::raw_sql(sql).execute(&mut *tx).await.with_context(|| format!("migration {version}"))?;
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("migration {version}"))?;
             sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(*version)
                 .bind(now_text())

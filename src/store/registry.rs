@@ -146,7 +146,8 @@ fn key_row(r: &AnyRow) -> anyhow::Result<KeyRow> {
     })
 }
 
-const PROVIDER_SELECT: &str = "SELECT p.id, p.version, p.suspended, p.suspend_reason, p.updated_at, v.registration \
+const PROVIDER_SELECT: &str =
+    "SELECT p.id, p.version, p.suspended, p.suspend_reason, p.updated_at, v.registration \
      FROM providers p JOIN provider_versions v ON v.provider_id = p.id AND v.version = p.version";
 
 /// The fields of a new contract, as the administrator gave them.
@@ -234,7 +235,10 @@ impl Store {
     /// The current version of a registration, if any.
     pub async fn provider(&self, id: &str) -> anyhow::Result<Option<ProviderRow>> {
         let sql = format!("{PROVIDER_SELECT} WHERE p.id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(provider_row).transpose()
     }
 
@@ -324,9 +328,17 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_some() {
-            bail!("contract `{}` already exists; choose another id or see `mamori contract show {}`", c.id, c.id);
+            bail!(
+                "contract `{}` already exists; choose another id or see `mamori contract show {}`",
+                c.id,
+                c.id
+            );
         }
-        let providers = c.providers.as_ref().map(serde_json::to_string).transpose()?;
+        let providers = c
+            .providers
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?;
         sqlx::query("INSERT INTO contracts (id, title, client, providers, japan_only, allow_non_text, ends_on, retention_days, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9)")
             .bind(&c.id)
             .bind(&c.title)
@@ -353,7 +365,9 @@ impl Store {
     }
 
     pub async fn contracts(&self) -> anyhow::Result<Vec<ContractRow>> {
-        let rows = sqlx::query("SELECT * FROM contracts ORDER BY id").fetch_all(self.pool()).await?;
+        let rows = sqlx::query("SELECT * FROM contracts ORDER BY id")
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(contract_row).collect()
     }
 
@@ -370,12 +384,14 @@ impl Store {
         if n == 0 {
             bail!("no active contract `{id}`; see `mamori contract list`");
         }
-        let revoked = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE contract_id = $2 AND revoked_at IS NULL")
-            .bind(&now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let revoked = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE contract_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(&now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         bump_generation(&mut *tx).await?;
         tx.commit().await?;
         Ok(revoked)
@@ -384,11 +400,12 @@ impl Store {
     pub async fn add_term(&self, contract: &str, term: &str) -> anyhow::Result<bool> {
         self.require_contract(contract).await?;
         let mut tx = self.pool().begin().await?;
-        let exists = sqlx::query("SELECT term FROM contract_terms WHERE contract_id = $1 AND term = $2")
-            .bind(contract)
-            .bind(term)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let exists =
+            sqlx::query("SELECT term FROM contract_terms WHERE contract_id = $1 AND term = $2")
+                .bind(contract)
+                .bind(term)
+                .fetch_optional(&mut *tx)
+                .await?;
         if exists.is_some() {
             return Ok(false);
         }
@@ -418,11 +435,15 @@ impl Store {
 
     pub async fn terms(&self, contract: &str) -> anyhow::Result<Vec<String>> {
         self.require_contract(contract).await?;
-        let rows = sqlx::query("SELECT term FROM contract_terms WHERE contract_id = $1 ORDER BY term")
-            .bind(contract)
-            .fetch_all(self.pool())
-            .await?;
-        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+        let rows =
+            sqlx::query("SELECT term FROM contract_terms WHERE contract_id = $1 ORDER BY term")
+                .bind(contract)
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn require_contract(&self, id: &str) -> anyhow::Result<ContractRow> {
@@ -479,17 +500,26 @@ impl Store {
     }
 
     pub async fn staff_list(&self) -> anyhow::Result<Vec<StaffRow>> {
-        let rows = sqlx::query("SELECT * FROM staff ORDER BY id").fetch_all(self.pool()).await?;
+        let rows = sqlx::query("SELECT * FROM staff ORDER BY id")
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(staff_row).collect()
     }
 
     pub async fn insert_key(&self, k: &NewKey) -> anyhow::Result<()> {
         self.staff(&k.staff_id).await?.with_context(|| {
-            format!("no staff `{}`; add them with `mamori staff add {} --name …`", k.staff_id, k.staff_id)
+            format!(
+                "no staff `{}`; add them with `mamori staff add {} --name …`",
+                k.staff_id, k.staff_id
+            )
         })?;
         let c = self.require_contract(&k.contract_id).await?;
         if c.status != "active" {
-            bail!("contract `{}` is {}; keys can only be issued for an active contract", c.id, c.status);
+            bail!(
+                "contract `{}` is {}; keys can only be issued for an active contract",
+                c.id,
+                c.status
+            );
         }
         let mut tx = self.pool().begin().await?;
         sqlx::query("INSERT INTO api_keys (id, key_hash, staff_id, contract_id, deliverable, purpose, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
@@ -517,12 +547,13 @@ impl Store {
 
     pub async fn revoke_key(&self, id: &str) -> anyhow::Result<()> {
         let mut tx = self.pool().begin().await?;
-        let n = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now_text())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now_text())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if n == 0 {
             bail!("no unrevoked key `{id}`; see `mamori key list`");
         }
@@ -540,14 +571,26 @@ impl Store {
             .try_get(0)?;
         let sql = format!("{PROVIDER_SELECT} ORDER BY p.id");
         let providers = sqlx::query(&sql).fetch_all(&mut *tx).await?;
-        let contracts = sqlx::query("SELECT * FROM contracts").fetch_all(&mut *tx).await?;
-        let staff = sqlx::query("SELECT * FROM staff").fetch_all(&mut *tx).await?;
-        let keys = sqlx::query("SELECT * FROM api_keys").fetch_all(&mut *tx).await?;
+        let contracts = sqlx::query("SELECT * FROM contracts")
+            .fetch_all(&mut *tx)
+            .await?;
+        let staff = sqlx::query("SELECT * FROM staff")
+            .fetch_all(&mut *tx)
+            .await?;
+        let keys = sqlx::query("SELECT * FROM api_keys")
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(PolicyState {
             generation,
-            providers: providers.iter().map(provider_row).collect::<anyhow::Result<_>>()?,
-            contracts: contracts.iter().map(contract_row).collect::<anyhow::Result<_>>()?,
+            providers: providers
+                .iter()
+                .map(provider_row)
+                .collect::<anyhow::Result<_>>()?,
+            contracts: contracts
+                .iter()
+                .map(contract_row)
+                .collect::<anyhow::Result<_>>()?,
             staff: staff.iter().map(staff_row).collect::<anyhow::Result<_>>()?,
             keys: keys.iter().map(key_row).collect::<anyhow::Result<_>>()?,
         })

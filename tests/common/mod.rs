@@ -23,15 +23,26 @@ pub async fn fresh_db() -> TestDb {
         Ok(base) if !base.is_empty() => {
             sqlx::any::install_default_drivers();
             let name = format!("mamori_t_{}", uuid::Uuid::now_v7().simple());
-            let mut conn = sqlx::AnyConnection::connect(&base).await.expect("connect to MAMORI_TEST_DATABASE_URL");
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+            let mut conn = sqlx::AnyConnection::connect(&base)
+                .await
+                .expect("connect to MAMORI_TEST_DATABASE_URL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
             let (prefix, _) = base.rsplit_once('/').unwrap();
-            TestDb { url: format!("{prefix}/{name}"), _dir: None }
+            TestDb {
+                url: format!("{prefix}/{name}"),
+                _dir: None,
+            }
         }
         _ => {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}", dir.path().join("mamori.db").display());
-            TestDb { url, _dir: Some(dir) }
+            TestDb {
+                url,
+                _dir: Some(dir),
+            }
         }
     }
 }
@@ -94,10 +105,33 @@ pub async fn spawn_app() -> TestApp {
     let (mock, mock_base) = spawn_mock().await;
     let db = fresh_db().await;
     let store = Store::connect(&db.url).await.unwrap();
-    register(&store, &mock_registration("mock-openai", "openai", &mock_base, &["gpt-test", "embed-test", "mock-error", "mock-gated"])).await;
-    register(&store, &mock_registration("mock-anthropic", "anthropic", &mock_base, &["claude-test", "mock-gated-claude"])).await;
+    register(
+        &store,
+        &mock_registration(
+            "mock-openai",
+            "openai",
+            &mock_base,
+            &["gpt-test", "embed-test", "mock-error", "mock-gated"],
+        ),
+    )
+    .await;
+    register(
+        &store,
+        &mock_registration(
+            "mock-anthropic",
+            "anthropic",
+            &mock_base,
+            &["claude-test", "mock-gated-claude"],
+        ),
+    )
+    .await;
     store
-        .create_contract(&NewContract { id: "c1".into(), title: "案件1".into(), client: "顧客株式会社".into(), ..Default::default() })
+        .create_contract(&NewContract {
+            id: "c1".into(),
+            title: "案件1".into(),
+            client: "顧客株式会社".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     add_staff(&store, "alice", Some("2026-11-01")).await;
@@ -114,7 +148,17 @@ pub async fn spawn_app() -> TestApp {
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let router = mamori::http::router(Arc::clone(&gw));
     tokio::spawn(async move { axum::serve(listener, router).await });
-    TestApp { addr, mock, mock_base, store: gw.store.clone(), gw, key, key_id, http: reqwest::Client::new(), db }
+    TestApp {
+        addr,
+        mock,
+        mock_base,
+        store: gw.store.clone(),
+        gw,
+        key,
+        key_id,
+        http: reqwest::Client::new(),
+        db,
+    }
 }
 
 impl TestApp {
@@ -164,7 +208,10 @@ impl TestApp {
 
 pub async fn read(resp: reqwest::Response) -> (u16, Value, Option<String>) {
     let status = resp.status().as_u16();
-    let id = resp.headers().get("x-mamori-request-id").map(|v| v.to_str().unwrap().to_string());
+    let id = resp
+        .headers()
+        .get("x-mamori-request-id")
+        .map(|v| v.to_str().unwrap().to_string());
     let text = resp.text().await.unwrap();
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, body, id)
@@ -175,16 +222,31 @@ pub async fn sse_data(resp: reqwest::Response) -> Vec<String> {
     let text = resp.text().await.unwrap();
     text.split("\n\n")
         .filter(|e| !e.trim().is_empty())
-        .map(|e| e.lines().filter_map(|l| l.strip_prefix("data: ")).collect::<Vec<_>>().join("\n"))
+        .map(|e| {
+            e.lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
         .collect()
 }
 
 pub async fn register(store: &Store, toml_text: &str) -> Registration {
     let reg = Registration::from_toml(toml_text).unwrap();
-    let old = store.provider(&reg.id).await.unwrap().map(|p| Registration::from_json(&p.registration).unwrap());
+    let old = store
+        .provider(&reg.id)
+        .await
+        .unwrap()
+        .map(|p| Registration::from_json(&p.registration).unwrap());
     let changes = reg.changes_from(old.as_ref()).unwrap();
     store
-        .register_provider(&reg.id, &reg.canonical_json().unwrap(), &reg.content_sha256().unwrap(), &changes, "test")
+        .register_provider(
+            &reg.id,
+            &reg.canonical_json().unwrap(),
+            &reg.content_sha256().unwrap(),
+            &changes,
+            "test",
+        )
         .await
         .unwrap();
     reg
@@ -204,7 +266,12 @@ pub async fn add_staff(store: &Store, id: &str, trained_on: Option<&str>) {
         .unwrap();
 }
 
-pub async fn issue_key(store: &Store, staff: &str, contract: &str, expires: Option<&str>) -> (String, String) {
+pub async fn issue_key(
+    store: &Store,
+    staff: &str,
+    contract: &str,
+    expires: Option<&str>,
+) -> (String, String) {
     let k = keys::generate();
     store
         .insert_key(&NewKey {
