@@ -48,6 +48,9 @@ pub enum Command {
     /// The output log.
     #[command(subcommand)]
     Log(LogCmd),
+    /// The log's integrity and keys.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Run a local mock provider (OpenAI and Anthropic wire formats) for trying mamori out.
     MockProvider {
         #[arg(long, default_value = "127.0.0.1:9999")]
@@ -189,5 +192,33 @@ pub enum LogCmd {
     },
     Show {
         request_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Prove no record was changed, removed, inserted or reordered; exits non-zero otherwise.
+    Verify {
+        /// Checkpoints kept outside the database (the checkpoint file, or an auditor's copy).
+        #[arg(long)]
+        checkpoints: Vec<PathBuf>,
+        /// The checkpoint signing public key (base64); default: derived from the signing key file.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Skip decrypting bodies to compare them with their hashes.
+        #[arg(long)]
+        no_bodies: bool,
+    },
+    /// Sign a checkpoint of the current chain head now, and append it to the checkpoint file.
+    Checkpoint,
+    /// Print the checkpoint signing public key, for auditors.
+    PublicKey,
+    /// Create a new random key file (mode 0600) for a master or signing key.
+    NewKey { file: PathBuf },
+    /// Re-wrap every contract's data key with a new master key; then switch the config to it.
+    RotateMaster {
+        /// The new master key file (make one with `mamori audit new-key`).
+        #[arg(long)]
+        new_key_file: PathBuf,
     },
 }

@@ -20,7 +20,9 @@ impl Gateway {
         let store = Store::connect(&config.database_url).await?;
         let policy = Policy::load(store.clone(), config.training_valid_days).await?;
         policy.spawn_refresher(config.refresh_interval);
-        let log = LogWriter::spawn(store.clone());
+        let keys = crate::audit::load_keys(&config.audit)?;
+        let log = LogWriter::spawn(store.clone(), keys, &config.audit);
+        crate::audit::spawn_upkeep(store.clone(), log.clone(), &config.audit);
         let client = reqwest::Client::builder()
             // The upstream is always the registered one: never follow a redirect elsewhere.
             .redirect(reqwest::redirect::Policy::none())

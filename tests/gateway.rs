@@ -36,28 +36,20 @@ async fn chat_completion_goes_through_with_the_provider_credential_and_is_logged
         "the staff key went upstream"
     );
 
-    let (_, rec) = app.store.log_record(&id).await.unwrap().expect("record");
+    let (rec, sent, out) = app.record(&id).await;
     assert_eq!(rec.outcome, "ok");
     assert_eq!(rec.staff_id.as_deref(), Some("alice"));
     assert_eq!(rec.contract_id.as_deref(), Some("c1"));
     assert_eq!(rec.provider_id.as_deref(), Some("mock-openai"));
     assert_eq!(rec.provider_version, Some(1));
     assert!(rec.input_tokens.is_some() && rec.output_tokens.is_some());
-    let sent: Value = serde_json::from_slice(rec.request_body.as_ref().unwrap()).unwrap();
-    assert_eq!(
-        sent, got[0].body,
-        "the log keeps the request exactly as sent upstream"
-    );
-    let out: Value = serde_json::from_slice(rec.output_body.as_ref().unwrap()).unwrap();
-    assert_eq!(
-        out, body,
-        "the log keeps the output as the client received it"
-    );
+    assert_eq!(sent.unwrap(), got[0].body, "the log keeps the request exactly as sent upstream");
+    assert_eq!(out.unwrap(), body, "the log keeps the output as the client received it");
+    let raw = app.gw.log.data_keys.open_body(&rec, "output").await.unwrap().unwrap();
     use sha2::Digest;
-    assert_eq!(
-        rec.output_sha256.unwrap(),
-        hex::encode(sha2::Sha256::digest(rec.output_body.unwrap()))
-    );
+    assert_eq!(rec.output_sha256.unwrap(), hex::encode(sha2::Sha256::digest(raw)));
+    let sealed = rec.output_body.unwrap();
+    assert!(!String::from_utf8_lossy(&sealed).contains("受け取りました"), "bodies must be encrypted at rest");
 }
 
 #[tokio::test]
@@ -133,10 +125,10 @@ async fn chat_stream_passes_every_event_in_order_and_logs_the_assembled_output()
         })
         .collect();
     assert_eq!(text, "受け取りました: ストリームで答えて");
-    let (_, rec) = app.store.log_record(&id).await.unwrap().unwrap();
+    let (rec, _, out) = app.record(&id).await;
     assert!(rec.streamed);
     assert_eq!(rec.outcome, "ok");
-    let out: Value = serde_json::from_slice(&rec.output_body.unwrap()).unwrap();
+    let out = out.unwrap();
     assert_eq!(out["choices"][0]["message"]["content"], text);
     assert!(rec.output_tokens.is_some());
 }
@@ -218,8 +210,8 @@ async fn tool_calls_round_trip_on_both_apis() {
         serde_json::from_str::<Value>(&partial).unwrap()["city"],
         "東京"
     );
-    let (_, rec) = app.store.log_record(&id).await.unwrap().unwrap();
-    let out: Value = serde_json::from_slice(&rec.output_body.unwrap()).unwrap();
+    let (rec, _, out) = app.record(&id).await;
+    let out = out.unwrap();
     assert_eq!(out["content"][0]["type"], "tool_use");
     assert_eq!(out["content"][0]["input"]["city"], "東京");
     assert_eq!(out["stop_reason"], "tool_use");
@@ -257,8 +249,8 @@ async fn responses_embeddings_messages_and_count_tokens() {
         .to_string();
     let events = sse_data(resp).await;
     assert!(events.last().unwrap().contains("response.completed"));
-    let (_, rec) = app.store.log_record(&id).await.unwrap().unwrap();
-    let out: Value = serde_json::from_slice(&rec.output_body.unwrap()).unwrap();
+    let (rec, _, out) = app.record(&id).await;
+    let out = out.unwrap();
     assert_eq!(out["status"], "completed");
 
     let (s, b, _) = app

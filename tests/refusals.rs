@@ -69,7 +69,7 @@ async fn expect_anthropic(app: &TestApp, key: &str, body: &Value, status: u16, c
 
 async fn wait_record(app: &TestApp, id: &str, code: &str) {
     for _ in 0..200 {
-        if let Some((_, rec)) = app.store.log_record(id).await.unwrap() {
+        if let Some(rec) = app.store.log_record(id).await.unwrap() {
             assert_eq!(rec.code.as_deref(), Some(code));
             assert_ne!(rec.outcome, "ok");
             return;
@@ -461,7 +461,7 @@ async fn provider_failures_are_upstream_errors() {
     // The provider's own error passes through with its status; the log records it.
     let (s, b, id) = app.call("/v1/chat/completions", &chat("mock-error")).await;
     assert_eq!(s, 500, "{b}");
-    let (_, rec) = app.store.log_record(&id.unwrap()).await.unwrap().unwrap();
+    let rec = app.store.log_record(&id.unwrap()).await.unwrap().unwrap();
     assert_eq!(
         (rec.outcome.as_str(), rec.code.as_deref()),
         ("upstream_error", Some("upstream_error"))

@@ -71,8 +71,9 @@ CREATE TABLE api_keys (
     created_at TEXT NOT NULL
 );
 
+-- Only the log writer inserts here. seq is assigned by the writer under the chain_head lock.
 CREATE TABLE log_records (
-    seq BIGSERIAL PRIMARY KEY,
+    seq BIGINT PRIMARY KEY,
     request_id TEXT NOT NULL UNIQUE,
     at TEXT NOT NULL,
     staff_id TEXT,
@@ -94,6 +95,51 @@ CREATE TABLE log_records (
     redactions TEXT NOT NULL,
     request_body BYTEA,
     output_body BYTEA,
-    output_sha256 TEXT
+    request_sha256 TEXT,
+    output_sha256 TEXT,
+    bodies_deleted TEXT,
+    prev_hash TEXT NOT NULL,
+    record_hash TEXT NOT NULL
 );
 CREATE INDEX log_records_contract ON log_records (contract_id, deliverable, at);
+
+-- The chain's head, one row; writers lock it to append in one total order.
+CREATE TABLE chain_head (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    seq BIGINT NOT NULL,
+    record_hash TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+INSERT INTO chain_head (id, seq, record_hash, updated_at)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', '1970-01-01T00:00:00Z');
+
+CREATE TABLE checkpoints (
+    seq BIGINT PRIMARY KEY,
+    record_hash TEXT NOT NULL,
+    at TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+
+-- Per-contract data keys, stored only wrapped by a master key kept outside the database.
+CREATE TABLE data_keys (
+    contract_id TEXT PRIMARY KEY,
+    master_key_id TEXT,
+    wrapped BYTEA,
+    created_at TEXT NOT NULL,
+    destroyed_at TEXT
+);
+
+-- Requests forwarded but not yet logged; recovered as `interrupted` records after a crash.
+CREATE TABLE pending_requests (
+    request_id TEXT PRIMARY KEY,
+    instance_id TEXT NOT NULL,
+    record TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+
+CREATE TABLE instances (
+    id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    last_seen TEXT NOT NULL
+);

@@ -1,42 +1,228 @@
-//! The output log writer: the only place that inserts log records. Records are group-committed
-//! (one transaction for whatever is queued) so durability costs little under load. If a write
-//! fails, the writer is marked unavailable and the gateway refuses new requests
-//! (`audit_log_unavailable`) until a probe shows the database is back.
+//! The output log: the only place that writes log records. The writer seals bodies with the
+//! contract's data key, links records into the hash chain, group-commits them (one transaction
+//! for whatever is queued, so durability costs little under load) and signs checkpoints. If a
+//! write fails, the writer is marked unavailable and the gateway refuses new requests
+//! (`audit_log_unavailable`) until a probe shows the log table writable again.
+pub mod chain;
+pub mod checkpoint;
+pub mod crypto;
+pub mod verify;
+
+use crate::config::AuditConfig;
 use crate::store::{LogRecord, Store};
+use anyhow::Context;
+use crypto::{Key, MasterKeys};
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 512;
 const QUEUE: usize = 8192;
 
-struct Job {
-    record: LogRecord,
-    done: Option<oneshot::Sender<bool>>,
+/// The keys the log needs, loaded from outside the database.
+#[derive(Debug, Clone)]
+pub struct AuditKeys {
+    pub master: MasterKeys,
+    pub signing: SigningKey,
+}
+
+/// Loads (and on the embedded default's first run, creates) the master and signing keys.
+/// `MAMORI_MASTER_KEY` (base64 of 32 bytes) takes the place of the master key file.
+pub fn load_keys(cfg: &AuditConfig) -> anyhow::Result<AuditKeys> {
+    let current = match std::env::var("MAMORI_MASTER_KEY") {
+        Ok(v) if !v.trim().is_empty() => Key::from_base64(&v).context("MAMORI_MASTER_KEY")?,
+        _ if cfg.master_key_file.exists() => crypto::read_key_file(&cfg.master_key_file)?,
+        _ if cfg.create_keys => {
+            let k = crypto::create_key_file(&cfg.master_key_file)?;
+            eprintln!(
+                "mamori: created the master key {} (mode 0600). It decrypts the log: back it up now, somewhere other than this machine. Without it the logged bodies cannot be read.",
+                cfg.master_key_file.display()
+            );
+            k
+        }
+        _ => anyhow::bail!(
+            "no master key: set MAMORI_MASTER_KEY (32 random bytes in base64) or create {} with `mamori audit new-key {}`; every instance sharing this database needs the same key",
+            cfg.master_key_file.display(),
+            cfg.master_key_file.display()
+        ),
+    };
+    let previous = cfg
+        .previous_master_key_files
+        .iter()
+        .map(|p| crypto::read_key_file(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (signing, created) = checkpoint::load_or_create_signing_key(&cfg.signing_key_file, cfg.create_keys)
+        .with_context(|| format!("no checkpoint signing key: create {} with `mamori audit new-key {}`", cfg.signing_key_file.display(), cfg.signing_key_file.display()))?;
+    if created {
+        eprintln!(
+            "mamori: created the checkpoint signing key {} (mode 0600). Give auditors its public key (`mamori audit public-key`) and the checkpoint file {}.",
+            cfg.signing_key_file.display(),
+            cfg.checkpoint_file.display()
+        );
+    }
+    Ok(AuditKeys { master: MasterKeys { current, previous }, signing })
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+fn aad(request_id: &str, part: &str) -> Vec<u8> {
+    format!("{request_id}/{part}").into_bytes()
+}
+
+/// Per-contract data keys: unwrapped once, kept in memory; created on first use.
+#[derive(Debug)]
+pub struct DataKeys {
+    store: Store,
+    master: MasterKeys,
+    cache: Mutex<HashMap<String, Option<Arc<Key>>>>,
+}
+
+impl DataKeys {
+    pub fn new(store: Store, master: MasterKeys) -> Self {
+        Self { store, master, cache: Mutex::new(HashMap::new()) }
+    }
+
+    fn cached(&self, contract: &str) -> Option<Option<Arc<Key>>> {
+        self.cache.lock().ok().and_then(|c| c.get(contract).cloned())
+    }
+
+    /// The contract's data key; `None` if it was destroyed (the contract was closed).
+    pub async fn get(&self, contract: &str, create: bool) -> anyhow::Result<Option<Arc<Key>>> {
+        if let Some(k) = self.cached(contract) {
+            return Ok(k);
+        }
+        let mut row = self.store.data_key(contract).await?;
+        if row.is_none() && create {
+            let fresh = Key::random();
+            let wrapped = self.master.current.wrap(&fresh, contract)?;
+            self.store.insert_data_key(contract, &self.master.current.id(), &wrapped).await?;
+            // Another instance may have created one first: use whichever is stored.
+            row = self.store.data_key(contract).await?;
+        }
+        let key = match row {
+            None => return Ok(None),
+            Some(r) if r.destroyed_at.is_some() => None,
+            Some(r) => {
+                let id = r.master_key_id.unwrap_or_default();
+                let master = self.master.by_id(&id).with_context(|| {
+                    format!("contract `{contract}`'s data key is wrapped by master key {id}, which this process does not have; configure it (audit.previous_master_key_files) or finish the rotation")
+                })?;
+                let wrapped = r.wrapped.unwrap_or_default();
+                Some(Arc::new(master.unwrap_key(&wrapped, contract)?))
+            }
+        };
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(contract.to_string(), key.clone());
+        }
+        Ok(key)
+    }
+
+    /// Forgets a contract's key (after it was destroyed elsewhere).
+    pub fn forget(&self, contract: &str) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.remove(contract);
+        }
+    }
+
+    /// Decrypts a stored body of `r` (`part` is `request` or `output`).
+    pub async fn open_body(&self, r: &LogRecord, part: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let sealed = match part {
+            "request" => &r.request_body,
+            _ => &r.output_body,
+        };
+        let (Some(sealed), Some(contract)) = (sealed, &r.contract_id) else { return Ok(None) };
+        let Some(key) = self.get(contract, false).await? else { return Ok(None) };
+        key.open(sealed, &aad(&r.request_id, part)).map(Some)
+    }
+
+    /// Seals the record's bodies in place and fills in their hashes.
+    async fn seal(&self, r: &mut LogRecord) -> anyhow::Result<()> {
+        r.request_sha256 = r.request_body.as_deref().map(sha256_hex).or(r.request_sha256.take());
+        r.output_sha256 = r.output_body.as_deref().map(sha256_hex).or(r.output_sha256.take());
+        if r.request_body.is_none() && r.output_body.is_none() {
+            return Ok(());
+        }
+        let key = match &r.contract_id {
+            Some(c) => self.get(c, true).await?,
+            None => None,
+        };
+        match key {
+            Some(k) => {
+                if let Some(b) = r.request_body.take() {
+                    r.request_body = Some(k.seal(&b, &aad(&r.request_id, "request"))?);
+                }
+                if let Some(b) = r.output_body.take() {
+                    r.output_body = Some(k.seal(&b, &aad(&r.request_id, "output"))?);
+                }
+            }
+            None => {
+                // No key to seal with (contract closed, or no contract): keep hashes only.
+                r.request_body = None;
+                r.output_body = None;
+                r.bodies_deleted = Some("shredded".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Job {
+    /// A finished request's record.
+    Record(Box<LogRecord>, Option<oneshot::Sender<bool>>),
+    /// A request about to be forwarded: kept until its record lands, recovered after a crash.
+    Pending(Box<LogRecord>, oneshot::Sender<bool>),
 }
 
 #[derive(Clone)]
 pub struct LogWriter {
     tx: mpsc::Sender<Job>,
     healthy: Arc<AtomicBool>,
+    pub data_keys: Arc<DataKeys>,
+    instance_id: Arc<str>,
 }
 
 impl std::fmt::Debug for LogWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogWriter")
-            .field("healthy", &self.is_healthy())
-            .finish()
+        f.debug_struct("LogWriter").field("healthy", &self.is_healthy()).field("instance", &self.instance_id).finish()
     }
 }
 
+struct Checkpointing {
+    signing: SigningKey,
+    every: u64,
+    interval: Duration,
+    file: std::path::PathBuf,
+    since: u64,
+    last: Instant,
+}
+
 impl LogWriter {
-    pub fn spawn(store: Store) -> Self {
+    pub fn spawn(store: Store, keys: AuditKeys, cfg: &AuditConfig) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
-        tokio::spawn(run(store.clone(), rx, Arc::clone(&healthy)));
+        let data_keys = Arc::new(DataKeys::new(store.clone(), keys.master));
+        let instance_id: Arc<str> = uuid::Uuid::now_v7().simple().to_string().into();
+        let cp = Checkpointing {
+            signing: keys.signing,
+            every: cfg.checkpoint_every_records,
+            interval: cfg.checkpoint_interval,
+            file: cfg.checkpoint_file.clone(),
+            since: 0,
+            last: Instant::now(),
+        };
+        tokio::spawn(run(store.clone(), Arc::clone(&data_keys), Arc::clone(&instance_id), rx, Arc::clone(&healthy), cp));
         tokio::spawn(probe(store, Arc::clone(&healthy)));
-        Self { tx, healthy }
+        Self { tx, healthy, data_keys, instance_id }
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
     }
 
     /// Whether records are being written; the gateway forwards nothing while this is false.
@@ -47,15 +233,16 @@ impl LogWriter {
     /// Writes a record and waits until it is committed. `false` if it could not be.
     pub async fn commit(&self, record: LogRecord) -> bool {
         let (done, wait) = oneshot::channel();
-        if self
-            .tx
-            .send(Job {
-                record,
-                done: Some(done),
-            })
-            .await
-            .is_err()
-        {
+        if self.tx.send(Job::Record(Box::new(record), Some(done))).await.is_err() {
+            return false;
+        }
+        wait.await.unwrap_or(false)
+    }
+
+    /// Durably notes a request before it is forwarded. `false`: do not forward.
+    pub async fn begin(&self, record: &LogRecord) -> bool {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Job::Pending(Box::new(record.clone()), done)).await.is_err() {
             return false;
         }
         wait.await.unwrap_or(false)
@@ -63,11 +250,10 @@ impl LogWriter {
 
     /// Queues a record without waiting (refusals, where nothing was delivered).
     pub fn submit(&self, record: LogRecord) {
-        if let Err(e) = self.tx.try_send(Job { record, done: None }) {
+        if let Err(e) = self.tx.try_send(Job::Record(Box::new(record), None)) {
             let id = match &e {
-                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => {
-                    j.record.request_id.clone()
-                }
+                mpsc::error::TrySendError::Full(Job::Record(r, _) | Job::Pending(r, _))
+                | mpsc::error::TrySendError::Closed(Job::Record(r, _) | Job::Pending(r, _)) => r.request_id.clone(),
             };
             tracing::error!(request_id = %id, "log queue full or closed; record dropped");
             self.healthy.store(false, Ordering::Release);
@@ -75,7 +261,14 @@ impl LogWriter {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>, healthy: Arc<AtomicBool>) {
+async fn run(
+    store: Store,
+    keys: Arc<DataKeys>,
+    instance: Arc<str>,
+    mut rx: mpsc::Receiver<Job>,
+    healthy: Arc<AtomicBool>,
+    mut cp: Checkpointing,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -86,26 +279,69 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, healthy: Arc<AtomicBool>
             }
         }
         metrics::gauge!("mamori_log_queue_depth").set(rx.len() as f64);
-        let records: Vec<LogRecord> = batch.iter().map(|j| j.record.clone()).collect();
-        let ok = match store.insert_log_records(&records).await {
-            Ok(()) => true,
+        let ok = match write_batch(&store, &keys, &instance, &batch).await {
+            Ok(Some(head)) => {
+                cp.since += batch.iter().filter(|j| matches!(j, Job::Record(..))).count() as u64;
+                if cp.since >= cp.every || cp.last.elapsed() >= cp.interval {
+                    if let Err(e) = checkpoint_now(&store, &cp, head).await {
+                        tracing::warn!(error = %format!("{e:#}"), "checkpoint failed");
+                    } else {
+                        cp.since = 0;
+                        cp.last = Instant::now();
+                    }
+                }
+                true
+            }
+            Ok(None) => true,
             Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), records = records.len(), "log write failed; refusing requests until the database is back");
+                tracing::error!(error = %format!("{e:#}"), jobs = batch.len(), "log write failed; refusing requests until the database is back");
                 healthy.store(false, Ordering::Release);
                 false
             }
         };
-        metrics::counter!("mamori_log_records_total", "result" => if ok { "written" } else { "failed" })
-            .increment(records.len() as u64);
+        metrics::counter!("mamori_log_records_total", "result" => if ok { "written" } else { "failed" }).increment(batch.len() as u64);
         for job in batch.drain(..) {
-            if let Some(done) = job.done {
-                let _ = done.send(ok);
+            match job {
+                Job::Record(_, Some(done)) | Job::Pending(_, done) => {
+                    let _ = done.send(ok);
+                }
+                Job::Record(_, None) => {}
             }
         }
     }
 }
 
-/// Restores health once the database answers again.
+/// Writes one batch: pending notes first, then the chained records. Returns the new head.
+async fn write_batch(store: &Store, keys: &DataKeys, instance: &str, batch: &[Job]) -> anyhow::Result<Option<(i64, String)>> {
+    let mut records = Vec::new();
+    let mut pending = Vec::new();
+    for job in batch {
+        match job {
+            Job::Pending(r, _) => pending.push((r.request_id.clone(), serde_json::to_string(r.as_ref())?)),
+            Job::Record(r, _) => {
+                let mut r = r.as_ref().clone();
+                keys.seal(&mut r).await?;
+                records.push(r);
+            }
+        }
+    }
+    if !pending.is_empty() {
+        store.insert_pending(instance, &pending).await?;
+    }
+    if records.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(store.append_chained(&mut records, &chain::record_hash).await?))
+}
+
+async fn checkpoint_now(store: &Store, cp: &Checkpointing, (seq, hash): (i64, String)) -> anyhow::Result<()> {
+    let c = checkpoint::sign(&cp.signing, seq, &hash, &crate::store::now_text());
+    store.insert_checkpoint(&c).await?;
+    checkpoint::append_file(&cp.file, std::slice::from_ref(&c))?;
+    Ok(())
+}
+
+/// Restores health once the log table answers again.
 async fn probe(store: Store, healthy: Arc<AtomicBool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -115,4 +351,65 @@ async fn probe(store: Store, healthy: Arc<AtomicBool>) {
             healthy.store(true, Ordering::Release);
         }
     }
+}
+
+/// Background upkeep: heartbeat, recovery of requests a crashed instance forwarded but never
+/// logged, and deletion of bodies past their contract's retention.
+pub fn spawn_upkeep(store: Store, writer: LogWriter, cfg: &AuditConfig) {
+    let stale = cfg.instance_stale;
+    let retention_every = cfg.retention_interval;
+    tokio::spawn(async move {
+        let beat = (stale / 3).max(Duration::from_millis(200));
+        let mut tick = tokio::time::interval(beat);
+        let mut last_retention: Option<Instant> = None;
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.heartbeat(writer.instance_id()).await {
+                tracing::warn!(error = %format!("{e:#}"), "heartbeat failed");
+                continue;
+            }
+            if let Err(e) = recover(&store, &writer, stale).await {
+                tracing::warn!(error = %format!("{e:#}"), "recovery of interrupted requests failed");
+            }
+            if last_retention.is_none_or(|t| t.elapsed() >= retention_every) {
+                last_retention = Some(Instant::now());
+                if let Err(e) = apply_retention(&store).await {
+                    tracing::warn!(error = %format!("{e:#}"), "retention run failed");
+                }
+            }
+        }
+    });
+}
+
+async fn recover(store: &Store, writer: &LogWriter, stale: Duration) -> anyhow::Result<()> {
+    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(stale)?;
+    let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    for (request_id, json) in store.orphaned_pending(&cutoff).await? {
+        if store.log_record(&request_id).await?.is_some() {
+            continue;
+        }
+        let mut r: LogRecord = serde_json::from_str(&json)?;
+        r.outcome = "interrupted".into();
+        r.code = None;
+        tracing::warn!(request_id = %request_id, "recording a request interrupted by a crash");
+        if !writer.commit(r).await {
+            anyhow::bail!("could not record interrupted request {request_id}");
+        }
+    }
+    Ok(())
+}
+
+/// Deletes bodies older than each contract's retention. Returns how many records lost bodies.
+pub async fn apply_retention(store: &Store) -> anyhow::Result<u64> {
+    let mut n = 0;
+    for c in store.contracts().await? {
+        let Some(days) = c.retention_days else { continue };
+        let before = (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let k = store.expire_bodies(&c.id, &before).await?;
+        if k > 0 {
+            tracing::info!(contract = %c.id, records = k, "bodies past retention deleted");
+        }
+        n += k;
+    }
+    Ok(n)
 }

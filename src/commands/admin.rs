@@ -430,7 +430,7 @@ pub async fn key(store: &Store, cmd: KeyCmd, json: bool) -> anyhow::Result<()> {
     }
 }
 
-pub async fn log(store: &Store, cmd: LogCmd, json: bool) -> anyhow::Result<()> {
+pub async fn log(store: &Store, config: &Config, cmd: LogCmd, json: bool) -> anyhow::Result<()> {
     match cmd {
         LogCmd::List {
             contract,
@@ -474,21 +474,25 @@ pub async fn log(store: &Store, cmd: LogCmd, json: bool) -> anyhow::Result<()> {
             Ok(())
         }
         LogCmd::Show { request_id } => {
-            let (seq, r) = store
+            let r = store
                 .log_record(&request_id)
                 .await?
                 .with_context(|| format!("no log record `{request_id}`; see `mamori log list`"))?;
-            let body = |b: &Option<Vec<u8>>| {
-                b.as_ref().map(|b| {
-                    serde_json::from_slice::<serde_json::Value>(b).unwrap_or_else(|_| {
-                        serde_json::Value::String(String::from_utf8_lossy(b).into_owned())
-                    })
-                })
-            };
+            let keys = crate::audit::load_keys(&config.audit)?;
+            let dk = crate::audit::DataKeys::new(store.clone(), keys.master);
             let mut v = serde_json::to_value(&r)?;
-            v["seq"] = seq.into();
-            v["request_body"] = body(&r.request_body).into();
-            v["output_body"] = body(&r.output_body).into();
+            for part in ["request", "output"] {
+                let shown = match dk.open_body(&r, part).await {
+                    Ok(Some(b)) => serde_json::from_slice::<serde_json::Value>(&b)
+                        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&b).into_owned())),
+                    Ok(None) => match &r.bodies_deleted {
+                        Some(why) => serde_json::Value::String(format!("(deleted: {why})")),
+                        None => serde_json::Value::Null,
+                    },
+                    Err(e) => serde_json::Value::String(format!("(cannot decrypt: {e})")),
+                };
+                v[format!("{part}_body")] = shown;
+            }
             v["redactions"] = serde_json::from_str(&r.redactions).unwrap_or_default();
             print_json(&v)
         }

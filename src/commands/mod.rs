@@ -1,5 +1,6 @@
 //! Carries out the command line: each verb is a plain async function over the store.
 mod admin;
+mod audit;
 mod serve;
 
 use crate::cli::{Cli, Command};
@@ -38,7 +39,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Contract(c) => admin::contract(&open(&cli.config).await?, c, json).await,
         Command::Staff(c) => admin::staff(&open(&cli.config).await?, c, json).await,
         Command::Key(c) => admin::key(&open(&cli.config).await?, c, json).await,
-        Command::Log(c) => admin::log(&open(&cli.config).await?, c, json).await,
+        Command::Audit(c) => {
+            let config = Config::load(&cli.config)?;
+            audit::run(&config, c, json).await
+        }
+        Command::Log(c) => {
+            let config = Config::load(&cli.config)?;
+            admin::log(&Store::connect(&config.database_url).await?, &config, c, json).await
+        }
     }
 }
 

@@ -21,6 +21,22 @@ struct RawConfig {
     policy: RawPolicy,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    master_key_file: Option<PathBuf>,
+    #[serde(default)]
+    previous_master_key_files: Vec<PathBuf>,
+    signing_key_file: Option<PathBuf>,
+    checkpoint_file: Option<PathBuf>,
+    checkpoint_every_records: Option<u64>,
+    checkpoint_interval_seconds: Option<u64>,
+    instance_stale_seconds: Option<u64>,
+    retention_interval_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +69,52 @@ pub struct Config {
     pub training_valid_days: u32,
     pub refresh_interval: Duration,
     pub log_filter: String,
+    pub audit: AuditConfig,
+}
+
+/// Where the log's keys live and how often it is checkpointed and pruned.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Key files; `MAMORI_MASTER_KEY` (base64) replaces the master key file when set.
+    pub master_key_file: PathBuf,
+    pub previous_master_key_files: Vec<PathBuf>,
+    pub signing_key_file: PathBuf,
+    /// Signed checkpoints are also appended here, outside the database.
+    pub checkpoint_file: PathBuf,
+    /// Create missing key files on first run (the embedded SQLite default only: several
+    /// instances sharing PostgreSQL must share one master key, so it is never made up).
+    pub create_keys: bool,
+    pub checkpoint_every_records: u64,
+    pub checkpoint_interval: Duration,
+    pub instance_stale: Duration,
+    pub retention_interval: Duration,
+}
+
+impl AuditConfig {
+    fn defaults(key_dir: &Path, create_keys: bool) -> Self {
+        Self {
+            master_key_file: key_dir.join("master.key"),
+            previous_master_key_files: Vec::new(),
+            signing_key_file: key_dir.join("signing.key"),
+            checkpoint_file: key_dir.join("checkpoints.jsonl"),
+            create_keys,
+            checkpoint_every_records: 1000,
+            checkpoint_interval: Duration::from_secs(60),
+            instance_stale: Duration::from_secs(30),
+            retention_interval: Duration::from_secs(3600),
+        }
+    }
+
+    /// Defaults for a database URL: keys beside a SQLite file, or in `base` for PostgreSQL.
+    pub fn for_database(url: &str, base: &Path) -> Self {
+        match url.strip_prefix("sqlite://") {
+            Some(rest) => {
+                let file = Path::new(rest.split('?').next().unwrap_or(rest));
+                Self::defaults(file.parent().unwrap_or(Path::new(".")), true)
+            }
+            None => Self::defaults(base, false),
+        }
+    }
 }
 
 impl Default for Config {
@@ -65,6 +127,7 @@ impl Default for Config {
             training_valid_days: 365,
             refresh_interval: Duration::from_millis(1000),
             log_filter: "info".to_string(),
+            audit: AuditConfig::for_database("sqlite://mamori.db", Path::new(".")),
         }
     }
 }
@@ -130,7 +193,39 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
             bail!("key `log.filter`: `{log_filter}` is not a valid filter such as \"info\" or \"mamori=debug\"");
         }
+        let mut audit = AuditConfig::for_database(&database_url, base);
+        let a = raw.audit;
+        let abs = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        if let Some(p) = a.master_key_file {
+            audit.master_key_file = abs(p);
+        }
+        audit.previous_master_key_files = a.previous_master_key_files.into_iter().map(abs).collect();
+        if let Some(p) = a.signing_key_file {
+            audit.signing_key_file = abs(p);
+        }
+        if let Some(p) = a.checkpoint_file {
+            audit.checkpoint_file = abs(p);
+        }
+        if let Some(n) = a.checkpoint_every_records {
+            if n == 0 {
+                bail!("key `audit.checkpoint_every_records`: must be at least 1");
+            }
+            audit.checkpoint_every_records = n;
+        }
+        for (key, v, slot) in [
+            ("checkpoint_interval_seconds", a.checkpoint_interval_seconds, &mut audit.checkpoint_interval),
+            ("instance_stale_seconds", a.instance_stale_seconds, &mut audit.instance_stale),
+            ("retention_interval_seconds", a.retention_interval_seconds, &mut audit.retention_interval),
+        ] {
+            if let Some(n) = v {
+                if n == 0 || n > 86_400 {
+                    bail!("key `audit.{key}`: {n} is out of range; use 1 to 86400");
+                }
+                *slot = Duration::from_secs(n);
+            }
+        }
         Ok(Self {
+            audit,
             listen,
             database_url,
             max_body_bytes: max_body_bytes as usize,

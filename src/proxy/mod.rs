@@ -189,7 +189,13 @@ pub async fn handle(
         Ok(r) => r,
         Err(e) => {
             tracing::error!(request_id = %request_id, error = %e, "exchange task failed");
-            Err(Refused { refusal: Refusal::new(Code::UpstreamError, "the gateway failed while handling this request; try again"), request_id })
+            Err(Refused {
+                refusal: Refusal::new(
+                    Code::UpstreamError,
+                    "the gateway failed while handling this request; try again",
+                ),
+                request_id,
+            })
         }
     }
 }
@@ -235,7 +241,13 @@ async fn forward(
             return Err(ex.refuse(gw, r));
         }
     };
+    ex.rec.request_sha256 = Some(sha256_hex(&bytes));
     ex.rec.request_body = Some(bytes.clone());
+    // Durably note the request before it leaves, so even a crash leaves a record of it.
+    if !gw.log.begin(&ex.rec).await {
+        let r = Refusal::new(Code::AuditLogUnavailable, "the output log cannot be written, so nothing is forwarded; try again shortly or tell your administrator");
+        return Err(ex.refuse(gw, r));
+    }
     let url = format!(
         "{}{}",
         p.reg.base_url.trim_end_matches('/'),

@@ -1,12 +1,16 @@
 //! Output log records. Only `audit::LogWriter` inserts them (see ARCHITECTURE.md).
 use super::{opt_str, Store};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 /// One request, refused or served, as it is kept for disclosure and audit.
-#[derive(Clone, Serialize, Default)]
+/// The proxy fills it with plaintext bodies; `audit::LogWriter` seals the bodies and links the
+/// record into the chain (`seq`, `prev_hash`, `record_hash`) before it is stored.
+#[derive(Clone, Serialize, Deserialize, Default)]
 pub struct LogRecord {
+    #[serde(default)]
+    pub seq: i64,
     pub request_id: String,
     pub at: String,
     pub staff_id: Option<String>,
@@ -28,17 +32,48 @@ pub struct LogRecord {
     pub output_tokens: Option<i64>,
     /// JSON object: label → count. Never a redacted value.
     pub redactions: String,
-    /// The request exactly as sent upstream.
+    /// The request exactly as sent upstream (sealed once stored).
+    #[serde(skip)]
     pub request_body: Option<Vec<u8>>,
-    /// The output as the client received it (streams assembled).
+    /// The output as the client received it, streams assembled (sealed once stored).
+    #[serde(skip)]
     pub output_body: Option<Vec<u8>>,
+    /// SHA-256 of the plaintext bodies; they stay when bodies are deleted or shredded.
+    pub request_sha256: Option<String>,
     pub output_sha256: Option<String>,
+    /// Why the bodies are gone, if they are: `retention` or `shredded`.
+    pub bodies_deleted: Option<String>,
+    #[serde(default)]
+    pub prev_hash: String,
+    #[serde(default)]
+    pub record_hash: String,
+}
+
+/// A signed checkpoint of the chain head (see `audit::checkpoint`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub record_hash: String,
+    pub at: String,
+    /// Which signing key (hex of its public key's first 8 bytes).
+    pub key_id: String,
+    pub signature: String,
+}
+
+/// A contract's data key as stored: wrapped by a master key, or destroyed.
+#[derive(Debug, Clone)]
+pub struct DataKeyRow {
+    pub contract_id: String,
+    pub master_key_id: Option<String>,
+    pub wrapped: Option<Vec<u8>>,
+    pub destroyed_at: Option<String>,
 }
 
 // Bodies are left out of `Debug`: they are confidential even after redaction.
 impl std::fmt::Debug for LogRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogRecord")
+            .field("seq", &self.seq)
             .field("request_id", &self.request_id)
             .field("endpoint", &self.endpoint)
             .field("outcome", &self.outcome)
@@ -72,7 +107,58 @@ pub struct LogFilter {
     pub limit: i64,
 }
 
-const INSERT: &str = "INSERT INTO log_records (request_id, at, staff_id, key_id, contract_id, deliverable, purpose, provider_id, provider_version, model, endpoint, streamed, outcome, code, http_status, latency_us, input_tokens, output_tokens, redactions, request_body, output_body, output_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)";
+const COLUMNS: &[&str] = &[
+    "seq", "request_id", "at", "staff_id", "key_id", "contract_id", "deliverable", "purpose", "provider_id",
+    "provider_version", "model", "endpoint", "streamed", "outcome", "code", "http_status", "latency_us",
+    "input_tokens", "output_tokens", "redactions", "request_body", "output_body", "request_sha256",
+    "output_sha256", "bodies_deleted", "prev_hash", "record_hash",
+];
+
+/// Rows per INSERT statement: few round trips, well under both backends' parameter limits.
+const ROWS_PER_INSERT: usize = 32;
+
+fn insert_sql(rows: usize) -> String {
+    let n = COLUMNS.len();
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let ps: Vec<String> = (1..=n).map(|c| format!("${}", r * n + c)).collect();
+            format!("({})", ps.join(", "))
+        })
+        .collect();
+    format!("INSERT INTO log_records ({}) VALUES {}", COLUMNS.join(", "), values.join(", "))
+}
+
+fn record_from_row(r: &AnyRow) -> anyhow::Result<LogRecord> {
+    Ok(LogRecord {
+        seq: r.try_get("seq")?,
+        request_id: r.try_get("request_id")?,
+        at: r.try_get("at")?,
+        staff_id: opt_str(r, "staff_id")?,
+        key_id: opt_str(r, "key_id")?,
+        contract_id: opt_str(r, "contract_id")?,
+        deliverable: opt_str(r, "deliverable")?,
+        purpose: opt_str(r, "purpose")?,
+        provider_id: opt_str(r, "provider_id")?,
+        provider_version: r.try_get("provider_version")?,
+        model: opt_str(r, "model")?,
+        endpoint: r.try_get("endpoint")?,
+        streamed: r.try_get::<i64, _>("streamed")? != 0,
+        outcome: r.try_get("outcome")?,
+        code: opt_str(r, "code")?,
+        http_status: r.try_get("http_status")?,
+        latency_us: r.try_get("latency_us")?,
+        input_tokens: r.try_get("input_tokens")?,
+        output_tokens: r.try_get("output_tokens")?,
+        redactions: r.try_get("redactions")?,
+        request_body: r.try_get("request_body")?,
+        output_body: r.try_get("output_body")?,
+        request_sha256: opt_str(r, "request_sha256")?,
+        output_sha256: opt_str(r, "output_sha256")?,
+        bodies_deleted: opt_str(r, "bodies_deleted")?,
+        prev_hash: r.try_get("prev_hash")?,
+        record_hash: r.try_get("record_hash")?,
+    })
+}
 
 fn summary(r: &AnyRow) -> anyhow::Result<LogRecordSummary> {
     Ok(LogRecordSummary {
@@ -93,38 +179,210 @@ fn summary(r: &AnyRow) -> anyhow::Result<LogRecordSummary> {
 }
 
 impl Store {
-    /// Inserts records in one transaction: all are committed or none.
-    pub async fn insert_log_records(&self, records: &[LogRecord]) -> anyhow::Result<()> {
+    /// Appends records to the chain in one transaction: locks the chain head (so several
+    /// writers, even in several processes, append in one total order), gives each record its
+    /// `seq` and `prev_hash`, asks `link` for its hash, inserts them, moves the head and removes
+    /// their pending entries. All are committed or none. Returns the new head.
+    pub async fn append_chained(
+        &self,
+        records: &mut [LogRecord],
+        link: &(dyn Fn(i64, &str, &LogRecord) -> String + Sync),
+    ) -> anyhow::Result<(i64, String)> {
         let mut tx = self.pool().begin().await?;
-        for r in records {
-            sqlx::query(INSERT)
-                .bind(&r.request_id)
-                .bind(&r.at)
-                .bind(&r.staff_id)
-                .bind(&r.key_id)
-                .bind(&r.contract_id)
-                .bind(&r.deliverable)
-                .bind(&r.purpose)
-                .bind(&r.provider_id)
-                .bind(r.provider_version)
-                .bind(&r.model)
-                .bind(&r.endpoint)
-                .bind(i64::from(r.streamed))
-                .bind(&r.outcome)
-                .bind(&r.code)
-                .bind(r.http_status)
-                .bind(r.latency_us)
-                .bind(r.input_tokens)
-                .bind(r.output_tokens)
-                .bind(&r.redactions)
-                .bind(r.request_body.as_deref())
-                .bind(r.output_body.as_deref())
-                .bind(&r.output_sha256)
+        let now = super::now_text();
+        // Writing first takes the lock: a row lock on PostgreSQL, the write lock on SQLite.
+        sqlx::query("UPDATE chain_head SET updated_at = $1 WHERE id = 1").bind(&now).execute(&mut *tx).await?;
+        let head = sqlx::query("SELECT seq, record_hash FROM chain_head WHERE id = 1").fetch_one(&mut *tx).await?;
+        let (mut seq, mut prev): (i64, String) = (head.try_get(0)?, head.try_get(1)?);
+        for r in records.iter_mut() {
+            seq += 1;
+            r.seq = seq;
+            r.prev_hash = prev;
+            r.record_hash = link(seq, &r.prev_hash, r);
+            prev = r.record_hash.clone();
+        }
+        for chunk in records.chunks(ROWS_PER_INSERT) {
+            let sql = insert_sql(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.seq)
+                    .bind(&r.request_id)
+                    .bind(&r.at)
+                    .bind(&r.staff_id)
+                    .bind(&r.key_id)
+                    .bind(&r.contract_id)
+                    .bind(&r.deliverable)
+                    .bind(&r.purpose)
+                    .bind(&r.provider_id)
+                    .bind(r.provider_version)
+                    .bind(&r.model)
+                    .bind(&r.endpoint)
+                    .bind(i64::from(r.streamed))
+                    .bind(&r.outcome)
+                    .bind(&r.code)
+                    .bind(r.http_status)
+                    .bind(r.latency_us)
+                    .bind(r.input_tokens)
+                    .bind(r.output_tokens)
+                    .bind(&r.redactions)
+                    .bind(r.request_body.as_deref())
+                    .bind(r.output_body.as_deref())
+                    .bind(&r.request_sha256)
+                    .bind(&r.output_sha256)
+                    .bind(&r.bodies_deleted)
+                    .bind(&r.prev_hash)
+                    .bind(&r.record_hash);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for r in records.iter() {
+            sqlx::query("DELETE FROM pending_requests WHERE request_id = $1").bind(&r.request_id).execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE chain_head SET seq = $1, record_hash = $2 WHERE id = 1")
+            .bind(seq)
+            .bind(&prev)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((seq, prev))
+    }
+
+    pub async fn chain_head(&self) -> anyhow::Result<(i64, String)> {
+        let r = sqlx::query("SELECT seq, record_hash FROM chain_head WHERE id = 1").fetch_one(self.pool()).await?;
+        Ok((r.try_get(0)?, r.try_get(1)?))
+    }
+
+    /// Records in chain order after `seq`, bodies included.
+    pub async fn log_page(&self, after_seq: i64, limit: i64) -> anyhow::Result<Vec<LogRecord>> {
+        let rows = sqlx::query("SELECT * FROM log_records WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    pub async fn insert_checkpoint(&self, c: &Checkpoint) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO checkpoints (seq, record_hash, at, key_id, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING")
+            .bind(c.seq)
+            .bind(&c.record_hash)
+            .bind(&c.at)
+            .bind(&c.key_id)
+            .bind(&c.signature)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn checkpoints(&self) -> anyhow::Result<Vec<Checkpoint>> {
+        let rows = sqlx::query("SELECT seq, record_hash, at, key_id, signature FROM checkpoints ORDER BY seq")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Checkpoint {
+                    seq: r.try_get(0)?,
+                    record_hash: r.try_get(1)?,
+                    at: r.try_get(2)?,
+                    key_id: r.try_get(3)?,
+                    signature: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Notes requests about to be forwarded (one transaction), so a crash cannot lose them.
+    pub async fn insert_pending(&self, instance_id: &str, entries: &[(String, String)]) -> anyhow::Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let now = super::now_text();
+        for (request_id, record_json) in entries {
+            sqlx::query("INSERT INTO pending_requests (request_id, instance_id, record, at) VALUES ($1, $2, $3, $4)")
+                .bind(request_id)
+                .bind(instance_id)
+                .bind(record_json)
+                .bind(&now)
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Pending entries left by instances not seen since `stale_before`.
+    pub async fn orphaned_pending(&self, stale_before: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT p.request_id, p.record FROM pending_requests p LEFT JOIN instances i ON i.id = p.instance_id \
+             WHERE i.id IS NULL OR i.last_seen < $1 ORDER BY p.at",
+        )
+        .bind(stale_before)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    /// Says this instance is alive (its pending entries are its own business).
+    pub async fn heartbeat(&self, instance_id: &str) -> anyhow::Result<()> {
+        let now = super::now_text();
+        sqlx::query("INSERT INTO instances (id, started_at, last_seen) VALUES ($1, $2, $2) ON CONFLICT (id) DO UPDATE SET last_seen = $2")
+            .bind(instance_id)
+            .bind(&now)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn data_key(&self, contract: &str) -> anyhow::Result<Option<DataKeyRow>> {
+        let r = sqlx::query("SELECT contract_id, master_key_id, wrapped, destroyed_at FROM data_keys WHERE contract_id = $1")
+            .bind(contract)
+            .fetch_optional(self.pool())
+            .await?;
+        r.as_ref().map(data_key_row).transpose()
+    }
+
+    pub async fn data_keys(&self) -> anyhow::Result<Vec<DataKeyRow>> {
+        let rows = sqlx::query("SELECT contract_id, master_key_id, wrapped, destroyed_at FROM data_keys ORDER BY contract_id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(data_key_row).collect()
+    }
+
+    /// Stores a new wrapped data key unless one exists (another instance may have won).
+    pub async fn insert_data_key(&self, contract: &str, master_key_id: &str, wrapped: &[u8]) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO data_keys (contract_id, master_key_id, wrapped, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (contract_id) DO NOTHING")
+            .bind(contract)
+            .bind(master_key_id)
+            .bind(wrapped)
+            .bind(super::now_text())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces a wrapped data key (master-key rotation); only if it is still wrapped by `old_id`.
+    pub async fn rewrap_data_key(&self, contract: &str, old_id: &str, new_id: &str, wrapped: &[u8]) -> anyhow::Result<bool> {
+        let n = sqlx::query("UPDATE data_keys SET master_key_id = $1, wrapped = $2 WHERE contract_id = $3 AND master_key_id = $4 AND destroyed_at IS NULL")
+            .bind(new_id)
+            .bind(wrapped)
+            .bind(contract)
+            .bind(old_id)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Deletes the bodies of a contract's records older than `before`; metadata and hashes stay.
+    pub async fn expire_bodies(&self, contract: &str, before: &str) -> anyhow::Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE log_records SET request_body = NULL, output_body = NULL, bodies_deleted = 'retention' \
+             WHERE contract_id = $1 AND at < $2 AND bodies_deleted IS NULL AND (request_body IS NOT NULL OR output_body IS NOT NULL)",
+        )
+        .bind(contract)
+        .bind(before)
+        .execute(self.pool())
+        .await?
+        .rows_affected())
     }
 
     pub async fn log_list(&self, f: &LogFilter) -> anyhow::Result<Vec<LogRecordSummary>> {
@@ -147,37 +405,12 @@ impl Store {
         Ok(out)
     }
 
-    pub async fn log_record(&self, request_id: &str) -> anyhow::Result<Option<(i64, LogRecord)>> {
+    pub async fn log_record(&self, request_id: &str) -> anyhow::Result<Option<LogRecord>> {
         let row = sqlx::query("SELECT * FROM log_records WHERE request_id = $1")
             .bind(request_id)
             .fetch_optional(self.pool())
             .await?;
-        let Some(r) = row else { return Ok(None) };
-        let rec = LogRecord {
-            request_id: r.try_get("request_id")?,
-            at: r.try_get("at")?,
-            staff_id: opt_str(&r, "staff_id")?,
-            key_id: opt_str(&r, "key_id")?,
-            contract_id: opt_str(&r, "contract_id")?,
-            deliverable: opt_str(&r, "deliverable")?,
-            purpose: opt_str(&r, "purpose")?,
-            provider_id: opt_str(&r, "provider_id")?,
-            provider_version: r.try_get("provider_version")?,
-            model: opt_str(&r, "model")?,
-            endpoint: r.try_get("endpoint")?,
-            streamed: r.try_get::<i64, _>("streamed")? != 0,
-            outcome: r.try_get("outcome")?,
-            code: opt_str(&r, "code")?,
-            http_status: r.try_get("http_status")?,
-            latency_us: r.try_get("latency_us")?,
-            input_tokens: r.try_get("input_tokens")?,
-            output_tokens: r.try_get("output_tokens")?,
-            redactions: r.try_get("redactions")?,
-            request_body: r.try_get("request_body")?,
-            output_body: r.try_get("output_body")?,
-            output_sha256: opt_str(&r, "output_sha256")?,
-        };
-        Ok(Some((r.try_get("seq")?, rec)))
+        row.as_ref().map(record_from_row).transpose()
     }
 
     /// Whether the log table answers (used to recover after a failed write).
@@ -194,4 +427,13 @@ impl Store {
             .await?
             .try_get(0)?)
     }
+}
+
+fn data_key_row(r: &AnyRow) -> anyhow::Result<DataKeyRow> {
+    Ok(DataKeyRow {
+        contract_id: r.try_get(0)?,
+        master_key_id: r.try_get(1)?,
+        wrapped: r.try_get(2)?,
+        destroyed_at: r.try_get(3)?,
+    })
 }

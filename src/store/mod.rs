@@ -4,7 +4,7 @@
 mod log;
 mod registry;
 
-pub use log::{LogFilter, LogRecord, LogRecordSummary};
+pub use log::{Checkpoint, DataKeyRow, LogFilter, LogRecord, LogRecordSummary};
 pub use registry::*;
 
 use anyhow::Context;
@@ -65,7 +65,7 @@ impl Store {
         if dialect == Dialect::Sqlite {
             opts = opts.max_connections(8).after_connect(|conn, _| {
                 Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;")
+                    conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;")
                         .await?;
                     Ok(())
                 })

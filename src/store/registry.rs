@@ -392,9 +392,41 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        // Crypto-shredding: destroy the data key (or make sure none can be created later) and
+        // drop the sealed bodies; metadata and hashes stay, so the chain still verifies.
+        sqlx::query("INSERT INTO data_keys (contract_id, created_at) VALUES ($1, $2) ON CONFLICT (contract_id) DO NOTHING")
+            .bind(id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE data_keys SET wrapped = NULL, master_key_id = NULL, destroyed_at = $1 WHERE contract_id = $2")
+            .bind(&now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE log_records SET request_body = NULL, output_body = NULL, bodies_deleted = 'shredded' WHERE contract_id = $1 AND (request_body IS NOT NULL OR output_body IS NOT NULL)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         bump_generation(&mut *tx).await?;
         tx.commit().await?;
+        self.scrub_freed_space().await?;
         Ok(revoked)
+    }
+
+    /// Makes deleted key material unrecoverable from the database files: SQLite zeroes freed
+    /// pages (secure_delete) but old page images can linger in the WAL until a checkpoint;
+    /// PostgreSQL keeps dead row versions until the table is rewritten.
+    async fn scrub_freed_space(&self) -> anyhow::Result<()> {
+        match self.dialect() {
+            super::Dialect::Sqlite => {
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(self.pool()).await?;
+            }
+            super::Dialect::Postgres => {
+                sqlx::query("VACUUM FULL data_keys").execute(self.pool()).await?;
+            }
+        }
+        Ok(())
     }
 
     pub async fn add_term(&self, contract: &str, term: &str) -> anyhow::Result<bool> {

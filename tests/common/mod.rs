@@ -14,7 +14,22 @@ use std::time::Duration;
 
 pub struct TestDb {
     pub url: String,
-    _dir: Option<tempfile::TempDir>,
+    /// Holds the SQLite file (if any) and the log's key files.
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    /// Audit settings with keys in this database's temp folder, checkpointing often.
+    pub fn audit(&self) -> mamori::config::AuditConfig {
+        let mut a = mamori::config::AuditConfig::for_database("sqlite://x", self.dir.path());
+        a.master_key_file = self.dir.path().join("master.key");
+        a.signing_key_file = self.dir.path().join("signing.key");
+        a.checkpoint_file = self.dir.path().join("checkpoints.jsonl");
+        a.create_keys = true;
+        a.checkpoint_every_records = 5;
+        a.instance_stale = Duration::from_secs(1);
+        a
+    }
 }
 
 /// A fresh, empty database: a SQLite file in a temp folder, or a new PostgreSQL database.
@@ -33,7 +48,7 @@ pub async fn fresh_db() -> TestDb {
             let (prefix, _) = base.rsplit_once('/').unwrap();
             TestDb {
                 url: format!("{prefix}/{name}"),
-                _dir: None,
+                dir: tempfile::tempdir().unwrap(),
             }
         }
         _ => {
@@ -41,7 +56,7 @@ pub async fn fresh_db() -> TestDb {
             let url = format!("sqlite://{}", dir.path().join("mamori.db").display());
             TestDb {
                 url,
-                _dir: Some(dir),
+                dir,
             }
         }
     }
@@ -141,6 +156,7 @@ pub async fn spawn_app() -> TestApp {
         database_url: db.url.clone(),
         refresh_interval: Duration::from_millis(100),
         max_body_bytes: 64 * 1024,
+        audit: db.audit(),
         ..Config::default()
     };
     let gw = Gateway::start(config).await.unwrap();
@@ -180,6 +196,16 @@ impl TestApp {
     /// POSTs and returns (status, JSON body, request id header).
     pub async fn call(&self, path: &str, body: &Value) -> (u16, Value, Option<String>) {
         read(self.post(path, body).await).await
+    }
+
+    /// A log record with its bodies decrypted (request, output) as JSON.
+    pub async fn record(&self, id: &str) -> (mamori::store::LogRecord, Option<Value>, Option<Value>) {
+        let rec = self.store.log_record(id).await.unwrap().expect("record");
+        let dk = &self.gw.log.data_keys;
+        let json = |b: Option<Vec<u8>>| b.map(|b| serde_json::from_slice(&b).unwrap());
+        let req = json(dk.open_body(&rec, "request").await.unwrap());
+        let out = json(dk.open_body(&rec, "output").await.unwrap());
+        (rec, req, out)
     }
 
     /// Waits until the log holds `n` records (refusals are written without waiting).
