@@ -1,0 +1,296 @@
+//! The log as evidence: tampering of every kind is caught, bodies are encrypted at rest, closed
+//! contracts are shredded, retention deletes bodies, and several writers share one chain.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod common;
+
+use common::*;
+use mamori::audit::{chain, checkpoint, verify};
+use mamori::store::LogRecord;
+use serde_json::json;
+use sqlx::Connection;
+
+async fn raw(app: &TestApp) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(&app.db.url).await.unwrap()
+}
+
+/// An app with `n` served requests in its log.
+async fn app_with_log(n: usize) -> TestApp {
+    let app = spawn_app().await;
+    for i in 0..n {
+        let (s, _, _) = app.call("/v1/chat/completions", &json!({"model": "gpt-test", "messages": [{"role": "user", "content": format!("依頼{i}: 極秘の見積額")}]})).await;
+        assert_eq!(s, 200);
+    }
+    app.wait_for_records(n as i64).await;
+    app
+}
+
+async fn check(app: &TestApp, external: &[mamori::store::Checkpoint]) -> verify::Report {
+    let public = mamori::audit::load_keys(&app.db.audit()).unwrap().signing.verifying_key();
+    verify::verify(&app.store, &public, external, Some(&app.gw.log.data_keys)).await.unwrap()
+}
+
+async fn problem(app: &TestApp) -> String {
+    let r = check(app, &[]).await;
+    match r.problem {
+        Some(p) => p,
+        None => panic!("tampering went unnoticed: {} records verified", r.records),
+    }
+}
+
+#[tokio::test]
+async fn an_untouched_log_verifies_with_its_checkpoints_and_bodies() {
+    let app = app_with_log(12).await;
+    let file = checkpoint::read_file(&app.db.audit().checkpoint_file).unwrap();
+    assert!(!file.is_empty(), "checkpoints are also written outside the database");
+    let r = check(&app, &file).await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.records, 12);
+    assert!(r.checkpoints_checked >= 1, "{r:?}");
+    assert_eq!(r.bodies_checked, 24);
+}
+
+#[tokio::test]
+async fn a_changed_record_is_named() {
+    let app = app_with_log(6).await;
+    sqlx::query("UPDATE log_records SET model = 'gpt-other' WHERE seq = 3").execute(&mut raw(&app).await).await.unwrap();
+    let p = problem(&app).await;
+    assert!(p.contains("seq 3") && p.contains("changed"), "{p}");
+}
+
+#[tokio::test]
+async fn a_removed_record_is_named() {
+    let app = app_with_log(6).await;
+    sqlx::query("DELETE FROM log_records WHERE seq = 3").execute(&mut raw(&app).await).await.unwrap();
+    let p = problem(&app).await;
+    assert!(p.contains("seq 3") && p.contains("removed"), "{p}");
+}
+
+#[tokio::test]
+async fn an_inserted_record_is_caught() {
+    let app = app_with_log(6).await;
+    let mut c = raw(&app).await;
+    // Make room at seq 3 and copy another record there, as a forger would.
+    sqlx::query("UPDATE log_records SET seq = seq + 100 WHERE seq >= 3").execute(&mut c).await.unwrap();
+    sqlx::query("UPDATE log_records SET seq = seq - 99 WHERE seq >= 103").execute(&mut c).await.unwrap();
+    sqlx::query("INSERT INTO log_records (seq, request_id, at, endpoint, streamed, outcome, http_status, latency_us, redactions, prev_hash, record_hash) \
+                 SELECT 3, 'req_forged', at, endpoint, streamed, outcome, http_status, latency_us, redactions, prev_hash, record_hash FROM log_records WHERE seq = 4")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let p = problem(&app).await;
+    assert!(p.contains("seq 3") || p.contains("seq 4"), "{p}");
+}
+
+#[tokio::test]
+async fn reordered_records_are_caught() {
+    let app = app_with_log(6).await;
+    let mut c = raw(&app).await;
+    sqlx::query("UPDATE log_records SET seq = 100 WHERE seq = 2").execute(&mut c).await.unwrap();
+    sqlx::query("UPDATE log_records SET seq = 2 WHERE seq = 3").execute(&mut c).await.unwrap();
+    sqlx::query("UPDATE log_records SET seq = 3 WHERE seq = 100").execute(&mut c).await.unwrap();
+    let p = problem(&app).await;
+    assert!(p.contains("seq 2"), "{p}");
+}
+
+#[tokio::test]
+async fn removing_the_newest_records_is_caught_by_the_head_and_by_checkpoints() {
+    let app = app_with_log(8).await;
+    let mut c = raw(&app).await;
+    sqlx::query("DELETE FROM log_records WHERE seq > 6").execute(&mut c).await.unwrap();
+    let p = problem(&app).await;
+    assert!(p.contains("seq 6") || p.contains("removed"), "{p}");
+    // Also moving the head back: the signed checkpoint past the end still tells.
+    let last = app.store.log_page(5, 1).await.unwrap().remove(0);
+    sqlx::query("UPDATE chain_head SET seq = 6, record_hash = $1").bind(&last.record_hash).execute(&mut c).await.unwrap();
+    let cps = app.store.checkpoints().await.unwrap();
+    if cps.iter().any(|cp| cp.seq > 6) {
+        let p = problem(&app).await;
+        assert!(p.contains("checkpoint"), "{p}");
+    }
+}
+
+/// Rewrites records from `from` on with a consistent chain, as someone with write access to the
+/// database (but not the signing key) could.
+async fn forge_suffix(app: &TestApp, from: i64) {
+    let mut c = raw(app).await;
+    let mut records: Vec<LogRecord> = app.store.log_page(0, 1000).await.unwrap();
+    let mut prev = chain::GENESIS.to_string();
+    for r in records.iter_mut() {
+        if r.seq == from {
+            r.model = Some("gpt-forged".into());
+            r.deliverable = Some("改ざん".into());
+        }
+        if r.seq >= from {
+            r.prev_hash = prev.clone();
+            r.record_hash = chain::record_hash(r.seq, &prev, r);
+            sqlx::query("UPDATE log_records SET model = $1, deliverable = $2, prev_hash = $3, record_hash = $4 WHERE seq = $5")
+                .bind(&r.model)
+                .bind(&r.deliverable)
+                .bind(&r.prev_hash)
+                .bind(&r.record_hash)
+                .bind(r.seq)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        prev = r.record_hash.clone();
+    }
+    let head = records.last().unwrap();
+    sqlx::query("UPDATE chain_head SET seq = $1, record_hash = $2").bind(head.seq).bind(&head.record_hash).execute(&mut c).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_forged_consistent_suffix_is_caught_by_signed_checkpoints_even_outside_the_database() {
+    let app = app_with_log(12).await;
+    forge_suffix(&app, 2).await;
+    let p = problem(&app).await;
+    assert!(p.contains("checkpoint"), "{p}");
+    // The forger deletes the checkpoints in the database too; the auditor's copy still tells.
+    sqlx::query("DELETE FROM checkpoints").execute(&mut raw(&app).await).await.unwrap();
+    assert!(check(&app, &[]).await.ok(), "without any checkpoint a consistent rewrite cannot be seen (expected)");
+    let outside = checkpoint::read_file(&app.db.audit().checkpoint_file).unwrap();
+    let r = check(&app, &outside).await;
+    let p = r.problem.expect("the external checkpoints must catch the rewrite");
+    assert!(p.contains("checkpoint"), "{p}");
+}
+
+#[tokio::test]
+async fn forged_checkpoints_are_refused() {
+    let app = app_with_log(6).await;
+    forge_suffix(&app, 1).await;
+    let (seq, hash) = app.store.chain_head().await.unwrap();
+    let forger = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let fake = checkpoint::sign(&forger, seq, &hash, "2026-11-26T00:00:00Z");
+    sqlx::query("DELETE FROM checkpoints").execute(&mut raw(&app).await).await.unwrap();
+    app.store.insert_checkpoint(&fake).await.unwrap();
+    let p = problem(&app).await;
+    assert!(p.contains("no valid signature"), "{p}");
+}
+
+#[tokio::test]
+async fn a_swapped_body_is_caught() {
+    let app = app_with_log(4).await;
+    let mut c = raw(&app).await;
+    let other: Vec<u8> = sqlx::Row::get(&sqlx::query("SELECT output_body FROM log_records WHERE seq = 2").fetch_one(&mut c).await.unwrap(), 0);
+    sqlx::query("UPDATE log_records SET output_body = $1 WHERE seq = 3").bind(other).execute(&mut c).await.unwrap();
+    let public = mamori::audit::load_keys(&app.db.audit()).unwrap().signing.verifying_key();
+    let err = verify::verify(&app.store, &public, &[], Some(&app.gw.log.data_keys)).await.unwrap_err();
+    assert!(format!("{err:#}").contains("seq 3"), "{err:#}");
+}
+
+#[tokio::test]
+async fn the_database_alone_reveals_no_prompt_or_output() {
+    let app = app_with_log(3).await;
+    if !app.db.url.starts_with("sqlite://") {
+        return; // The file check needs the SQLite file; the sealing itself is tested on both.
+    }
+    let path = app.db.url.trim_start_matches("sqlite://").to_string();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+    for needle in ["極秘の見積額", "受け取りました"] {
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "`{needle}` is readable in the database file");
+    }
+}
+
+#[tokio::test]
+async fn closing_a_contract_shreds_its_bodies_and_the_chain_still_verifies() {
+    let app = app_with_log(5).await;
+    let ids: Vec<String> = app.store.log_page(0, 100).await.unwrap().into_iter().map(|r| r.request_id).collect();
+    app.store.close_contract("c1").await.unwrap();
+    app.gw.log.data_keys.forget("c1");
+    let fresh = mamori::audit::DataKeys::new(app.store.clone(), mamori::audit::load_keys(&app.db.audit()).unwrap().master);
+    for id in &ids {
+        let r = app.store.log_record(id).await.unwrap().unwrap();
+        assert_eq!(r.bodies_deleted.as_deref(), Some("shredded"));
+        assert!(r.output_sha256.is_some(), "hashes remain for disclosures");
+        assert!(fresh.open_body(&r, "output").await.unwrap().is_none());
+    }
+    let dk = app.store.data_key("c1").await.unwrap().unwrap();
+    assert!(dk.wrapped.is_none() && dk.destroyed_at.is_some());
+    let r = check(&app, &[]).await;
+    assert!(r.ok(), "{r:?}");
+}
+
+#[tokio::test]
+async fn retention_deletes_old_bodies_only() {
+    let app = spawn_app().await;
+    app.store
+        .create_contract(&mamori::store::NewContract { id: "short".into(), title: "t".into(), client: "c".into(), retention_days: Some(30), ..Default::default() })
+        .await
+        .unwrap();
+    let rec = |id: &str, at: &str| LogRecord {
+        request_id: id.into(),
+        at: at.into(),
+        contract_id: Some("short".into()),
+        endpoint: "chat.completions".into(),
+        outcome: "ok".into(),
+        http_status: 200,
+        redactions: "{}".into(),
+        request_body: Some(b"{\"q\":1}".to_vec()),
+        output_body: Some(b"{\"a\":1}".to_vec()),
+        ..Default::default()
+    };
+    assert!(app.gw.log.commit(rec("old", "2020-01-01T00:00:00.000000Z")).await);
+    assert!(app.gw.log.commit(rec("new", &mamori::store::now_text())).await);
+    // The gateway's own upkeep task may get there first; either way the old bodies go.
+    mamori::audit::apply_retention(&app.store).await.unwrap();
+    let old = app.store.log_record("old").await.unwrap().unwrap();
+    assert_eq!(old.bodies_deleted.as_deref(), Some("retention"));
+    assert!(old.output_body.is_none() && old.output_sha256.is_some());
+    let (_, _, out) = app.record("new").await;
+    assert_eq!(out.unwrap(), json!({"a": 1}));
+    assert!(check(&app, &[]).await.ok());
+}
+
+#[tokio::test]
+async fn two_gateways_on_one_database_keep_one_chain() {
+    let app = spawn_app().await;
+    // A second instance on the same database, with the same keys.
+    let config = mamori::config::Config {
+        database_url: app.db.url.clone(),
+        refresh_interval: std::time::Duration::from_millis(100),
+        audit: app.db.audit(),
+        ..Default::default()
+    };
+    let gw2 = mamori::gateway::Gateway::start(config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr2 = format!("http://{}", listener.local_addr().unwrap());
+    let router = mamori::http::router(gw2);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut tasks = Vec::new();
+    for worker in 0..16 {
+        let base = if worker % 2 == 0 { app.addr.clone() } else { addr2.clone() };
+        let key = app.key.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut ids = Vec::new();
+            for i in 0..25 {
+                let r = http
+                    .post(format!("{base}/v1/chat/completions"))
+                    .bearer_auth(&key)
+                    .json(&json!({"model": "gpt-test", "messages": [{"role": "user", "content": format!("w{worker} r{i}")}]}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                ids.push(r.headers()["x-mamori-request-id"].to_str().unwrap().to_string());
+            }
+            ids
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    assert_eq!(all.len(), 400);
+    let records = app.store.log_page(0, 10_000).await.unwrap();
+    assert_eq!(records.len(), 400, "records lost or duplicated");
+    let seqs: Vec<i64> = records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=400).collect::<Vec<_>>());
+    for id in &all {
+        assert!(records.iter().any(|r| &r.request_id == id), "{id} missing");
+    }
+    let r = check(&app, &[]).await;
+    assert!(r.ok(), "{r:?}");
+}
