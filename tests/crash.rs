@@ -61,7 +61,9 @@ async fn sigkill_under_load_loses_no_completed_response() {
 
     let (gateway, addr) = serve(&config);
     let stop = Arc::new(AtomicBool::new(false));
-    let completed: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+    // (request id, SHA-256 of the body received for non-streamed answers)
+    type Completed = Vec<(String, Option<String>)>;
+    let completed: Arc<Mutex<Completed>> = Arc::default();
     let mut workers = Vec::new();
     for w in 0..8 {
         let (addr, key, stop, completed) = (addr.clone(), key.clone(), Arc::clone(&stop), Arc::clone(&completed));

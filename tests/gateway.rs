@@ -53,6 +53,25 @@ async fn chat_completion_goes_through_with_the_provider_credential_and_is_logged
 }
 
 #[tokio::test]
+async fn attribution_headers_may_be_utf8_or_percent_encoded() {
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .post(format!("{}/v1/chat/completions", app.addr))
+        .bearer_auth(&app.key)
+        .header("x-mamori-deliverable", "%E5%A0%B1%E5%91%8A%E6%9B%B8v2")
+        .header("x-mamori-purpose", "%E8%A6%81%E7%B4%84")
+        .json(&chat("x"))
+        .send()
+        .await
+        .unwrap();
+    let (_, _, id) = read(r).await;
+    let (rec, _, _) = app.record(&id.unwrap()).await;
+    assert_eq!(rec.deliverable.as_deref(), Some("報告書v2"));
+    assert_eq!(rec.purpose.as_deref(), Some("要約"));
+}
+
+#[tokio::test]
 async fn unknown_fields_pass_through_and_the_prefixed_model_is_rewritten() {
     let app = spawn_app().await;
     let body = json!({"model": "mock-openai/gpt-test", "messages": [{"role": "user", "content": "x"}], "x_vendor": {"a": [1, 2]}, "temperature": 0.2});
@@ -210,7 +229,7 @@ async fn tool_calls_round_trip_on_both_apis() {
         serde_json::from_str::<Value>(&partial).unwrap()["city"],
         "東京"
     );
-    let (rec, _, out) = app.record(&id).await;
+    let (_, _, out) = app.record(&id).await;
     let out = out.unwrap();
     assert_eq!(out["content"][0]["type"], "tool_use");
     assert_eq!(out["content"][0]["input"]["city"], "東京");
@@ -249,7 +268,7 @@ async fn responses_embeddings_messages_and_count_tokens() {
         .to_string();
     let events = sse_data(resp).await;
     assert!(events.last().unwrap().contains("response.completed"));
-    let (rec, _, out) = app.record(&id).await;
+    let (_, _, out) = app.record(&id).await;
     let out = out.unwrap();
     assert_eq!(out["status"], "completed");
 

@@ -143,6 +143,10 @@ impl DataKeys {
 
     /// Seals the record's bodies in place and fills in their hashes.
     async fn seal(&self, r: &mut LogRecord) -> anyhow::Result<()> {
+        if r.sealed {
+            return Ok(());
+        }
+        r.sealed = true;
         r.request_sha256 = r.request_body.as_deref().map(sha256_hex).or(r.request_sha256.take());
         r.output_sha256 = r.output_body.as_deref().map(sha256_hex).or(r.output_sha256.take());
         if r.request_body.is_none() && r.output_body.is_none() {
@@ -231,7 +235,12 @@ impl LogWriter {
     }
 
     /// Writes a record and waits until it is committed. `false` if it could not be.
-    pub async fn commit(&self, record: LogRecord) -> bool {
+    /// Bodies are sealed here, on the caller's task, so the single writer only links and inserts.
+    pub async fn commit(&self, mut record: LogRecord) -> bool {
+        if let Err(e) = self.data_keys.seal(&mut record).await {
+            tracing::error!(request_id = %record.request_id, error = %format!("{e:#}"), "cannot seal log record");
+            return false;
+        }
         let (done, wait) = oneshot::channel();
         if self.tx.send(Job::Record(Box::new(record), Some(done))).await.is_err() {
             return false;
@@ -320,7 +329,10 @@ async fn write_batch(store: &Store, keys: &DataKeys, instance: &str, batch: &[Jo
             Job::Pending(r, _) => pending.push((r.request_id.clone(), serde_json::to_string(r.as_ref())?)),
             Job::Record(r, _) => {
                 let mut r = r.as_ref().clone();
-                keys.seal(&mut r).await?;
+                // Records from `submit` (refusals) are usually bodiless; seal any that are not yet.
+                if !r.sealed {
+                    keys.seal(&mut r).await?;
+                }
                 records.push(r);
             }
         }

@@ -43,6 +43,19 @@ fn header_text(h: &HeaderMap, name: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.chars().take(MAX_ATTRIBUTION_LEN).collect())
 }
 
+/// Attribution headers may be raw UTF-8 or percent-encoded (HTTP clients such as the Python
+/// SDKs only send ASCII header values, so `要約` arrives as `%E8%A6%81%E7%B4%84`).
+fn attribution(h: &HeaderMap, name: &str) -> Option<String> {
+    let raw = header_text(h, name)?;
+    if !raw.contains('%') {
+        return Some(raw);
+    }
+    match percent_encoding::percent_decode_str(&raw).decode_utf8() {
+        Ok(decoded) => Some(decoded.chars().take(MAX_ATTRIBUTION_LEN).collect()),
+        Err(_) => Some(raw),
+    }
+}
+
 fn incoming(h: &HeaderMap) -> Incoming {
     let key = header_text(h, "authorization")
         .and_then(|a| {
@@ -53,8 +66,8 @@ fn incoming(h: &HeaderMap) -> Incoming {
         .or_else(|| header_text(h, "x-api-key"));
     Incoming {
         key,
-        deliverable: header_text(h, "x-mamori-deliverable"),
-        purpose: header_text(h, "x-mamori-purpose"),
+        deliverable: attribution(h, "x-mamori-deliverable"),
+        purpose: attribution(h, "x-mamori-purpose"),
         anthropic_version: header_text(h, "anthropic-version"),
         anthropic_beta: header_text(h, "anthropic-beta"),
     }

@@ -110,6 +110,11 @@ impl Snapshot {
         self.keys.contains_key(&keys::hash(secret))
     }
 
+    /// The stored key row for a presented key, known or not valid (for attributing refusals).
+    pub fn key_row(&self, secret: &str) -> Option<&KeyRow> {
+        self.keys.get(&keys::hash(secret))
+    }
+
     /// Steps 1–3 of SPEC.md's order: key, staff training, contract.
     pub fn authenticate(&self, secret: &str) -> Result<Caller, Refusal> {
         let now = Utc::now();

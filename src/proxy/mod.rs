@@ -109,6 +109,19 @@ impl Exchange {
         }
     }
 
+    /// Records who was refused when the key is known but not valid (revoked, expired, untrained
+    /// staff, inactive contract): an incident report (第14) needs the person, not just the code.
+    fn refuse_unauthenticated(mut self, gw: &Gateway, inc: &Incoming, refusal: Refusal) -> Refused {
+        if let Some(k) = inc.key.as_deref().and_then(|k| gw.policy.snapshot().key_row(k).cloned()) {
+            self.rec.key_id = Some(k.id);
+            self.rec.staff_id = Some(k.staff_id);
+            self.rec.contract_id = Some(k.contract_id);
+            self.rec.deliverable = inc.deliverable.clone().or(k.deliverable);
+            self.rec.purpose = inc.purpose.clone().or(k.purpose);
+        }
+        self.refuse(gw, refusal)
+    }
+
     fn set_output(&mut self, output: Vec<u8>, usage: Usage) {
         self.rec.output_sha256 = Some(sha256_hex(&output));
         self.rec.output_body = Some(output);
@@ -145,7 +158,7 @@ pub async fn handle(
     let mut ex = Exchange::new(endpoint.as_str());
     let caller = match authenticate(gw, inc.key.as_deref()).await {
         Ok(c) => c,
-        Err(r) => return Err(ex.refuse(gw, r)),
+        Err(r) => return Err(ex.refuse_unauthenticated(gw, &inc, r)),
     };
     ex.attribute(&caller, &inc);
     let body = match body {
@@ -471,7 +484,7 @@ pub async fn models(
     let mut ex = Exchange::new("models");
     let caller = match authenticate(gw, inc.key.as_deref()).await {
         Ok(c) => c,
-        Err(r) => return Err(ex.refuse(gw, r)),
+        Err(r) => return Err(ex.refuse_unauthenticated(gw, &inc, r)),
     };
     ex.attribute(&caller, &inc);
     let list = gw.policy.snapshot().models_for(&caller);

@@ -47,6 +47,9 @@ pub struct LogRecord {
     pub prev_hash: String,
     #[serde(default)]
     pub record_hash: String,
+    /// Set once the writer has sealed the bodies (never stored).
+    #[serde(skip)]
+    pub sealed: bool,
 }
 
 /// A signed checkpoint of the chain head (see `audit::checkpoint`).
@@ -117,14 +120,21 @@ const COLUMNS: &[&str] = &[
 /// Rows per INSERT statement: few round trips, well under both backends' parameter limits.
 const ROWS_PER_INSERT: usize = 32;
 
-fn insert_sql(rows: usize) -> String {
-    let n = COLUMNS.len();
-    let values: Vec<String> = (0..rows)
-        .map(|r| {
-            let ps: Vec<String> = (1..=n).map(|c| format!("${}", r * n + c)).collect();
-            format!("({})", ps.join(", "))
+/// Numbered `$N` placeholders for PostgreSQL; plain `?` for SQLite, where looking up each
+/// parameter's name is linear in the statement's parameter count (quadratic per statement).
+fn placeholders(dialect: super::Dialect, first: usize, count: usize) -> String {
+    let ps: Vec<String> = (first..first + count)
+        .map(|i| match dialect {
+            super::Dialect::Sqlite => "?".to_string(),
+            super::Dialect::Postgres => format!("${i}"),
         })
         .collect();
+    ps.join(", ")
+}
+
+fn insert_sql(dialect: super::Dialect, rows: usize) -> String {
+    let n = COLUMNS.len();
+    let values: Vec<String> = (0..rows).map(|r| format!("({})", placeholders(dialect, r * n + 1, n))).collect();
     format!("INSERT INTO log_records ({}) VALUES {}", COLUMNS.join(", "), values.join(", "))
 }
 
@@ -157,6 +167,7 @@ fn record_from_row(r: &AnyRow) -> anyhow::Result<LogRecord> {
         bodies_deleted: opt_str(r, "bodies_deleted")?,
         prev_hash: r.try_get("prev_hash")?,
         record_hash: r.try_get("record_hash")?,
+        sealed: true,
     })
 }
 
@@ -202,7 +213,7 @@ impl Store {
             prev = r.record_hash.clone();
         }
         for chunk in records.chunks(ROWS_PER_INSERT) {
-            let sql = insert_sql(chunk.len());
+            let sql = insert_sql(self.dialect(), chunk.len());
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = q
@@ -236,8 +247,13 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        for r in records.iter() {
-            sqlx::query("DELETE FROM pending_requests WHERE request_id = $1").bind(&r.request_id).execute(&mut *tx).await?;
+        for chunk in records.chunks(ROWS_PER_INSERT * 8) {
+            let sql = format!("DELETE FROM pending_requests WHERE request_id IN ({})", placeholders(self.dialect(), 1, chunk.len()));
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q.bind(&r.request_id);
+            }
+            q.execute(&mut *tx).await?;
         }
         sqlx::query("UPDATE chain_head SET seq = $1, record_hash = $2 WHERE id = 1")
             .bind(seq)
