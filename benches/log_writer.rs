@@ -38,14 +38,27 @@ fn record(i: usize, body: &Arc<Vec<u8>>, out: &Arc<Vec<u8>>) -> LogRecord {
 async fn run(label: &str, url: &str, dir: &std::path::Path) {
     let store = Store::connect(url).await.unwrap();
     store
-        .create_contract(&NewContract { id: "c".into(), title: "t".into(), client: "c".into(), ..Default::default() })
+        .create_contract(&NewContract {
+            id: "c".into(),
+            title: "t".into(),
+            client: "c".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let mut cfg = AuditConfig::for_database("sqlite://x", dir);
     cfg.create_keys = true;
     let writer = LogWriter::spawn(store.clone(), load_keys(&cfg).unwrap(), &cfg);
-    let body = Arc::new("社内向けの報告書を要約してください。".repeat(50).into_bytes()); // ~2.5 KB
-    let out = Arc::new("要約：本件は予定どおり進行しています。".repeat(12).into_bytes()); // ~0.7 KB
+    let body = Arc::new(
+        "社内向けの報告書を要約してください。"
+            .repeat(50)
+            .into_bytes(),
+    ); // ~2.5 KB
+    let out = Arc::new(
+        "要約：本件は予定どおり進行しています。"
+            .repeat(12)
+            .into_bytes(),
+    ); // ~0.7 KB
     let start = Instant::now();
     let sem = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut tasks = Vec::with_capacity(RECORDS);
@@ -67,17 +80,31 @@ async fn run(label: &str, url: &str, dir: &std::path::Path) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        run("sqlite", &format!("sqlite://{}", dir.path().join("bench.db").display()), dir.path()).await;
+        run(
+            "sqlite",
+            &format!("sqlite://{}", dir.path().join("bench.db").display()),
+            dir.path(),
+        )
+        .await;
         if let Ok(base) = std::env::var("MAMORI_BENCH_DATABASE_URL") {
             use sqlx::Connection;
             sqlx::any::install_default_drivers();
             let name = format!("mamori_bench_{}", std::process::id());
             let mut c = sqlx::AnyConnection::connect(&base).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut c).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut c)
+                .await
+                .unwrap();
             let (prefix, _) = base.rsplit_once('/').unwrap();
             let pg_dir = tempfile::tempdir().unwrap();
             run("postgres", &format!("{prefix}/{name}"), pg_dir.path()).await;

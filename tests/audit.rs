@@ -26,8 +26,13 @@ async fn app_with_log(n: usize) -> TestApp {
 }
 
 async fn check(app: &TestApp, external: &[mamori::store::Checkpoint]) -> verify::Report {
-    let public = mamori::audit::load_keys(&app.db.audit()).unwrap().signing.verifying_key();
-    verify::verify(&app.store, &public, external, Some(&app.gw.log.data_keys)).await.unwrap()
+    let public = mamori::audit::load_keys(&app.db.audit())
+        .unwrap()
+        .signing
+        .verifying_key();
+    verify::verify(&app.store, &public, external, Some(&app.gw.log.data_keys))
+        .await
+        .unwrap()
 }
 
 async fn problem(app: &TestApp) -> String {
@@ -42,7 +47,10 @@ async fn problem(app: &TestApp) -> String {
 async fn an_untouched_log_verifies_with_its_checkpoints_and_bodies() {
     let app = app_with_log(12).await;
     let file = checkpoint::read_file(&app.db.audit().checkpoint_file).unwrap();
-    assert!(!file.is_empty(), "checkpoints are also written outside the database");
+    assert!(
+        !file.is_empty(),
+        "checkpoints are also written outside the database"
+    );
     let r = check(&app, &file).await;
     assert!(r.ok(), "{r:?}");
     assert_eq!(r.records, 12);
@@ -53,7 +61,10 @@ async fn an_untouched_log_verifies_with_its_checkpoints_and_bodies() {
 #[tokio::test]
 async fn a_changed_record_is_named() {
     let app = app_with_log(6).await;
-    sqlx::query("UPDATE log_records SET model = 'gpt-other' WHERE seq = 3").execute(&mut raw(&app).await).await.unwrap();
+    sqlx::query("UPDATE log_records SET model = 'gpt-other' WHERE seq = 3")
+        .execute(&mut raw(&app).await)
+        .await
+        .unwrap();
     let p = problem(&app).await;
     assert!(p.contains("seq 3") && p.contains("changed"), "{p}");
 }
@@ -61,7 +72,10 @@ async fn a_changed_record_is_named() {
 #[tokio::test]
 async fn a_removed_record_is_named() {
     let app = app_with_log(6).await;
-    sqlx::query("DELETE FROM log_records WHERE seq = 3").execute(&mut raw(&app).await).await.unwrap();
+    sqlx::query("DELETE FROM log_records WHERE seq = 3")
+        .execute(&mut raw(&app).await)
+        .await
+        .unwrap();
     let p = problem(&app).await;
     assert!(p.contains("seq 3") && p.contains("removed"), "{p}");
 }
@@ -71,8 +85,14 @@ async fn an_inserted_record_is_caught() {
     let app = app_with_log(6).await;
     let mut c = raw(&app).await;
     // Make room at seq 3 and copy another record there, as a forger would.
-    sqlx::query("UPDATE log_records SET seq = seq + 100 WHERE seq >= 3").execute(&mut c).await.unwrap();
-    sqlx::query("UPDATE log_records SET seq = seq - 99 WHERE seq >= 103").execute(&mut c).await.unwrap();
+    sqlx::query("UPDATE log_records SET seq = seq + 100 WHERE seq >= 3")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE log_records SET seq = seq - 99 WHERE seq >= 103")
+        .execute(&mut c)
+        .await
+        .unwrap();
     sqlx::query("INSERT INTO log_records (seq, request_id, at, endpoint, streamed, outcome, http_status, latency_us, redactions, prev_hash, record_hash) \
                  SELECT 3, 'req_forged', at, endpoint, streamed, outcome, http_status, latency_us, redactions, prev_hash, record_hash FROM log_records WHERE seq = 4")
         .execute(&mut c)
@@ -86,9 +106,18 @@ async fn an_inserted_record_is_caught() {
 async fn reordered_records_are_caught() {
     let app = app_with_log(6).await;
     let mut c = raw(&app).await;
-    sqlx::query("UPDATE log_records SET seq = 100 WHERE seq = 2").execute(&mut c).await.unwrap();
-    sqlx::query("UPDATE log_records SET seq = 2 WHERE seq = 3").execute(&mut c).await.unwrap();
-    sqlx::query("UPDATE log_records SET seq = 3 WHERE seq = 100").execute(&mut c).await.unwrap();
+    sqlx::query("UPDATE log_records SET seq = 100 WHERE seq = 2")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE log_records SET seq = 2 WHERE seq = 3")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE log_records SET seq = 3 WHERE seq = 100")
+        .execute(&mut c)
+        .await
+        .unwrap();
     let p = problem(&app).await;
     assert!(p.contains("seq 2"), "{p}");
 }
@@ -97,12 +126,19 @@ async fn reordered_records_are_caught() {
 async fn removing_the_newest_records_is_caught_by_the_head_and_by_checkpoints() {
     let app = app_with_log(8).await;
     let mut c = raw(&app).await;
-    sqlx::query("DELETE FROM log_records WHERE seq > 6").execute(&mut c).await.unwrap();
+    sqlx::query("DELETE FROM log_records WHERE seq > 6")
+        .execute(&mut c)
+        .await
+        .unwrap();
     let p = problem(&app).await;
     assert!(p.contains("seq 6") || p.contains("removed"), "{p}");
     // Also moving the head back: the signed checkpoint past the end still tells.
     let last = app.store.log_page(5, 1).await.unwrap().remove(0);
-    sqlx::query("UPDATE chain_head SET seq = 6, record_hash = $1").bind(&last.record_hash).execute(&mut c).await.unwrap();
+    sqlx::query("UPDATE chain_head SET seq = 6, record_hash = $1")
+        .bind(&last.record_hash)
+        .execute(&mut c)
+        .await
+        .unwrap();
     let cps = app.store.checkpoints().await.unwrap();
     if cps.iter().any(|cp| cp.seq > 6) {
         let p = problem(&app).await;
@@ -137,7 +173,12 @@ async fn forge_suffix(app: &TestApp, from: i64) {
         prev = r.record_hash.clone();
     }
     let head = records.last().unwrap();
-    sqlx::query("UPDATE chain_head SET seq = $1, record_hash = $2").bind(head.seq).bind(&head.record_hash).execute(&mut c).await.unwrap();
+    sqlx::query("UPDATE chain_head SET seq = $1, record_hash = $2")
+        .bind(head.seq)
+        .bind(&head.record_hash)
+        .execute(&mut c)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -147,11 +188,19 @@ async fn a_forged_consistent_suffix_is_caught_by_signed_checkpoints_even_outside
     let p = problem(&app).await;
     assert!(p.contains("checkpoint"), "{p}");
     // The forger deletes the checkpoints in the database too; the auditor's copy still tells.
-    sqlx::query("DELETE FROM checkpoints").execute(&mut raw(&app).await).await.unwrap();
-    assert!(check(&app, &[]).await.ok(), "without any checkpoint a consistent rewrite cannot be seen (expected)");
+    sqlx::query("DELETE FROM checkpoints")
+        .execute(&mut raw(&app).await)
+        .await
+        .unwrap();
+    assert!(
+        check(&app, &[]).await.ok(),
+        "without any checkpoint a consistent rewrite cannot be seen (expected)"
+    );
     let outside = checkpoint::read_file(&app.db.audit().checkpoint_file).unwrap();
     let r = check(&app, &outside).await;
-    let p = r.problem.expect("the external checkpoints must catch the rewrite");
+    let p = r
+        .problem
+        .expect("the external checkpoints must catch the rewrite");
     assert!(p.contains("checkpoint"), "{p}");
 }
 
@@ -162,7 +211,10 @@ async fn forged_checkpoints_are_refused() {
     let (seq, hash) = app.store.chain_head().await.unwrap();
     let forger = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
     let fake = checkpoint::sign(&forger, seq, &hash, "2026-11-26T00:00:00Z");
-    sqlx::query("DELETE FROM checkpoints").execute(&mut raw(&app).await).await.unwrap();
+    sqlx::query("DELETE FROM checkpoints")
+        .execute(&mut raw(&app).await)
+        .await
+        .unwrap();
     app.store.insert_checkpoint(&fake).await.unwrap();
     let p = problem(&app).await;
     assert!(p.contains("no valid signature"), "{p}");
@@ -172,10 +224,25 @@ async fn forged_checkpoints_are_refused() {
 async fn a_swapped_body_is_caught() {
     let app = app_with_log(4).await;
     let mut c = raw(&app).await;
-    let other: Vec<u8> = sqlx::Row::get(&sqlx::query("SELECT output_body FROM log_records WHERE seq = 2").fetch_one(&mut c).await.unwrap(), 0);
-    sqlx::query("UPDATE log_records SET output_body = $1 WHERE seq = 3").bind(other).execute(&mut c).await.unwrap();
-    let public = mamori::audit::load_keys(&app.db.audit()).unwrap().signing.verifying_key();
-    let err = verify::verify(&app.store, &public, &[], Some(&app.gw.log.data_keys)).await.unwrap_err();
+    let other: Vec<u8> = sqlx::Row::get(
+        &sqlx::query("SELECT output_body FROM log_records WHERE seq = 2")
+            .fetch_one(&mut c)
+            .await
+            .unwrap(),
+        0,
+    );
+    sqlx::query("UPDATE log_records SET output_body = $1 WHERE seq = 3")
+        .bind(other)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let public = mamori::audit::load_keys(&app.db.audit())
+        .unwrap()
+        .signing
+        .verifying_key();
+    let err = verify::verify(&app.store, &public, &[], Some(&app.gw.log.data_keys))
+        .await
+        .unwrap_err();
     assert!(format!("{err:#}").contains("seq 3"), "{err:#}");
 }
 
@@ -189,17 +256,30 @@ async fn the_database_alone_reveals_no_prompt_or_output() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
     for needle in ["極秘の見積額", "受け取りました"] {
-        assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "`{needle}` is readable in the database file");
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "`{needle}` is readable in the database file"
+        );
     }
 }
 
 #[tokio::test]
 async fn closing_a_contract_shreds_its_bodies_and_the_chain_still_verifies() {
     let app = app_with_log(5).await;
-    let ids: Vec<String> = app.store.log_page(0, 100).await.unwrap().into_iter().map(|r| r.request_id).collect();
+    let ids: Vec<String> = app
+        .store
+        .log_page(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
     app.store.close_contract("c1").await.unwrap();
     app.gw.log.data_keys.forget("c1");
-    let fresh = mamori::audit::DataKeys::new(app.store.clone(), mamori::audit::load_keys(&app.db.audit()).unwrap().master);
+    let fresh = mamori::audit::DataKeys::new(
+        app.store.clone(),
+        mamori::audit::load_keys(&app.db.audit()).unwrap().master,
+    );
     for id in &ids {
         let r = app.store.log_record(id).await.unwrap().unwrap();
         assert_eq!(r.bodies_deleted.as_deref(), Some("shredded"));
@@ -216,7 +296,13 @@ async fn closing_a_contract_shreds_its_bodies_and_the_chain_still_verifies() {
 async fn retention_deletes_old_bodies_only() {
     let app = spawn_app().await;
     app.store
-        .create_contract(&mamori::store::NewContract { id: "short".into(), title: "t".into(), client: "c".into(), retention_days: Some(30), ..Default::default() })
+        .create_contract(&mamori::store::NewContract {
+            id: "short".into(),
+            title: "t".into(),
+            client: "c".into(),
+            retention_days: Some(30),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let rec = |id: &str, at: &str| LogRecord {
@@ -231,8 +317,18 @@ async fn retention_deletes_old_bodies_only() {
         output_body: Some(b"{\"a\":1}".to_vec()),
         ..Default::default()
     };
-    assert!(app.gw.log.commit(rec("old", "2020-01-01T00:00:00.000000Z")).await);
-    assert!(app.gw.log.commit(rec("new", &mamori::store::now_text())).await);
+    assert!(
+        app.gw
+            .log
+            .commit(rec("old", "2020-01-01T00:00:00.000000Z"))
+            .await
+    );
+    assert!(
+        app.gw
+            .log
+            .commit(rec("new", &mamori::store::now_text()))
+            .await
+    );
     // The gateway's own upkeep task may get there first; either way the old bodies go.
     mamori::audit::apply_retention(&app.store).await.unwrap();
     let old = app.store.log_record("old").await.unwrap().unwrap();
@@ -260,7 +356,11 @@ async fn two_gateways_on_one_database_keep_one_chain() {
     tokio::spawn(async move { axum::serve(listener, router).await });
     let mut tasks = Vec::new();
     for worker in 0..16 {
-        let base = if worker % 2 == 0 { app.addr.clone() } else { addr2.clone() };
+        let base = if worker % 2 == 0 {
+            app.addr.clone()
+        } else {
+            addr2.clone()
+        };
         let key = app.key.clone();
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::new();

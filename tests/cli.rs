@@ -356,17 +356,52 @@ mod reqwest {
 #[test]
 fn master_key_rotation_keeps_bodies_readable_and_verify_exits_non_zero_on_tampering() {
     let env = Env::new();
-    let mut mock = Killed(env.cmd(&["mock-provider", "--listen", "127.0.0.1:0"]).stderr(Stdio::piped()).spawn().unwrap());
-    let line = BufReader::new(mock.0.stderr.take().unwrap()).lines().next().unwrap().unwrap();
-    let base = line.split("http://").nth(1).unwrap().trim_end_matches("/v1").to_string();
-    let reg = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local-mock.toml"))
+    let mut mock = Killed(
+        env.cmd(&["mock-provider", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let line = BufReader::new(mock.0.stderr.take().unwrap())
+        .lines()
+        .next()
         .unwrap()
-        .replace("127.0.0.1:9999", &base);
+        .unwrap();
+    let base = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/v1")
+        .to_string();
+    let reg = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local-mock.toml"),
+    )
+    .unwrap()
+    .replace("127.0.0.1:9999", &base);
     let f = write_registration(&env, "mock.toml", &reg);
     env.ok(&["provider", "register", &f]);
-    env.ok(&["contract", "create", "demo", "--title", "t", "--client", "c"]);
-    env.ok(&["staff", "add", "alice", "--name", "A", "--trained-on", &chrono::Utc::now().date_naive().to_string()]);
-    let issued: Value = serde_json::from_str(&env.ok(&["--json", "key", "issue", "--staff", "alice", "--contract", "demo"])).unwrap();
+    env.ok(&[
+        "contract", "create", "demo", "--title", "t", "--client", "c",
+    ]);
+    env.ok(&[
+        "staff",
+        "add",
+        "alice",
+        "--name",
+        "A",
+        "--trained-on",
+        &chrono::Utc::now().date_naive().to_string(),
+    ]);
+    let issued: Value = serde_json::from_str(&env.ok(&[
+        "--json",
+        "key",
+        "issue",
+        "--staff",
+        "alice",
+        "--contract",
+        "demo",
+    ]))
+    .unwrap();
     let key = issued["key"].as_str().unwrap().to_string();
     let mut serve = Killed(env.cmd(&["serve"]).stderr(Stdio::piped()).spawn().unwrap());
     let mut lines = BufReader::new(serve.0.stderr.take().unwrap()).lines();
@@ -378,26 +413,58 @@ fn master_key_rotation_keeps_bodies_readable_and_verify_exits_non_zero_on_tamper
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
-    assert!(startup.contains("back it up"), "the first run must tell the operator to back up the master key: {startup}");
+    assert!(
+        startup.contains("back it up"),
+        "the first run must tell the operator to back up the master key: {startup}"
+    );
     let (s, _) = reqwest::blocking_free_post(&addr, &key);
     assert_eq!(s, 200);
     drop(serve);
     let master = env.path("data/master.key");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&master).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&master).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
 
     let logs: Value = serde_json::from_str(&env.ok(&["--json", "log", "list"])).unwrap();
-    let id = logs.as_array().unwrap().iter().find(|r| r["endpoint"] == "chat.completions").unwrap()["request_id"].as_str().unwrap().to_string();
-    let show = |env: &Env| -> Value { serde_json::from_str(&env.ok(&["--json", "log", "show", &id])).unwrap() };
-    assert_eq!(show(&env)["output_body"]["choices"][0]["message"]["content"], "受け取りました: こんにちは");
+    let id = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["endpoint"] == "chat.completions")
+        .unwrap()["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let show = |env: &Env| -> Value {
+        serde_json::from_str(&env.ok(&["--json", "log", "show", &id])).unwrap()
+    };
+    assert_eq!(
+        show(&env)["output_body"]["choices"][0]["message"]["content"],
+        "受け取りました: こんにちは"
+    );
 
     // Rotate to a new master key.
     let new = env.path("new-master.key");
     env.ok(&["audit", "new-key", new.to_str().unwrap()]);
-    assert!(env.ok(&["audit", "rotate-master", "--new-key-file", new.to_str().unwrap()]).contains("re-wrapped 1"));
+    assert!(env
+        .ok(&[
+            "audit",
+            "rotate-master",
+            "--new-key-file",
+            new.to_str().unwrap()
+        ])
+        .contains("re-wrapped 1"));
     let cfg = std::fs::read_to_string(env.path("config.toml")).unwrap();
-    std::fs::write(env.path("config.toml"), format!("{cfg}[audit]\nmaster_key_file = \"new-master.key\"\n")).unwrap();
-    assert_eq!(show(&env)["output_body"]["choices"][0]["message"]["content"], "受け取りました: こんにちは", "readable with the new key alone");
+    std::fs::write(
+        env.path("config.toml"),
+        format!("{cfg}[audit]\nmaster_key_file = \"new-master.key\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        show(&env)["output_body"]["choices"][0]["message"]["content"],
+        "受け取りました: こんにちは",
+        "readable with the new key alone"
+    );
     std::fs::remove_file(&master).unwrap();
     env.ok(&["audit", "verify"]);
 
@@ -408,7 +475,10 @@ fn master_key_rotation_keeps_bodies_readable_and_verify_exits_non_zero_on_tamper
         use sqlx::Connection;
         sqlx::any::install_default_drivers();
         let mut c = sqlx::AnyConnection::connect(&db).await.unwrap();
-        sqlx::query("UPDATE log_records SET deliverable = 'forged' WHERE seq = 1").execute(&mut c).await.unwrap();
+        sqlx::query("UPDATE log_records SET deliverable = 'forged' WHERE seq = 1")
+            .execute(&mut c)
+            .await
+            .unwrap();
     });
     let err = env.fails(&["audit", "verify"]);
     assert!(err.contains("FAILED") && err.contains("seq 1"), "{err}");

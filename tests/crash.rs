@@ -22,18 +22,30 @@ impl Drop for Proc {
 
 fn mamori(config: &std::path::Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mamori"));
-    c.arg("--config").arg(config).args(args).env_remove("MAMORI_DATABASE_URL").env_remove("MAMORI_LISTEN").env_remove("MAMORI_MASTER_KEY");
+    c.arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("MAMORI_DATABASE_URL")
+        .env_remove("MAMORI_LISTEN")
+        .env_remove("MAMORI_MASTER_KEY");
     c
 }
 
 fn ok(config: &std::path::Path, args: &[&str]) -> String {
     let o = mamori(config, args).output().unwrap();
-    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout).unwrap()
 }
 
 fn serve(config: &std::path::Path) -> (Proc, String) {
-    let mut child = mamori(config, &["serve"]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = mamori(config, &["serve"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = loop {
         let l = lines.next().expect("serve exited").unwrap();
@@ -52,11 +64,34 @@ async fn sigkill_under_load_loses_no_completed_response() {
     let config = dir.path().join("config.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://data/m.db\"\n[policy]\nrefresh_interval_ms = 100\n[audit]\ninstance_stale_seconds = 1\ncheckpoint_every_records = 50\n").unwrap();
     let reg = dir.path().join("p.toml");
-    std::fs::write(&reg, common::mock_registration("p", "openai", &mock_base, &["gpt-test"]).replace("env:MAMORI_TEST_PROVIDER_KEY", "none")).unwrap();
+    std::fs::write(
+        &reg,
+        common::mock_registration("p", "openai", &mock_base, &["gpt-test"])
+            .replace("env:MAMORI_TEST_PROVIDER_KEY", "none"),
+    )
+    .unwrap();
     ok(&config, &["provider", "register", reg.to_str().unwrap()]);
-    ok(&config, &["contract", "create", "c", "--title", "t", "--client", "cl"]);
-    ok(&config, &["staff", "add", "s", "--name", "S", "--trained-on", &chrono::Utc::now().date_naive().to_string()]);
-    let key: Value = serde_json::from_str(&ok(&config, &["--json", "key", "issue", "--staff", "s", "--contract", "c"])).unwrap();
+    ok(
+        &config,
+        &["contract", "create", "c", "--title", "t", "--client", "cl"],
+    );
+    ok(
+        &config,
+        &[
+            "staff",
+            "add",
+            "s",
+            "--name",
+            "S",
+            "--trained-on",
+            &chrono::Utc::now().date_naive().to_string(),
+        ],
+    );
+    let key: Value = serde_json::from_str(&ok(
+        &config,
+        &["--json", "key", "issue", "--staff", "s", "--contract", "c"],
+    ))
+    .unwrap();
     let key = key["key"].as_str().unwrap().to_string();
 
     let (gateway, addr) = serve(&config);
@@ -66,7 +101,12 @@ async fn sigkill_under_load_loses_no_completed_response() {
     let completed: Arc<Mutex<Completed>> = Arc::default();
     let mut workers = Vec::new();
     for w in 0..8 {
-        let (addr, key, stop, completed) = (addr.clone(), key.clone(), Arc::clone(&stop), Arc::clone(&completed));
+        let (addr, key, stop, completed) = (
+            addr.clone(),
+            key.clone(),
+            Arc::clone(&stop),
+            Arc::clone(&completed),
+        );
         workers.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
             let stream = w % 2 == 1;
@@ -108,12 +148,21 @@ async fn sigkill_under_load_loses_no_completed_response() {
         w.await.unwrap();
     }
     let completed = completed.lock().unwrap().clone();
-    assert!(completed.len() >= 100, "too little load before the kill: {}", completed.len());
+    assert!(
+        completed.len() >= 100,
+        "too little load before the kill: {}",
+        completed.len()
+    );
     let forwarded = mock.received().len();
 
     // Restart: the new instance recovers what the killed one forwarded but never logged.
     let (_gateway, _addr) = serve(&config);
-    let store = mamori::store::Store::connect(&format!("sqlite://{}", dir.path().join("data/m.db").display())).await.unwrap();
+    let store = mamori::store::Store::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("data/m.db").display()
+    ))
+    .await
+    .unwrap();
     let mut records = Vec::new();
     for _ in 0..100 {
         records = store.log_page(0, 100_000).await.unwrap();
@@ -122,15 +171,40 @@ async fn sigkill_under_load_loses_no_completed_response() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(records.len() >= forwarded, "{} requests reached the provider but only {} records exist", forwarded, records.len());
+    assert!(
+        records.len() >= forwarded,
+        "{} requests reached the provider but only {} records exist",
+        forwarded,
+        records.len()
+    );
     for (id, sha) in &completed {
-        let r = records.iter().find(|r| &r.request_id == id).unwrap_or_else(|| panic!("completed response {id} is not in the log"));
+        let r = records
+            .iter()
+            .find(|r| &r.request_id == id)
+            .unwrap_or_else(|| panic!("completed response {id} is not in the log"));
         assert_eq!(r.outcome, "ok");
         if let Some(sha) = sha {
-            assert_eq!(r.output_sha256.as_ref(), Some(sha), "{id}: logged output differs from what the client got");
+            assert_eq!(
+                r.output_sha256.as_ref(),
+                Some(sha),
+                "{id}: logged output differs from what the client got"
+            );
         }
     }
-    eprintln!("forwarded {forwarded}, completed {}, records {}, interrupted {}", completed.len(), records.len(), records.iter().filter(|r| r.outcome == "interrupted").count());
+    eprintln!(
+        "forwarded {forwarded}, completed {}, records {}, interrupted {}",
+        completed.len(),
+        records.len(),
+        records
+            .iter()
+            .filter(|r| r.outcome == "interrupted")
+            .count()
+    );
     let out = mamori(&config, &["audit", "verify"]).output().unwrap();
-    assert!(out.status.success(), "audit verify failed after the crash: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "audit verify failed after the crash: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -43,13 +43,34 @@ async fn chat_completion_goes_through_with_the_provider_credential_and_is_logged
     assert_eq!(rec.provider_id.as_deref(), Some("mock-openai"));
     assert_eq!(rec.provider_version, Some(1));
     assert!(rec.input_tokens.is_some() && rec.output_tokens.is_some());
-    assert_eq!(sent.unwrap(), got[0].body, "the log keeps the request exactly as sent upstream");
-    assert_eq!(out.unwrap(), body, "the log keeps the output as the client received it");
-    let raw = app.gw.log.data_keys.open_body(&rec, "output").await.unwrap().unwrap();
+    assert_eq!(
+        sent.unwrap(),
+        got[0].body,
+        "the log keeps the request exactly as sent upstream"
+    );
+    assert_eq!(
+        out.unwrap(),
+        body,
+        "the log keeps the output as the client received it"
+    );
+    let raw = app
+        .gw
+        .log
+        .data_keys
+        .open_body(&rec, "output")
+        .await
+        .unwrap()
+        .unwrap();
     use sha2::Digest;
-    assert_eq!(rec.output_sha256.unwrap(), hex::encode(sha2::Sha256::digest(raw)));
+    assert_eq!(
+        rec.output_sha256.unwrap(),
+        hex::encode(sha2::Sha256::digest(raw))
+    );
     let sealed = rec.output_body.unwrap();
-    assert!(!String::from_utf8_lossy(&sealed).contains("受け取りました"), "bodies must be encrypted at rest");
+    assert!(
+        !String::from_utf8_lossy(&sealed).contains("受け取りました"),
+        "bodies must be encrypted at rest"
+    );
 }
 
 #[tokio::test]

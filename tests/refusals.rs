@@ -114,9 +114,23 @@ async fn key_checks() {
     expect_openai(&app, &app.key, &chat("gpt-test"), 401, "key_revoked").await;
     expect_anthropic(&app, &app.key, &msg("claude-test"), 401, "key_revoked").await;
     // The refusal names who was refused, for incident reports.
-    let logs = app.store.log_list(&mamori::store::LogFilter { limit: 100, ..Default::default() }).await.unwrap();
-    let revoked = logs.iter().rev().find(|r| r.code.as_deref() == Some("key_revoked")).unwrap();
-    assert_eq!((revoked.staff_id.as_deref(), revoked.contract_id.as_deref()), (Some("alice"), Some("c1")));
+    let logs = app
+        .store
+        .log_list(&mamori::store::LogFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let revoked = logs
+        .iter()
+        .rev()
+        .find(|r| r.code.as_deref() == Some("key_revoked"))
+        .unwrap();
+    assert_eq!(
+        (revoked.staff_id.as_deref(), revoked.contract_id.as_deref()),
+        (Some("alice"), Some("c1"))
+    );
 }
 
 #[tokio::test]

@@ -132,7 +132,8 @@ async fn contracts_terms_staff_and_keys() {
 }
 
 async fn append(s: &Store, mut records: Vec<LogRecord>) -> anyhow::Result<(i64, String)> {
-    s.append_chained(&mut records, &mamori::audit::chain::record_hash).await
+    s.append_chained(&mut records, &mamori::audit::chain::record_hash)
+        .await
 }
 
 fn record(id: &str, contract: &str, deliverable: Option<&str>) -> LogRecord {
@@ -158,17 +159,23 @@ fn record(id: &str, contract: &str, deliverable: Option<&str>) -> LogRecord {
 #[tokio::test]
 async fn log_records_round_trip_and_filter() {
     let (s, _db) = store().await;
-    append(&s, vec![
-        record("r1", "c1", Some("d1")),
-        record("r2", "c1", None),
-        record("r3", "c2", Some("d1")),
-    ])
+    append(
+        &s,
+        vec![
+            record("r1", "c1", Some("d1")),
+            record("r2", "c1", None),
+            record("r3", "c2", Some("d1")),
+        ],
+    )
     .await
     .unwrap();
     let r = s.log_record("r1").await.unwrap().unwrap();
     assert_eq!(r.seq, 1);
     assert_eq!(r.prev_hash, mamori::audit::chain::GENESIS);
-    assert_eq!(s.log_record("r2").await.unwrap().unwrap().prev_hash, r.record_hash);
+    assert_eq!(
+        s.log_record("r2").await.unwrap().unwrap().prev_hash,
+        r.record_hash
+    );
     assert_eq!(r.output_body.as_deref(), Some("出力".as_bytes()));
     assert_eq!(
         (r.input_tokens, r.output_tokens, r.latency_us),
@@ -217,7 +224,10 @@ async fn log_records_round_trip_and_filter() {
     assert!(future.is_empty());
     // A duplicate request id fails the whole batch: nothing half-written.
     assert!(s
-        .append_chained(&mut [record("r4", "c1", None), record("r1", "c1", None)], &mamori::audit::chain::record_hash)
+        .append_chained(
+            &mut [record("r4", "c1", None), record("r1", "c1", None)],
+            &mamori::audit::chain::record_hash
+        )
         .await
         .is_err());
     assert!(s.log_record("r4").await.unwrap().is_none());

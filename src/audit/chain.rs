@@ -26,7 +26,10 @@ impl Enc {
         self.field(tag, v.map(str::as_bytes));
     }
     fn int(&mut self, tag: u8, v: Option<i64>) {
-        self.field(tag, v.map(|n| n.to_be_bytes()).as_ref().map(|b| b.as_slice()));
+        self.field(
+            tag,
+            v.map(|n| n.to_be_bytes()).as_ref().map(|b| b.as_slice()),
+        );
     }
 }
 
@@ -66,13 +69,22 @@ mod tests {
 
     #[test]
     fn every_field_and_the_position_matter() {
-        let r = LogRecord { request_id: "r".into(), endpoint: "e".into(), outcome: "ok".into(), ..Default::default() };
+        let r = LogRecord {
+            request_id: "r".into(),
+            endpoint: "e".into(),
+            outcome: "ok".into(),
+            ..Default::default()
+        };
         let h = record_hash(1, GENESIS, &r);
         assert_ne!(h, record_hash(2, GENESIS, &r));
         assert_ne!(h, record_hash(1, &h, &r));
         let mut r2 = r.clone();
         r2.deliverable = Some(String::new());
-        assert_ne!(h, record_hash(1, GENESIS, &r2), "None and empty must differ");
+        assert_ne!(
+            h,
+            record_hash(1, GENESIS, &r2),
+            "None and empty must differ"
+        );
         let mut r3 = r.clone();
         r3.output_sha256 = Some("x".into());
         assert_ne!(h, record_hash(1, GENESIS, &r3));

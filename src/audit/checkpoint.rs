@@ -29,9 +29,17 @@ pub fn sign(key: &SigningKey, seq: i64, hash: &str, at: &str) -> Checkpoint {
 
 /// Whether `c` was signed by `key` over exactly its seq, hash and time.
 pub fn is_valid(key: &VerifyingKey, c: &Checkpoint) -> bool {
-    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(&c.signature) else { return false };
-    let Ok(bytes) = <[u8; 64]>::try_from(raw.as_slice()) else { return false };
-    key.verify(&message(c.seq, &c.record_hash, &c.at), &Signature::from_bytes(&bytes)).is_ok()
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(&c.signature) else {
+        return false;
+    };
+    let Ok(bytes) = <[u8; 64]>::try_from(raw.as_slice()) else {
+        return false;
+    };
+    key.verify(
+        &message(c.seq, &c.record_hash, &c.at),
+        &Signature::from_bytes(&bytes),
+    )
+    .is_ok()
 }
 
 /// Loads the signing key file (base64 of the 32-byte seed), creating it (mode 0600) if asked.
@@ -42,7 +50,12 @@ pub fn load_or_create_signing_key(path: &Path, create: bool) -> anyhow::Result<(
         }
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut seed);
-        super::crypto::write_private(path, base64::engine::general_purpose::STANDARD.encode(seed).as_bytes())?;
+        super::crypto::write_private(
+            path,
+            base64::engine::general_purpose::STANDARD
+                .encode(seed)
+                .as_bytes(),
+        )?;
         return Ok((SigningKey::from_bytes(&seed), true));
     }
     let key = super::crypto::read_key_file(path)?;
@@ -54,7 +67,9 @@ pub fn parse_public_key(text: &str) -> anyhow::Result<VerifyingKey> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .context("the public key is not base64")?;
-    let bytes: [u8; 32] = raw.try_into().map_err(|_| anyhow::anyhow!("the public key must be 32 bytes"))?;
+    let bytes: [u8; 32] = raw
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the public key must be 32 bytes"))?;
     VerifyingKey::from_bytes(&bytes).context("not a valid Ed25519 public key")
 }
 
@@ -64,11 +79,15 @@ pub fn public_key_text(v: &VerifyingKey) -> String {
 
 /// Reads a checkpoint file: one JSON checkpoint per line.
 pub fn read_file(path: &Path) -> anyhow::Result<Vec<Checkpoint>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read checkpoint file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read checkpoint file {}", path.display()))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}: not a checkpoint", path.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{} line {}: not a checkpoint", path.display(), i + 1))
+        })
         .collect()
 }
 

@@ -34,9 +34,12 @@ impl Key {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .context("the master key is not base64; it must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)")?;
-        let bytes: [u8; 32] = raw
-            .try_into()
-            .map_err(|v: Vec<u8>| anyhow::anyhow!("the master key is {} bytes; it must be exactly 32 random bytes in base64", v.len()))?;
+        let bytes: [u8; 32] = raw.try_into().map_err(|v: Vec<u8>| {
+            anyhow::anyhow!(
+                "the master key is {} bytes; it must be exactly 32 random bytes in base64",
+                v.len()
+            )
+        })?;
         Ok(Self { bytes })
     }
 
@@ -66,7 +69,13 @@ impl Key {
         rand::thread_rng().fill_bytes(&mut nonce);
         let ct = self
             .cipher()
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| anyhow::anyhow!("encryption failed"))?;
         let mut out = Vec::with_capacity(NONCE + ct.len());
         out.extend_from_slice(&nonce);
@@ -90,7 +99,9 @@ impl Key {
 
     pub fn unwrap_key(&self, wrapped: &[u8], contract: &str) -> anyhow::Result<Key> {
         let raw = self.open(wrapped, &wrap_aad(contract))?;
-        let bytes: [u8; 32] = raw.try_into().map_err(|_| anyhow::anyhow!("unwrapped data key has the wrong length"))?;
+        let bytes: [u8; 32] = raw
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("unwrapped data key has the wrong length"))?;
         Ok(Key { bytes })
     }
 }
@@ -109,19 +120,27 @@ pub struct MasterKeys {
 
 impl MasterKeys {
     pub fn by_id(&self, id: &str) -> Option<&Key> {
-        std::iter::once(&self.current).chain(&self.previous).find(|k| k.id() == id)
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id() == id)
     }
 }
 
 /// Reads a key file (base64 text). Refuses files others can read.
 pub fn read_key_file(path: &Path) -> anyhow::Result<Key> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read key file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read key file {}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path)?.permissions().mode();
         if mode & 0o077 != 0 {
-            bail!("key file {} is readable by others (mode {:o}); run `chmod 600 {}`", path.display(), mode & 0o777, path.display());
+            bail!(
+                "key file {} is readable by others (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
         }
     }
     Key::from_base64(&text).with_context(|| format!("key file {}", path.display()))
@@ -149,7 +168,9 @@ pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     f.write_all(contents)?;
     f.sync_all()?;
     Ok(())
@@ -163,12 +184,20 @@ mod tests {
     fn sealing_round_trips_and_detects_tampering_and_moves() {
         let k = Key::random();
         let mut s = k.seal("機密の出力".as_bytes(), b"req_1/output").unwrap();
-        assert_eq!(k.open(&s, b"req_1/output").unwrap(), "機密の出力".as_bytes());
-        assert!(k.open(&s, b"req_2/output").is_err(), "a body moved to another record must not open");
+        assert_eq!(
+            k.open(&s, b"req_1/output").unwrap(),
+            "機密の出力".as_bytes()
+        );
+        assert!(
+            k.open(&s, b"req_2/output").is_err(),
+            "a body moved to another record must not open"
+        );
         let last = s.len() - 1;
         s[last] ^= 1;
         assert!(k.open(&s, b"req_1/output").is_err());
-        assert!(Key::random().open(&k.seal(b"x", b"a").unwrap(), b"a").is_err());
+        assert!(Key::random()
+            .open(&k.seal(b"x", b"a").unwrap(), b"a")
+            .is_err());
     }
 
     #[test]

@@ -55,8 +55,15 @@ pub fn load_keys(cfg: &AuditConfig) -> anyhow::Result<AuditKeys> {
         .iter()
         .map(|p| crypto::read_key_file(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (signing, created) = checkpoint::load_or_create_signing_key(&cfg.signing_key_file, cfg.create_keys)
-        .with_context(|| format!("no checkpoint signing key: create {} with `mamori audit new-key {}`", cfg.signing_key_file.display(), cfg.signing_key_file.display()))?;
+    let (signing, created) =
+        checkpoint::load_or_create_signing_key(&cfg.signing_key_file, cfg.create_keys)
+            .with_context(|| {
+                format!(
+                    "no checkpoint signing key: create {} with `mamori audit new-key {}`",
+                    cfg.signing_key_file.display(),
+                    cfg.signing_key_file.display()
+                )
+            })?;
     if created {
         eprintln!(
             "mamori: created the checkpoint signing key {} (mode 0600). Give auditors its public key (`mamori audit public-key`) and the checkpoint file {}.",
@@ -64,7 +71,10 @@ pub fn load_keys(cfg: &AuditConfig) -> anyhow::Result<AuditKeys> {
             cfg.checkpoint_file.display()
         );
     }
-    Ok(AuditKeys { master: MasterKeys { current, previous }, signing })
+    Ok(AuditKeys {
+        master: MasterKeys { current, previous },
+        signing,
+    })
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -85,11 +95,18 @@ pub struct DataKeys {
 
 impl DataKeys {
     pub fn new(store: Store, master: MasterKeys) -> Self {
-        Self { store, master, cache: Mutex::new(HashMap::new()) }
+        Self {
+            store,
+            master,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     fn cached(&self, contract: &str) -> Option<Option<Arc<Key>>> {
-        self.cache.lock().ok().and_then(|c| c.get(contract).cloned())
+        self.cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(contract).cloned())
     }
 
     /// The contract's data key; `None` if it was destroyed (the contract was closed).
@@ -101,7 +118,9 @@ impl DataKeys {
         if row.is_none() && create {
             let fresh = Key::random();
             let wrapped = self.master.current.wrap(&fresh, contract)?;
-            self.store.insert_data_key(contract, &self.master.current.id(), &wrapped).await?;
+            self.store
+                .insert_data_key(contract, &self.master.current.id(), &wrapped)
+                .await?;
             // Another instance may have created one first: use whichever is stored.
             row = self.store.data_key(contract).await?;
         }
@@ -136,8 +155,12 @@ impl DataKeys {
             "request" => &r.request_body,
             _ => &r.output_body,
         };
-        let (Some(sealed), Some(contract)) = (sealed, &r.contract_id) else { return Ok(None) };
-        let Some(key) = self.get(contract, false).await? else { return Ok(None) };
+        let (Some(sealed), Some(contract)) = (sealed, &r.contract_id) else {
+            return Ok(None);
+        };
+        let Some(key) = self.get(contract, false).await? else {
+            return Ok(None);
+        };
         key.open(sealed, &aad(&r.request_id, part)).map(Some)
     }
 
@@ -147,8 +170,16 @@ impl DataKeys {
             return Ok(());
         }
         r.sealed = true;
-        r.request_sha256 = r.request_body.as_deref().map(sha256_hex).or(r.request_sha256.take());
-        r.output_sha256 = r.output_body.as_deref().map(sha256_hex).or(r.output_sha256.take());
+        r.request_sha256 = r
+            .request_body
+            .as_deref()
+            .map(sha256_hex)
+            .or(r.request_sha256.take());
+        r.output_sha256 = r
+            .output_body
+            .as_deref()
+            .map(sha256_hex)
+            .or(r.output_sha256.take());
         if r.request_body.is_none() && r.output_body.is_none() {
             return Ok(());
         }
@@ -193,7 +224,10 @@ pub struct LogWriter {
 
 impl std::fmt::Debug for LogWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogWriter").field("healthy", &self.is_healthy()).field("instance", &self.instance_id).finish()
+        f.debug_struct("LogWriter")
+            .field("healthy", &self.is_healthy())
+            .field("instance", &self.instance_id)
+            .finish()
     }
 }
 
@@ -220,9 +254,21 @@ impl LogWriter {
             since: 0,
             last: Instant::now(),
         };
-        tokio::spawn(run(store.clone(), Arc::clone(&data_keys), Arc::clone(&instance_id), rx, Arc::clone(&healthy), cp));
+        tokio::spawn(run(
+            store.clone(),
+            Arc::clone(&data_keys),
+            Arc::clone(&instance_id),
+            rx,
+            Arc::clone(&healthy),
+            cp,
+        ));
         tokio::spawn(probe(store, Arc::clone(&healthy)));
-        Self { tx, healthy, data_keys, instance_id }
+        Self {
+            tx,
+            healthy,
+            data_keys,
+            instance_id,
+        }
     }
 
     pub fn instance_id(&self) -> &str {
@@ -242,7 +288,12 @@ impl LogWriter {
             return false;
         }
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Job::Record(Box::new(record), Some(done))).await.is_err() {
+        if self
+            .tx
+            .send(Job::Record(Box::new(record), Some(done)))
+            .await
+            .is_err()
+        {
             return false;
         }
         wait.await.unwrap_or(false)
@@ -251,7 +302,12 @@ impl LogWriter {
     /// Durably notes a request before it is forwarded. `false`: do not forward.
     pub async fn begin(&self, record: &LogRecord) -> bool {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Job::Pending(Box::new(record.clone()), done)).await.is_err() {
+        if self
+            .tx
+            .send(Job::Pending(Box::new(record.clone()), done))
+            .await
+            .is_err()
+        {
             return false;
         }
         wait.await.unwrap_or(false)
@@ -262,7 +318,9 @@ impl LogWriter {
         if let Err(e) = self.tx.try_send(Job::Record(Box::new(record), None)) {
             let id = match &e {
                 mpsc::error::TrySendError::Full(Job::Record(r, _) | Job::Pending(r, _))
-                | mpsc::error::TrySendError::Closed(Job::Record(r, _) | Job::Pending(r, _)) => r.request_id.clone(),
+                | mpsc::error::TrySendError::Closed(Job::Record(r, _) | Job::Pending(r, _)) => {
+                    r.request_id.clone()
+                }
             };
             tracing::error!(request_id = %id, "log queue full or closed; record dropped");
             self.healthy.store(false, Ordering::Release);
@@ -290,7 +348,10 @@ async fn run(
         metrics::gauge!("mamori_log_queue_depth").set(rx.len() as f64);
         let ok = match write_batch(&store, &keys, &instance, &batch).await {
             Ok(Some(head)) => {
-                cp.since += batch.iter().filter(|j| matches!(j, Job::Record(..))).count() as u64;
+                cp.since += batch
+                    .iter()
+                    .filter(|j| matches!(j, Job::Record(..)))
+                    .count() as u64;
                 if cp.since >= cp.every || cp.last.elapsed() >= cp.interval {
                     if let Err(e) = checkpoint_now(&store, &cp, head).await {
                         tracing::warn!(error = %format!("{e:#}"), "checkpoint failed");
@@ -321,12 +382,19 @@ async fn run(
 }
 
 /// Writes one batch: pending notes first, then the chained records. Returns the new head.
-async fn write_batch(store: &Store, keys: &DataKeys, instance: &str, batch: &[Job]) -> anyhow::Result<Option<(i64, String)>> {
+async fn write_batch(
+    store: &Store,
+    keys: &DataKeys,
+    instance: &str,
+    batch: &[Job],
+) -> anyhow::Result<Option<(i64, String)>> {
     let mut records = Vec::new();
     let mut pending = Vec::new();
     for job in batch {
         match job {
-            Job::Pending(r, _) => pending.push((r.request_id.clone(), serde_json::to_string(r.as_ref())?)),
+            Job::Pending(r, _) => {
+                pending.push((r.request_id.clone(), serde_json::to_string(r.as_ref())?))
+            }
             Job::Record(r, _) => {
                 let mut r = r.as_ref().clone();
                 // Records from `submit` (refusals) are usually bodiless; seal any that are not yet.
@@ -343,10 +411,18 @@ async fn write_batch(store: &Store, keys: &DataKeys, instance: &str, batch: &[Jo
     if records.is_empty() {
         return Ok(None);
     }
-    Ok(Some(store.append_chained(&mut records, &chain::record_hash).await?))
+    Ok(Some(
+        store
+            .append_chained(&mut records, &chain::record_hash)
+            .await?,
+    ))
 }
 
-async fn checkpoint_now(store: &Store, cp: &Checkpointing, (seq, hash): (i64, String)) -> anyhow::Result<()> {
+async fn checkpoint_now(
+    store: &Store,
+    cp: &Checkpointing,
+    (seq, hash): (i64, String),
+) -> anyhow::Result<()> {
     let c = checkpoint::sign(&cp.signing, seq, &hash, &crate::store::now_text());
     store.insert_checkpoint(&c).await?;
     checkpoint::append_file(&cp.file, std::slice::from_ref(&c))?;
@@ -415,8 +491,11 @@ async fn recover(store: &Store, writer: &LogWriter, stale: Duration) -> anyhow::
 pub async fn apply_retention(store: &Store) -> anyhow::Result<u64> {
     let mut n = 0;
     for c in store.contracts().await? {
-        let Some(days) = c.retention_days else { continue };
-        let before = (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let Some(days) = c.retention_days else {
+            continue;
+        };
+        let before = (chrono::Utc::now() - chrono::Duration::days(days))
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let k = store.expire_bodies(&c.id, &before).await?;
         if k > 0 {
             tracing::info!(contract = %c.id, records = k, "bodies past retention deleted");

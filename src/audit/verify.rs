@@ -38,10 +38,24 @@ pub async fn verify(
 ) -> anyhow::Result<Report> {
     let mut checkpoints: HashMap<i64, Checkpoint> = HashMap::new();
     let stored = store.checkpoints().await?;
-    let mut report = Report { records: 0, head_seq: 0, head_hash: GENESIS.into(), checkpoints_checked: 0, bodies_checked: 0, problem: None };
-    for (origin, c) in stored.iter().map(|c| ("database", c)).chain(external.iter().map(|c| ("external", c))) {
+    let mut report = Report {
+        records: 0,
+        head_seq: 0,
+        head_hash: GENESIS.into(),
+        checkpoints_checked: 0,
+        bodies_checked: 0,
+        problem: None,
+    };
+    for (origin, c) in stored
+        .iter()
+        .map(|c| ("database", c))
+        .chain(external.iter().map(|c| ("external", c)))
+    {
         if !is_valid(public, c) {
-            report.problem = Some(format!("checkpoint at seq {} ({origin}) has no valid signature: it was forged or altered", c.seq));
+            report.problem = Some(format!(
+                "checkpoint at seq {} ({origin}) has no valid signature: it was forged or altered",
+                c.seq
+            ));
             return Ok(report);
         }
         if let Some(other) = checkpoints.get(&c.seq) {
@@ -76,7 +90,10 @@ pub async fn verify(
             }
             let h = record_hash(r.seq, &prev, r);
             if h != r.record_hash {
-                report.problem = Some(format!("record seq {} `{}` was changed after it was written", r.seq, r.request_id));
+                report.problem = Some(format!(
+                    "record seq {} `{}` was changed after it was written",
+                    r.seq, r.request_id
+                ));
                 return Ok(report);
             }
             if let Some(c) = checkpoints.get(&r.seq) {
@@ -91,7 +108,9 @@ pub async fn verify(
             }
             if let Some(keys) = keys {
                 for (part, want) in [("request", &r.request_sha256), ("output", &r.output_sha256)] {
-                    if let Some(plain) = keys.open_body(r, part).await.map_err(|e| anyhow::anyhow!("record seq {} `{}`: {part} body: {e}", r.seq, r.request_id))? {
+                    if let Some(plain) = keys.open_body(r, part).await.map_err(|e| {
+                        anyhow::anyhow!("record seq {} `{}`: {part} body: {e}", r.seq, r.request_id)
+                    })? {
                         report.bodies_checked += 1;
                         if want.as_deref() != Some(&hex::encode(Sha256::digest(&plain))) {
                             report.problem = Some(format!("record seq {} `{}`: its {part} body does not match its recorded hash", r.seq, r.request_id));
@@ -114,7 +133,11 @@ pub async fn verify(
         ));
         return Ok(report);
     }
-    if let Some(c) = checkpoints.values().filter(|c| c.seq > seq).min_by_key(|c| c.seq) {
+    if let Some(c) = checkpoints
+        .values()
+        .filter(|c| c.seq > seq)
+        .min_by_key(|c| c.seq)
+    {
         report.problem = Some(format!(
             "a signed checkpoint of {} covers seq {}, but the log ends at seq {seq}: records were removed from the end",
             c.at, c.seq

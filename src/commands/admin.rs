@@ -483,8 +483,11 @@ pub async fn log(store: &Store, config: &Config, cmd: LogCmd, json: bool) -> any
             let mut v = serde_json::to_value(&r)?;
             for part in ["request", "output"] {
                 let shown = match dk.open_body(&r, part).await {
-                    Ok(Some(b)) => serde_json::from_slice::<serde_json::Value>(&b)
-                        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&b).into_owned())),
+                    Ok(Some(b)) => {
+                        serde_json::from_slice::<serde_json::Value>(&b).unwrap_or_else(|_| {
+                            serde_json::Value::String(String::from_utf8_lossy(&b).into_owned())
+                        })
+                    }
                     Ok(None) => match &r.bodies_deleted {
                         Some(why) => serde_json::Value::String(format!("(deleted: {why})")),
                         None => serde_json::Value::Null,

@@ -9,12 +9,18 @@ pub async fn run(config: &Config, cmd: AuditCmd, json: bool) -> anyhow::Result<(
     match cmd {
         AuditCmd::NewKey { file } => {
             crypto::create_key_file(&file)?;
-            println!("created {} (mode 0600); back it up somewhere safe", file.display());
+            println!(
+                "created {} (mode 0600); back it up somewhere safe",
+                file.display()
+            );
             Ok(())
         }
         AuditCmd::PublicKey => {
             let keys = audit::load_keys(&config.audit)?;
-            println!("{}", checkpoint::public_key_text(&keys.signing.verifying_key()));
+            println!(
+                "{}",
+                checkpoint::public_key_text(&keys.signing.verifying_key())
+            );
             Ok(())
         }
         AuditCmd::Checkpoint => {
@@ -27,9 +33,17 @@ pub async fn run(config: &Config, cmd: AuditCmd, json: bool) -> anyhow::Result<(
             println!("{}", serde_json::to_string(&c)?);
             Ok(())
         }
-        AuditCmd::Verify { checkpoints, public_key, no_bodies } => {
+        AuditCmd::Verify {
+            checkpoints,
+            public_key,
+            no_bodies,
+        } => {
             let store = Store::connect(&config.database_url).await?;
-            let keys = if public_key.is_some() && no_bodies { None } else { Some(audit::load_keys(&config.audit)?) };
+            let keys = if public_key.is_some() && no_bodies {
+                None
+            } else {
+                Some(audit::load_keys(&config.audit)?)
+            };
             let public = match (&public_key, &keys) {
                 (Some(text), _) => checkpoint::parse_public_key(text)?,
                 (None, Some(k)) => k.signing.verifying_key(),
@@ -63,15 +77,30 @@ pub async fn run(config: &Config, cmd: AuditCmd, json: bool) -> anyhow::Result<(
             let new = crypto::read_key_file(&new_key_file)?;
             let mut n = 0;
             for row in store.data_keys().await? {
-                let (Some(old_id), Some(wrapped)) = (row.master_key_id.as_deref(), row.wrapped.as_deref()) else { continue };
+                let (Some(old_id), Some(wrapped)) =
+                    (row.master_key_id.as_deref(), row.wrapped.as_deref())
+                else {
+                    continue;
+                };
                 if old_id == new.id() {
                     continue;
                 }
                 let old = keys.master.by_id(old_id).with_context(|| {
-                    format!("contract `{}` is wrapped by master key {old_id}, which is not configured", row.contract_id)
+                    format!(
+                        "contract `{}` is wrapped by master key {old_id}, which is not configured",
+                        row.contract_id
+                    )
                 })?;
                 let dk = old.unwrap_key(wrapped, &row.contract_id)?;
-                if store.rewrap_data_key(&row.contract_id, old_id, &new.id(), &new.wrap(&dk, &row.contract_id)?).await? {
+                if store
+                    .rewrap_data_key(
+                        &row.contract_id,
+                        old_id,
+                        &new.id(),
+                        &new.wrap(&dk, &row.contract_id)?,
+                    )
+                    .await?
+                {
                     n += 1;
                 }
             }

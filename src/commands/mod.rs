@@ -45,7 +45,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Log(c) => {
             let config = Config::load(&cli.config)?;
-            admin::log(&Store::connect(&config.database_url).await?, &config, c, json).await
+            admin::log(
+                &Store::connect(&config.database_url).await?,
+                &config,
+                c,
+                json,
+            )
+            .await
         }
     }
 }

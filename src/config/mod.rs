@@ -199,7 +199,8 @@ impl Config {
         if let Some(p) = a.master_key_file {
             audit.master_key_file = abs(p);
         }
-        audit.previous_master_key_files = a.previous_master_key_files.into_iter().map(abs).collect();
+        audit.previous_master_key_files =
+            a.previous_master_key_files.into_iter().map(abs).collect();
         if let Some(p) = a.signing_key_file {
             audit.signing_key_file = abs(p);
         }
@@ -213,9 +214,21 @@ impl Config {
             audit.checkpoint_every_records = n;
         }
         for (key, v, slot) in [
-            ("checkpoint_interval_seconds", a.checkpoint_interval_seconds, &mut audit.checkpoint_interval),
-            ("instance_stale_seconds", a.instance_stale_seconds, &mut audit.instance_stale),
-            ("retention_interval_seconds", a.retention_interval_seconds, &mut audit.retention_interval),
+            (
+                "checkpoint_interval_seconds",
+                a.checkpoint_interval_seconds,
+                &mut audit.checkpoint_interval,
+            ),
+            (
+                "instance_stale_seconds",
+                a.instance_stale_seconds,
+                &mut audit.instance_stale,
+            ),
+            (
+                "retention_interval_seconds",
+                a.retention_interval_seconds,
+                &mut audit.retention_interval,
+            ),
         ] {
             if let Some(n) = v {
                 if n == 0 || n > 86_400 {

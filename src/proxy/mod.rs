@@ -112,7 +112,11 @@ impl Exchange {
     /// Records who was refused when the key is known but not valid (revoked, expired, untrained
     /// staff, inactive contract): an incident report (第14) needs the person, not just the code.
     fn refuse_unauthenticated(mut self, gw: &Gateway, inc: &Incoming, refusal: Refusal) -> Refused {
-        if let Some(k) = inc.key.as_deref().and_then(|k| gw.policy.snapshot().key_row(k).cloned()) {
+        if let Some(k) = inc
+            .key
+            .as_deref()
+            .and_then(|k| gw.policy.snapshot().key_row(k).cloned())
+        {
             self.rec.key_id = Some(k.id);
             self.rec.staff_id = Some(k.staff_id);
             self.rec.contract_id = Some(k.contract_id);

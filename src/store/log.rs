@@ -111,10 +111,33 @@ pub struct LogFilter {
 }
 
 const COLUMNS: &[&str] = &[
-    "seq", "request_id", "at", "staff_id", "key_id", "contract_id", "deliverable", "purpose", "provider_id",
-    "provider_version", "model", "endpoint", "streamed", "outcome", "code", "http_status", "latency_us",
-    "input_tokens", "output_tokens", "redactions", "request_body", "output_body", "request_sha256",
-    "output_sha256", "bodies_deleted", "prev_hash", "record_hash",
+    "seq",
+    "request_id",
+    "at",
+    "staff_id",
+    "key_id",
+    "contract_id",
+    "deliverable",
+    "purpose",
+    "provider_id",
+    "provider_version",
+    "model",
+    "endpoint",
+    "streamed",
+    "outcome",
+    "code",
+    "http_status",
+    "latency_us",
+    "input_tokens",
+    "output_tokens",
+    "redactions",
+    "request_body",
+    "output_body",
+    "request_sha256",
+    "output_sha256",
+    "bodies_deleted",
+    "prev_hash",
+    "record_hash",
 ];
 
 /// Rows per INSERT statement: few round trips, well under both backends' parameter limits.
@@ -134,8 +157,14 @@ fn placeholders(dialect: super::Dialect, first: usize, count: usize) -> String {
 
 fn insert_sql(dialect: super::Dialect, rows: usize) -> String {
     let n = COLUMNS.len();
-    let values: Vec<String> = (0..rows).map(|r| format!("({})", placeholders(dialect, r * n + 1, n))).collect();
-    format!("INSERT INTO log_records ({}) VALUES {}", COLUMNS.join(", "), values.join(", "))
+    let values: Vec<String> = (0..rows)
+        .map(|r| format!("({})", placeholders(dialect, r * n + 1, n)))
+        .collect();
+    format!(
+        "INSERT INTO log_records ({}) VALUES {}",
+        COLUMNS.join(", "),
+        values.join(", ")
+    )
 }
 
 fn record_from_row(r: &AnyRow) -> anyhow::Result<LogRecord> {
@@ -202,8 +231,13 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let now = super::now_text();
         // Writing first takes the lock: a row lock on PostgreSQL, the write lock on SQLite.
-        sqlx::query("UPDATE chain_head SET updated_at = $1 WHERE id = 1").bind(&now).execute(&mut *tx).await?;
-        let head = sqlx::query("SELECT seq, record_hash FROM chain_head WHERE id = 1").fetch_one(&mut *tx).await?;
+        sqlx::query("UPDATE chain_head SET updated_at = $1 WHERE id = 1")
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        let head = sqlx::query("SELECT seq, record_hash FROM chain_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
         let (mut seq, mut prev): (i64, String) = (head.try_get(0)?, head.try_get(1)?);
         for r in records.iter_mut() {
             seq += 1;
@@ -248,7 +282,10 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         for chunk in records.chunks(ROWS_PER_INSERT * 8) {
-            let sql = format!("DELETE FROM pending_requests WHERE request_id IN ({})", placeholders(self.dialect(), 1, chunk.len()));
+            let sql = format!(
+                "DELETE FROM pending_requests WHERE request_id IN ({})",
+                placeholders(self.dialect(), 1, chunk.len())
+            );
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = q.bind(&r.request_id);
@@ -265,7 +302,9 @@ impl Store {
     }
 
     pub async fn chain_head(&self) -> anyhow::Result<(i64, String)> {
-        let r = sqlx::query("SELECT seq, record_hash FROM chain_head WHERE id = 1").fetch_one(self.pool()).await?;
+        let r = sqlx::query("SELECT seq, record_hash FROM chain_head WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?;
         Ok((r.try_get(0)?, r.try_get(1)?))
     }
 
@@ -292,9 +331,11 @@ impl Store {
     }
 
     pub async fn checkpoints(&self) -> anyhow::Result<Vec<Checkpoint>> {
-        let rows = sqlx::query("SELECT seq, record_hash, at, key_id, signature FROM checkpoints ORDER BY seq")
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT seq, record_hash, at, key_id, signature FROM checkpoints ORDER BY seq",
+        )
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(Checkpoint {
@@ -309,7 +350,11 @@ impl Store {
     }
 
     /// Notes requests about to be forwarded (one transaction), so a crash cannot lose them.
-    pub async fn insert_pending(&self, instance_id: &str, entries: &[(String, String)]) -> anyhow::Result<()> {
+    pub async fn insert_pending(
+        &self,
+        instance_id: &str,
+        entries: &[(String, String)],
+    ) -> anyhow::Result<()> {
         let mut tx = self.pool().begin().await?;
         let now = super::now_text();
         for (request_id, record_json) in entries {
@@ -326,7 +371,10 @@ impl Store {
     }
 
     /// Pending entries left by instances not seen since `stale_before`.
-    pub async fn orphaned_pending(&self, stale_before: &str) -> anyhow::Result<Vec<(String, String)>> {
+    pub async fn orphaned_pending(
+        &self,
+        stale_before: &str,
+    ) -> anyhow::Result<Vec<(String, String)>> {
         let rows = sqlx::query(
             "SELECT p.request_id, p.record FROM pending_requests p LEFT JOIN instances i ON i.id = p.instance_id \
              WHERE i.id IS NULL OR i.last_seen < $1 ORDER BY p.at",
@@ -334,7 +382,9 @@ impl Store {
         .bind(stale_before)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     /// Says this instance is alive (its pending entries are its own business).
@@ -364,7 +414,12 @@ impl Store {
     }
 
     /// Stores a new wrapped data key unless one exists (another instance may have won).
-    pub async fn insert_data_key(&self, contract: &str, master_key_id: &str, wrapped: &[u8]) -> anyhow::Result<()> {
+    pub async fn insert_data_key(
+        &self,
+        contract: &str,
+        master_key_id: &str,
+        wrapped: &[u8],
+    ) -> anyhow::Result<()> {
         sqlx::query("INSERT INTO data_keys (contract_id, master_key_id, wrapped, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (contract_id) DO NOTHING")
             .bind(contract)
             .bind(master_key_id)
@@ -376,7 +431,13 @@ impl Store {
     }
 
     /// Replaces a wrapped data key (master-key rotation); only if it is still wrapped by `old_id`.
-    pub async fn rewrap_data_key(&self, contract: &str, old_id: &str, new_id: &str, wrapped: &[u8]) -> anyhow::Result<bool> {
+    pub async fn rewrap_data_key(
+        &self,
+        contract: &str,
+        old_id: &str,
+        new_id: &str,
+        wrapped: &[u8],
+    ) -> anyhow::Result<bool> {
         let n = sqlx::query("UPDATE data_keys SET master_key_id = $1, wrapped = $2 WHERE contract_id = $3 AND master_key_id = $4 AND destroyed_at IS NULL")
             .bind(new_id)
             .bind(wrapped)

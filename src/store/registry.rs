@@ -420,10 +420,14 @@ impl Store {
     async fn scrub_freed_space(&self) -> anyhow::Result<()> {
         match self.dialect() {
             super::Dialect::Sqlite => {
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(self.pool()).await?;
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(self.pool())
+                    .await?;
             }
             super::Dialect::Postgres => {
-                sqlx::query("VACUUM FULL data_keys").execute(self.pool()).await?;
+                sqlx::query("VACUUM FULL data_keys")
+                    .execute(self.pool())
+                    .await?;
             }
         }
         Ok(())

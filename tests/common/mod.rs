@@ -54,10 +54,7 @@ pub async fn fresh_db() -> TestDb {
         _ => {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}", dir.path().join("mamori.db").display());
-            TestDb {
-                url,
-                dir,
-            }
+            TestDb { url, dir }
         }
     }
 }
@@ -199,7 +196,10 @@ impl TestApp {
     }
 
     /// A log record with its bodies decrypted (request, output) as JSON.
-    pub async fn record(&self, id: &str) -> (mamori::store::LogRecord, Option<Value>, Option<Value>) {
+    pub async fn record(
+        &self,
+        id: &str,
+    ) -> (mamori::store::LogRecord, Option<Value>, Option<Value>) {
         let rec = self.store.log_record(id).await.unwrap().expect("record");
         let dk = &self.gw.log.data_keys;
         let json = |b: Option<Vec<u8>>| b.map(|b| serde_json::from_slice(&b).unwrap());
