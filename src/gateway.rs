@@ -22,6 +22,9 @@ impl Gateway {
         policy.spawn_refresher(config.refresh_interval);
         let keys = crate::audit::load_keys(&config.audit)?;
         let log = LogWriter::spawn(store.clone(), keys, &config.audit);
+        // Announce this instance before it forwards anything, so that no other instance takes
+        // its pending requests for a crashed instance's.
+        store.heartbeat(log.instance_id()).await?;
         crate::audit::spawn_upkeep(store.clone(), log.clone(), &config.audit);
         let client = reqwest::Client::builder()
             // The upstream is always the registered one: never follow a redirect elsewhere.

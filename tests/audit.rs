@@ -394,3 +394,27 @@ async fn two_gateways_on_one_database_keep_one_chain() {
     let r = check(&app, &[]).await;
     assert!(r.ok(), "{r:?}");
 }
+
+#[tokio::test]
+async fn one_bad_record_does_not_take_the_log_down() {
+    let app = spawn_app().await;
+    let rec = |id: &str| LogRecord {
+        request_id: id.into(),
+        at: mamori::store::now_text(),
+        endpoint: "chat.completions".into(),
+        outcome: "ok".into(),
+        http_status: 200,
+        redactions: "{}".into(),
+        ..Default::default()
+    };
+    assert!(app.gw.log.commit(rec("dup")).await);
+    // Sent together, so they share a batch: the duplicate fails alone.
+    let (a, b) = tokio::join!(
+        app.gw.log.commit(rec("dup")),
+        app.gw.log.commit(rec("fine"))
+    );
+    assert!(!a, "a duplicate request id must not be written twice");
+    assert!(b, "a good record in the same batch must still be written");
+    assert!(app.gw.log.is_healthy());
+    assert!(check(&app, &[]).await.ok());
+}

@@ -346,31 +346,31 @@ async fn run(
             }
         }
         metrics::gauge!("mamori_log_queue_depth").set(rx.len() as f64);
-        let ok = match write_batch(&store, &keys, &instance, &batch).await {
-            Ok(Some(head)) => {
-                cp.since += batch
-                    .iter()
-                    .filter(|j| matches!(j, Job::Record(..)))
-                    .count() as u64;
-                if cp.since >= cp.every || cp.last.elapsed() >= cp.interval {
-                    if let Err(e) = checkpoint_now(&store, &cp, head).await {
-                        tracing::warn!(error = %format!("{e:#}"), "checkpoint failed");
-                    } else {
-                        cp.since = 0;
-                        cp.last = Instant::now();
-                    }
+        let (oks, head) = write_batch(&store, &keys, &instance, &batch).await;
+        let failed = oks.iter().filter(|ok| !**ok).count();
+        if failed == oks.len() && !oks.is_empty() {
+            tracing::error!(
+                jobs = batch.len(),
+                "log write failed; refusing requests until the database is back"
+            );
+            healthy.store(false, Ordering::Release);
+        }
+        if let Some(head) = head {
+            cp.since += (oks.len() - failed) as u64;
+            if cp.since >= cp.every || cp.last.elapsed() >= cp.interval {
+                if let Err(e) = checkpoint_now(&store, &cp, head).await {
+                    tracing::warn!(error = %format!("{e:#}"), "checkpoint failed");
+                } else {
+                    cp.since = 0;
+                    cp.last = Instant::now();
                 }
-                true
             }
-            Ok(None) => true,
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), jobs = batch.len(), "log write failed; refusing requests until the database is back");
-                healthy.store(false, Ordering::Release);
-                false
-            }
-        };
-        metrics::counter!("mamori_log_records_total", "result" => if ok { "written" } else { "failed" }).increment(batch.len() as u64);
-        for job in batch.drain(..) {
+        }
+        metrics::counter!("mamori_log_records_total", "result" => "written")
+            .increment((oks.len() - failed) as u64);
+        metrics::counter!("mamori_log_records_total", "result" => "failed")
+            .increment(failed as u64);
+        for (job, ok) in batch.drain(..).zip(oks) {
             match job {
                 Job::Record(_, Some(done)) | Job::Pending(_, done) => {
                     let _ = done.send(ok);
@@ -381,41 +381,81 @@ async fn run(
     }
 }
 
-/// Writes one batch: pending notes first, then the chained records. Returns the new head.
+/// Writes one batch: pending notes, then the chained records, each group in one transaction.
+/// If a group fails, its jobs are retried one by one so that one bad record (say, a request id
+/// already recorded by crash recovery) does not take the others down with it.
+/// Returns each job's outcome, in order, and the new chain head if records were appended.
 async fn write_batch(
     store: &Store,
     keys: &DataKeys,
     instance: &str,
     batch: &[Job],
-) -> anyhow::Result<Option<(i64, String)>> {
-    let mut records = Vec::new();
+) -> (Vec<bool>, Option<(i64, String)>) {
+    let mut oks = vec![false; batch.len()];
     let mut pending = Vec::new();
-    for job in batch {
+    let mut records = Vec::new();
+    for (i, job) in batch.iter().enumerate() {
         match job {
-            Job::Pending(r, _) => {
-                pending.push((r.request_id.clone(), serde_json::to_string(r.as_ref())?))
-            }
+            Job::Pending(r, _) => match serde_json::to_string(r.as_ref()) {
+                Ok(json) => pending.push((i, (r.request_id.clone(), json))),
+                Err(e) => {
+                    tracing::error!(request_id = %r.request_id, error = %e, "cannot encode pending entry")
+                }
+            },
             Job::Record(r, _) => {
                 let mut r = r.as_ref().clone();
                 // Records from `submit` (refusals) are usually bodiless; seal any that are not yet.
-                if !r.sealed {
-                    keys.seal(&mut r).await?;
+                match keys.seal(&mut r).await {
+                    Ok(()) => records.push((i, r)),
+                    Err(e) => {
+                        tracing::error!(request_id = %r.request_id, error = %format!("{e:#}"), "cannot seal log record")
+                    }
                 }
-                records.push(r);
             }
         }
     }
     if !pending.is_empty() {
-        store.insert_pending(instance, &pending).await?;
+        let entries: Vec<_> = pending.iter().map(|(_, e)| e.clone()).collect();
+        match store.insert_pending(instance, &entries).await {
+            Ok(()) => pending.iter().for_each(|(i, _)| oks[*i] = true),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "pending batch failed; retrying one by one");
+                for (i, entry) in &pending {
+                    oks[*i] = store
+                        .insert_pending(instance, std::slice::from_ref(entry))
+                        .await
+                        .is_ok();
+                }
+            }
+        }
     }
     if records.is_empty() {
-        return Ok(None);
+        return (oks, None);
     }
-    Ok(Some(
-        store
-            .append_chained(&mut records, &chain::record_hash)
-            .await?,
-    ))
+    let mut all: Vec<LogRecord> = records.iter().map(|(_, r)| r.clone()).collect();
+    match store.append_chained(&mut all, &chain::record_hash).await {
+        Ok(head) => {
+            records.iter().for_each(|(i, _)| oks[*i] = true);
+            (oks, Some(head))
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), records = records.len(), "log batch failed; retrying one by one");
+            let mut head = None;
+            for (i, r) in &records {
+                let mut one = [r.clone()];
+                match store.append_chained(&mut one, &chain::record_hash).await {
+                    Ok(h) => {
+                        oks[*i] = true;
+                        head = Some(h);
+                    }
+                    Err(e) => {
+                        tracing::error!(request_id = %r.request_id, error = %format!("{e:#}"), "log record not written")
+                    }
+                }
+            }
+            (oks, head)
+        }
+    }
 }
 
 async fn checkpoint_now(
@@ -456,6 +496,7 @@ pub fn spawn_upkeep(store: Store, writer: LogWriter, cfg: &AuditConfig) {
                 tracing::warn!(error = %format!("{e:#}"), "heartbeat failed");
                 continue;
             }
+            forget_closed_contracts(&store, &writer).await;
             if let Err(e) = recover(&store, &writer, stale).await {
                 tracing::warn!(error = %format!("{e:#}"), "recovery of interrupted requests failed");
             }
@@ -467,6 +508,15 @@ pub fn spawn_upkeep(store: Store, writer: LogWriter, cfg: &AuditConfig) {
             }
         }
     });
+}
+
+/// Drops cached data keys of closed contracts, so nothing more is sealed under them.
+async fn forget_closed_contracts(store: &Store, writer: &LogWriter) {
+    if let Ok(contracts) = store.contracts().await {
+        for c in contracts.iter().filter(|c| c.status != "active") {
+            writer.data_keys.forget(&c.id);
+        }
+    }
 }
 
 async fn recover(store: &Store, writer: &LogWriter, stale: Duration) -> anyhow::Result<()> {

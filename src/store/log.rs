@@ -377,7 +377,7 @@ impl Store {
     ) -> anyhow::Result<Vec<(String, String)>> {
         let rows = sqlx::query(
             "SELECT p.request_id, p.record FROM pending_requests p LEFT JOIN instances i ON i.id = p.instance_id \
-             WHERE i.id IS NULL OR i.last_seen < $1 ORDER BY p.at",
+             WHERE (i.id IS NULL AND p.at < $1) OR i.last_seen < $1 ORDER BY p.at",
         )
         .bind(stale_before)
         .fetch_all(self.pool())
