@@ -359,3 +359,93 @@ mod tests {
         );
     }
 }
+
+/// The text an answer carries, whatever the endpoint: what a person may paste into a
+/// deliverable (message text, tool-call arguments, Responses output text). Used by disclosures
+/// and by `mamori scan`.
+pub fn output_text(body: &Value) -> String {
+    let mut out = Vec::new();
+    // Chat completions.
+    for c in body
+        .get("choices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let m = c.get("message").unwrap_or(c);
+        if let Some(t) = m.get("content").and_then(Value::as_str) {
+            out.push(t.to_string());
+        }
+        for tc in m
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
+                out.push(a.to_string());
+            }
+        }
+    }
+    // Responses: output items with content parts; or the stream fallback.
+    for item in body
+        .get("output")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for part in item
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(t) = part.get("text").and_then(Value::as_str) {
+                out.push(t.to_string());
+            }
+        }
+        if let Some(a) = item.get("arguments").and_then(Value::as_str) {
+            out.push(a.to_string());
+        }
+    }
+    if let Some(t) = body.get("output_text").and_then(Value::as_str) {
+        out.push(t.to_string());
+    }
+    // Anthropic messages.
+    if body.get("type").and_then(Value::as_str) == Some("message") {
+        for block in body
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            match block.get("type").and_then(Value::as_str) {
+                Some("text") => out.extend(
+                    block
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                ),
+                Some("tool_use") => out.extend(block.get("input").map(Value::to_string)),
+                _ => {}
+            }
+        }
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod output_text_tests {
+    use super::*;
+
+    #[test]
+    fn text_is_found_in_every_shape() {
+        let chat = json!({"choices": [{"message": {"content": "一", "tool_calls": [{"function": {"arguments": "{\"a\":1}"}}]}}]});
+        assert_eq!(output_text(&chat), "一\n{\"a\":1}");
+        let resp = json!({"output": [{"type": "message", "content": [{"type": "output_text", "text": "二"}]}]});
+        assert_eq!(output_text(&resp), "二");
+        let msg = json!({"type": "message", "content": [{"type": "text", "text": "三"}]});
+        assert_eq!(output_text(&msg), "三");
+        assert_eq!(output_text(&json!({"data": [{"embedding": [0.1]}]})), "");
+    }
+}
