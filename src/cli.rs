@@ -48,6 +48,11 @@ pub enum Command {
     /// The output log.
     #[command(subcommand)]
     Log(LogCmd),
+    /// The AI-use disclosure of a deliverable (第8-2); `disclose verify FILE` checks an export.
+    Disclose(DiscloseArgs),
+    /// The notification form 機密データの保存等に関する届出書 (別記様式); `form status` lists
+    /// contracts whose filed form is out of date.
+    Form(FormArgs),
     /// The log's integrity and keys.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -123,6 +128,15 @@ pub struct ContractCreate {
     pub ends: Option<String>,
     #[arg(long)]
     pub retention_days: Option<i64>,
+    /// Date of the contract (契約日), printed on the notification form (YYYY-MM-DD).
+    #[arg(long)]
+    pub contract_date: Option<String>,
+    /// What generative AI is used for under this contract (repeatable), e.g. "議事録の要約".
+    #[arg(long = "purpose")]
+    pub purposes: Vec<String>,
+    /// A subcontractor (再委託先) as "NAME=WORK" (repeatable).
+    #[arg(long = "subcontractor")]
+    pub subcontractors: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,4 +235,63 @@ pub enum AuditCmd {
         #[arg(long)]
         new_key_file: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct DiscloseArgs {
+    #[command(subcommand)]
+    pub command: Option<DiscloseCmd>,
+    #[arg(long, required = true)]
+    pub contract: Option<String>,
+    /// The deliverable (as sent in X-Mamori-Deliverable); default: the whole contract.
+    #[arg(long)]
+    pub deliverable: Option<String>,
+    /// md, html, csv or json.
+    #[arg(long, default_value = "md")]
+    pub format: String,
+    /// ja or en.
+    #[arg(long, default_value = "ja")]
+    pub lang: String,
+    /// Also include records that `mamori scan` finds in these deliverable files.
+    #[arg(long)]
+    pub scan: Vec<PathBuf>,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Fix the generation time (RFC 3339), for reproducible exports.
+    #[arg(long, hide = true)]
+    pub generated_at: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DiscloseCmd {
+    /// Check an exported disclosure against the log; exits non-zero if it no longer matches.
+    Verify { file: PathBuf },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct FormArgs {
+    #[command(subcommand)]
+    pub command: Option<FormCmd>,
+    #[arg(long, required = true)]
+    pub contract: Option<String>,
+    /// md, html (print-ready A4) or json.
+    #[arg(long, default_value = "md")]
+    pub format: String,
+    /// Record this form as filed with the client, so later changes are flagged.
+    #[arg(long)]
+    pub mark_filed: bool,
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// The filing date printed on the form (YYYY-MM-DD); default today.
+    #[arg(long)]
+    pub date: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FormCmd {
+    /// Contracts whose registrations or settings changed since their last filing (再度の届出).
+    Status,
 }

@@ -236,6 +236,17 @@ pub async fn contract(store: &Store, cmd: ContractCmd, json: bool) -> anyhow::Re
                 }
             }
             let ends_on = c.ends.as_deref().map(|d| date("--ends", d)).transpose()?;
+            let contract_date = c.contract_date.as_deref().map(|d| date("--contract-date", d)).transpose()?;
+            let subcontractors = c
+                .subcontractors
+                .iter()
+                .map(|s| match s.split_once('=') {
+                    Some((name, work)) if !name.trim().is_empty() && !work.trim().is_empty() => {
+                        Ok(crate::store::Subcontractor { name: name.trim().into(), work: work.trim().into() })
+                    }
+                    _ => bail!("--subcontractor `{s}` must be NAME=WORK, e.g. \"株式会社例=データ入力\""),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             store
                 .create_contract(&NewContract {
                     id: c.id.clone(),
@@ -246,6 +257,9 @@ pub async fn contract(store: &Store, cmd: ContractCmd, json: bool) -> anyhow::Re
                     allow_non_text: c.allow_non_text,
                     ends_on,
                     retention_days: c.retention_days,
+                    contract_date,
+                    purposes: c.purposes.iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+                    subcontractors,
                 })
                 .await?;
             println!("created contract {}", c.id);

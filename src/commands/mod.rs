@@ -1,6 +1,7 @@
 //! Carries out the command line: each verb is a plain async function over the store.
 mod admin;
 mod audit;
+mod disclose;
 mod serve;
 
 use crate::cli::{Cli, Command};
@@ -39,6 +40,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Contract(c) => admin::contract(&open(&cli.config).await?, c, json).await,
         Command::Staff(c) => admin::staff(&open(&cli.config).await?, c, json).await,
         Command::Key(c) => admin::key(&open(&cli.config).await?, c, json).await,
+        Command::Disclose(a) => {
+            let config = Config::load(&cli.config)?;
+            disclose::disclose(&config, a, json).await
+        }
+        Command::Form(a) => {
+            let config = Config::load(&cli.config)?;
+            disclose::form(&config, a, json).await
+        }
         Command::Audit(c) => {
             let config = Config::load(&cli.config)?;
             audit::run(&config, c, json).await

@@ -23,6 +23,43 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    organization: Organization,
+}
+
+/// Who files the notification form (受注者) and where its own copies of data live.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organization {
+    /// 氏名又は法人名等
+    pub name: Option<String>,
+    /// 住所
+    pub address: Option<String>,
+    /// Form item 1: media that hold confidential data besides mamori's log (社内PC内ストレージ…).
+    #[serde(default)]
+    pub storage_media: Vec<String>,
+    /// Form item 2: where mamori's own database is, as a country code (default "JP").
+    pub log_country: Option<String>,
+    /// Form item 3: other cloud services holding confidential data (online storage etc.).
+    #[serde(default)]
+    pub cloud_services: Vec<CloudService>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CloudService {
+    /// ア サービス名称
+    pub name: String,
+    /// イ 利用契約先の名称
+    pub vendor: String,
+    /// ウ 機密データの物理的保存先に係る情報等
+    pub location: String,
+    /// Country codes where data is stored ("JP" for Japan only).
+    #[serde(default)]
+    pub countries: Vec<String>,
+    /// 第三者認証
+    #[serde(default)]
+    pub certifications: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +107,7 @@ pub struct Config {
     pub refresh_interval: Duration,
     pub log_filter: String,
     pub audit: AuditConfig,
+    pub organization: Organization,
 }
 
 /// Where the log's keys live and how often it is checkpointed and pruned.
@@ -128,6 +166,7 @@ impl Default for Config {
             refresh_interval: Duration::from_millis(1000),
             log_filter: "info".to_string(),
             audit: AuditConfig::for_database("sqlite://mamori.db", Path::new(".")),
+            organization: Organization::default(),
         }
     }
 }
@@ -238,6 +277,7 @@ impl Config {
             }
         }
         Ok(Self {
+            organization: raw.organization,
             audit,
             listen,
             database_url,

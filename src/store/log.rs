@@ -228,7 +228,7 @@ impl Store {
         records: &mut [LogRecord],
         link: &(dyn Fn(i64, &str, &LogRecord) -> String + Sync),
     ) -> anyhow::Result<(i64, String)> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let now = super::now_text();
         // Writing first takes the lock: a row lock on PostgreSQL, the write lock on SQLite.
         sqlx::query("UPDATE chain_head SET updated_at = $1 WHERE id = 1")
@@ -301,6 +301,17 @@ impl Store {
         Ok((seq, prev))
     }
 
+    /// A contract's records without bodies, in chain order (disclosures read only metadata).
+    pub async fn contract_records(&self, contract: &str) -> anyhow::Result<Vec<LogRecord>> {
+        let cols: Vec<&str> = COLUMNS.iter().copied().filter(|c| !c.ends_with("_body")).collect();
+        let sql = format!(
+            "SELECT {}, NULL AS request_body, NULL AS output_body FROM log_records WHERE contract_id = $1 ORDER BY seq",
+            cols.join(", ")
+        );
+        let rows = sqlx::query(&sql).bind(contract).fetch_all(self.pool()).await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
     pub async fn chain_head(&self) -> anyhow::Result<(i64, String)> {
         let r = sqlx::query("SELECT seq, record_hash FROM chain_head WHERE id = 1")
             .fetch_one(self.pool())
@@ -355,7 +366,7 @@ impl Store {
         instance_id: &str,
         entries: &[(String, String)],
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let now = super::now_text();
         for (request_id, record_json) in entries {
             sqlx::query("INSERT INTO pending_requests (request_id, instance_id, record, at) VALUES ($1, $2, $3, $4)")

@@ -19,10 +19,14 @@ pub enum Dialect {
 }
 
 /// Migrations per backend, applied in order at startup; each runs once.
-const SQLITE_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/sqlite/0001_core.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/postgres/0001_core.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_core.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_forms.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_core.sql")),
+    (2, include_str!("../../migrations/postgres/0002_forms.sql")),
+];
 
 #[derive(Clone)]
 pub struct Store {
@@ -94,7 +98,7 @@ impl Store {
             Dialect::Sqlite => SQLITE_MIGRATIONS,
             Dialect::Postgres => POSTGRES_MIGRATIONS,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         if self.dialect == Dialect::Postgres {
             // Several instances may start together; one migrates, the others wait.
             tx.execute("SELECT pg_advisory_xact_lock(7283561)").await?;
@@ -141,6 +145,16 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot upgrade once another
+    /// connection has written, and fails at once with SQLITE_BUSY_SNAPSHOT.
+    pub(crate) async fn write_tx(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        })
     }
 }
 

@@ -57,6 +57,29 @@ pub struct ContractRow {
     pub status: String,
     pub created_at: String,
     pub closed_at: Option<String>,
+    /// 契約日: the date of the contract the notification form names.
+    pub contract_date: Option<String>,
+    /// 生成AIを利用する業務及び作業の具体的内容 declared for the form.
+    pub purposes: Vec<String>,
+    /// 再委託先等 and what each is entrusted with.
+    pub subcontractors: Vec<Subcontractor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Subcontractor {
+    pub name: String,
+    pub work: String,
+}
+
+/// One filed notification form (別記様式), as it was filed.
+#[derive(Debug, Clone, Serialize)]
+pub struct FormFiling {
+    pub contract_id: String,
+    pub version: i64,
+    pub filed_at: String,
+    pub filed_by: String,
+    pub content: String,
+    pub content_sha256: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,7 +141,14 @@ fn contract_row(r: &AnyRow) -> anyhow::Result<ContractRow> {
         status: r.try_get("status")?,
         created_at: r.try_get("created_at")?,
         closed_at: opt_str(r, "closed_at")?,
+        contract_date: opt_str(r, "contract_date")?,
+        purposes: json_list(opt_str(r, "purposes")?)?,
+        subcontractors: json_list(opt_str(r, "subcontractors")?)?,
     })
+}
+
+fn json_list<T: serde::de::DeserializeOwned>(v: Option<String>) -> anyhow::Result<Vec<T>> {
+    Ok(v.map(|s| serde_json::from_str(&s)).transpose()?.unwrap_or_default())
 }
 
 fn staff_row(r: &AnyRow) -> anyhow::Result<StaffRow> {
@@ -161,6 +191,9 @@ pub struct NewContract {
     pub allow_non_text: bool,
     pub ends_on: Option<String>,
     pub retention_days: Option<i64>,
+    pub contract_date: Option<String>,
+    pub purposes: Vec<String>,
+    pub subcontractors: Vec<Subcontractor>,
 }
 
 /// The fields of a new key; the plaintext key never reaches the store.
@@ -185,7 +218,7 @@ impl Store {
         changes: &[String],
         actor: &str,
     ) -> anyhow::Result<RegisterOutcome> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let current = sqlx::query(
             "SELECT v.version, v.content_sha256 FROM providers p JOIN provider_versions v ON v.provider_id = p.id AND v.version = p.version WHERE p.id = $1",
         )
@@ -295,7 +328,7 @@ impl Store {
         reason: Option<&str>,
         actor: &str,
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let now = now_text();
         let n = sqlx::query("UPDATE providers SET suspended = $1, suspend_reason = $2, updated_at = $3 WHERE id = $4")
             .bind(i64::from(reason.is_some()))
@@ -322,7 +355,7 @@ impl Store {
     }
 
     pub async fn create_contract(&self, c: &NewContract) -> anyhow::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let exists = sqlx::query("SELECT id FROM contracts WHERE id = $1")
             .bind(&c.id)
             .fetch_optional(&mut *tx)
@@ -339,7 +372,7 @@ impl Store {
             .as_ref()
             .map(serde_json::to_string)
             .transpose()?;
-        sqlx::query("INSERT INTO contracts (id, title, client, providers, japan_only, allow_non_text, ends_on, retention_days, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9)")
+        sqlx::query("INSERT INTO contracts (id, title, client, providers, japan_only, allow_non_text, ends_on, retention_days, status, created_at, contract_date, purposes, subcontractors) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $10, $11, $12)")
             .bind(&c.id)
             .bind(&c.title)
             .bind(&c.client)
@@ -349,6 +382,9 @@ impl Store {
             .bind(&c.ends_on)
             .bind(c.retention_days)
             .bind(now_text())
+            .bind(&c.contract_date)
+            .bind(serde_json::to_string(&c.purposes)?)
+            .bind(serde_json::to_string(&c.subcontractors)?)
             .execute(&mut *tx)
             .await?;
         bump_generation(&mut *tx).await?;
@@ -373,7 +409,7 @@ impl Store {
 
     /// Closes a contract and revokes all its keys, in one transaction.
     pub async fn close_contract(&self, id: &str) -> anyhow::Result<u64> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let now = now_text();
         let n = sqlx::query("UPDATE contracts SET status = 'closed', closed_at = $1 WHERE id = $2 AND status = 'active'")
             .bind(&now)
@@ -435,7 +471,7 @@ impl Store {
 
     pub async fn add_term(&self, contract: &str, term: &str) -> anyhow::Result<bool> {
         self.require_contract(contract).await?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let exists =
             sqlx::query("SELECT term FROM contract_terms WHERE contract_id = $1 AND term = $2")
                 .bind(contract)
@@ -457,7 +493,7 @@ impl Store {
     }
 
     pub async fn remove_term(&self, contract: &str, term: &str) -> anyhow::Result<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let n = sqlx::query("DELETE FROM contract_terms WHERE contract_id = $1 AND term = $2")
             .bind(contract)
             .bind(term)
@@ -488,8 +524,48 @@ impl Store {
             .with_context(|| format!("no contract `{id}`; create it with `mamori contract create {id} --title … --client …`"))
     }
 
+    /// Records a filed notification form; returns its version for the contract.
+    pub async fn file_form(&self, contract: &str, content: &str, sha256: &str, actor: &str) -> anyhow::Result<i64> {
+        let mut tx = self.write_tx().await?;
+        let last: Option<i64> = sqlx::query("SELECT MAX(version) FROM form_filings WHERE contract_id = $1")
+            .bind(contract)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let version = last.unwrap_or(0) + 1;
+        sqlx::query("INSERT INTO form_filings (contract_id, version, filed_at, filed_by, content, content_sha256) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(contract)
+            .bind(version)
+            .bind(now_text())
+            .bind(actor)
+            .bind(content)
+            .bind(sha256)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    pub async fn last_filing(&self, contract: &str) -> anyhow::Result<Option<FormFiling>> {
+        let r = sqlx::query("SELECT contract_id, version, filed_at, filed_by, content, content_sha256 FROM form_filings WHERE contract_id = $1 ORDER BY version DESC LIMIT 1")
+            .bind(contract)
+            .fetch_optional(self.pool())
+            .await?;
+        r.map(|r| {
+            Ok(FormFiling {
+                contract_id: r.try_get(0)?,
+                version: r.try_get(1)?,
+                filed_at: r.try_get(2)?,
+                filed_by: r.try_get(3)?,
+                content: r.try_get(4)?,
+                content_sha256: r.try_get(5)?,
+            })
+        })
+        .transpose()
+    }
+
     pub async fn add_staff(&self, s: &StaffRow) -> anyhow::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let exists = sqlx::query("SELECT id FROM staff WHERE id = $1")
             .bind(&s.id)
             .fetch_optional(&mut *tx)
@@ -512,7 +588,7 @@ impl Store {
     }
 
     pub async fn train_staff(&self, id: &str, on: &str) -> anyhow::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let n = sqlx::query("UPDATE staff SET trained_on = $1 WHERE id = $2")
             .bind(on)
             .bind(id)
@@ -557,7 +633,7 @@ impl Store {
                 c.status
             );
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO api_keys (id, key_hash, staff_id, contract_id, deliverable, purpose, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&k.id)
             .bind(&k.key_hash)
@@ -582,7 +658,7 @@ impl Store {
     }
 
     pub async fn revoke_key(&self, id: &str) -> anyhow::Result<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let n =
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_text())

@@ -1,0 +1,726 @@
+//! `redaction/*.toml`: the tag pairs, confidential field names and detectors shipped with mamori
+//! (and extended by administrators), parsed strictly and compiled once at startup into [`Rules`].
+//!
+//! A file may hold any of these tables (see the shipped files for commented examples):
+//!
+//! ```toml
+//! [[tag]]       # open, close, label, action, placeholder?, mask?, description?
+//! [[field]]     # names, label, action, placeholder?, mask?, description?
+//! [[detector]]  # label, action, pattern, triggers?, validator?, keywords?, keyword_mode?,
+//!               # keyword_window?, boundary?, placeholder?, mask?, description?
+//! [contract.terms]   # how each contract's term list is treated: label, action, placeholder?, mask?
+//! [contract.fields]  # how each contract's extra field names are treated
+//! ```
+//!
+//! Everything is matched on the folded view of a text (see `normalize.rs`): detector patterns
+//! are written for ASCII digits, `-` for every dash and ` ` for every space.
+//!
+//! Why detectors have triggers: scanning a megabyte of prose with twenty regexes would cost far
+//! more than the request is worth. Instead one Aho-Corasick pass finds every trigger (literal
+//! beginnings of matches, or literals every match contains), keyword, field name and tag, one
+//! byte pass finds the digit runs, and each regex runs only in small windows around those.
+use super::normalize::fold;
+use super::validate::Validator;
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use anyhow::{anyhow, bail, Context};
+use regex_automata::meta::Regex;
+use regex_automata::PatternID;
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::{Class, Hir, HirKind};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+/// What happens to a confidential span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Replace with the rule's mask text (e.g. `[個人番号]`); the client never gets it back.
+    Mask,
+    /// Replace with a placeholder that is restored in what the client receives.
+    Pseudonymize,
+    /// Refuse the whole request (`confidential_content_blocked`).
+    Block,
+}
+
+/// When a detector needs a context keyword (e.g. `口座番号`) near its match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum KeywordMode {
+    /// Only with a keyword nearby (and the validator, if any, passing). The detector is searched
+    /// only near its keywords.
+    Required,
+    /// When the validator passes, or when a keyword is nearby (a mistyped check digit next to
+    /// `個人番号` is still a My Number).
+    OrValid,
+}
+
+/// What may not touch a match on either side, so that numbers inside longer numbers and keys
+/// inside longer words are not matched in part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Boundary {
+    /// No digit, nor a digit behind a single `-` or `.`.
+    Number,
+    /// No ASCII letter or digit.
+    Alnum,
+    None,
+}
+
+/// How one rule's findings are replaced and counted.
+#[derive(Debug, Clone)]
+pub(crate) struct Treatment {
+    /// The key of the per-label counts (`my_number`).
+    pub label: String,
+    /// The word inside pseudonym placeholders (`MY_NUMBER`).
+    pub placeholder: String,
+    /// The replacement when masking (`[個人番号]`).
+    pub mask: String,
+    pub action: Action,
+}
+
+pub(crate) struct Detector {
+    pub treatment: usize,
+    /// Searched within windows of the folded text.
+    pub regex: Regex,
+    /// `(?:pattern)\z`, to try a shorter match ending at a separator when the longest one fails.
+    pub exact: Regex,
+    /// The `value` capture group: the part replaced, when the pattern also matches context.
+    pub value_group: Option<usize>,
+    pub validator: Option<Validator>,
+    pub keyword_mode: Option<KeywordMode>,
+    /// Characters on each side of the value searched for a keyword.
+    pub keyword_window: usize,
+    pub boundary: Boundary,
+    /// Bytes; `None` for patterns that can run to the end of the text (PEM blocks).
+    pub max_len: Option<usize>,
+    /// How far before a trigger a match may begin: 0 when triggers are the match's beginnings.
+    pub back: usize,
+    /// Every match has at least this many ASCII digits; windows with fewer are skipped.
+    pub min_digits: usize,
+    /// Some match can begin with a digit, so digit runs are triggers.
+    pub digit_trigger: bool,
+}
+
+pub(crate) struct TagPair {
+    pub open: String,
+    pub close: String,
+    pub treatment: usize,
+}
+
+/// What one pattern of the shared automaton stands for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Role {
+    Open(usize),
+    Close(usize),
+    Field(usize),
+    Trigger(usize),
+    Keyword(usize),
+}
+
+/// The compiled redaction rules. Built once at startup ([`Rules::load`]) and shared; every request
+/// opens a cheap [`Session`](super::Session) on them.
+pub struct Rules {
+    pub(crate) treatments: Vec<Treatment>,
+    pub(crate) tags: Vec<TagPair>,
+    pub(crate) detectors: Vec<Detector>,
+    /// Tags, field names, triggers and keywords, ASCII-case-insensitive, on the folded view.
+    pub(crate) matcher: Option<AhoCorasick>,
+    pub(crate) roles: Vec<Vec<Role>>,
+    pub(crate) term_treatment: usize,
+    pub(crate) contract_field_treatment: usize,
+    field_names: usize,
+    files: Vec<String>,
+}
+
+impl fmt::Debug for Rules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rules")
+            .field("files", &self.files)
+            .field("tag_pairs", &self.tags.len())
+            .field("field_names", &self.field_names)
+            .field("detectors", &self.detectors.len())
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    tag: Vec<RawTag>,
+    #[serde(default)]
+    field: Vec<RawField>,
+    #[serde(default)]
+    detector: Vec<RawDetector>,
+    contract: Option<RawContract>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTag {
+    open: String,
+    close: String,
+    label: String,
+    action: Action,
+    placeholder: Option<String>,
+    mask: Option<String>,
+    #[serde(default, rename = "description")]
+    _description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    names: Vec<String>,
+    label: String,
+    action: Action,
+    placeholder: Option<String>,
+    mask: Option<String>,
+    #[serde(default, rename = "description")]
+    _description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDetector {
+    label: String,
+    action: Action,
+    pattern: String,
+    triggers: Option<Vec<String>>,
+    validator: Option<Validator>,
+    keywords: Option<Vec<String>>,
+    keyword_mode: Option<KeywordMode>,
+    keyword_window: Option<usize>,
+    boundary: Option<Boundary>,
+    placeholder: Option<String>,
+    mask: Option<String>,
+    #[serde(default, rename = "description")]
+    _description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContract {
+    terms: RawTreatment,
+    fields: RawTreatment,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTreatment {
+    label: String,
+    action: Action,
+    placeholder: Option<String>,
+    mask: Option<String>,
+    #[serde(default, rename = "description")]
+    _description: Option<String>,
+}
+
+/// Longest pattern a detector may match without `triggers` being its beginnings (bytes).
+const MAX_WINDOW: usize = 64 * 1024;
+/// More derived beginnings than this would slow the shared automaton for everyone.
+const MAX_DERIVED_TRIGGERS: usize = 16;
+
+impl Rules {
+    /// Reads every `*.toml` in `dir` (in name order) and validates it strictly. Errors name the
+    /// file, the rule and key, and the reason.
+    pub fn load(dir: &Path) -> anyhow::Result<Rules> {
+        let entries = std::fs::read_dir(dir).with_context(|| {
+            format!(
+                "cannot read the redaction rules folder {}; it ships as `redaction/` beside the configuration",
+                dir.display()
+            )
+        })?;
+        let mut paths = Vec::new();
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("cannot list {}", dir.display()))?
+                .path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        let mut files = Vec::new();
+        for path in &paths {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            files.push((path.display().to_string(), text));
+        }
+        if files.is_empty() {
+            bail!(
+                "{}: no redaction rules (*.toml); without them nothing would be redacted",
+                dir.display()
+            );
+        }
+        Self::from_sources(files.iter().map(|(n, t)| (n.as_str(), t.as_str())))
+    }
+
+    /// Compiles rules from `(file name, TOML text)` pairs, as [`Rules::load`] does.
+    pub fn from_sources<'a>(
+        sources: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> anyhow::Result<Rules> {
+        let mut b = Builder::default();
+        for (name, text) in sources {
+            let raw: RawFile =
+                crate::config::from_toml(text).map_err(|e| anyhow!("{name}: {e:#}"))?;
+            b.add_file(name, raw)?;
+        }
+        b.finish()
+    }
+
+    /// The label and action of every rule, for `mamori check` and documentation.
+    pub fn labels(&self) -> Vec<(&str, Action)> {
+        let mut v: Vec<(&str, Action)> = self
+            .treatments
+            .iter()
+            .map(|t| (t.label.as_str(), t.action))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        v
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    treatments: Vec<Treatment>,
+    tags: Vec<TagPair>,
+    detectors: Vec<Detector>,
+    patterns: Vec<Vec<u8>>,
+    roles: Vec<Vec<Role>>,
+    /// Lower-cased pattern → index, since the automaton ignores ASCII case.
+    pattern_index: HashMap<Vec<u8>, usize>,
+    /// Folded, lower-cased field name → where it was declared.
+    field_names: HashMap<String, String>,
+    tag_strings: HashMap<String, String>,
+    contract: Option<(usize, usize, String)>,
+    files: Vec<String>,
+}
+
+impl Builder {
+    fn add_pattern(&mut self, bytes: &[u8], role: Role) {
+        let key = bytes.to_ascii_lowercase();
+        let i = match self.pattern_index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.patterns.push(bytes.to_vec());
+                self.roles.push(Vec::new());
+                let i = self.patterns.len() - 1;
+                self.pattern_index.insert(key, i);
+                i
+            }
+        };
+        if let Some(r) = self.roles.get_mut(i) {
+            r.push(role);
+        }
+    }
+
+    fn treatment(
+        &mut self,
+        at: &str,
+        label: &str,
+        action: Action,
+        placeholder: Option<&str>,
+        mask: Option<&str>,
+    ) -> anyhow::Result<usize> {
+        let ok_label = label.len() <= 40
+            && label.starts_with(|c: char| c.is_ascii_lowercase())
+            && label
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok_label {
+            bail!("{at}: key `label`: `{label}` must be lower-case ASCII letters, digits and `_`, starting with a letter (at most 40)");
+        }
+        let placeholder = placeholder.map_or_else(|| label.to_ascii_uppercase(), str::to_string);
+        let ok_placeholder = placeholder.len() <= 40
+            && placeholder.starts_with(|c: char| c.is_ascii_uppercase())
+            && placeholder
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !ok_placeholder {
+            bail!("{at}: key `placeholder`: `{placeholder}` must be upper-case ASCII letters, digits and `_`, starting with a letter (at most 40), so that models copy it unchanged");
+        }
+        let mask = mask.map_or_else(|| format!("[{placeholder}]"), str::to_string);
+        if mask.trim().is_empty() || mask.chars().count() > 64 {
+            bail!("{at}: key `mask`: must be between 1 and 64 characters");
+        }
+        self.treatments.push(Treatment {
+            label: label.to_string(),
+            placeholder,
+            mask,
+            action,
+        });
+        Ok(self.treatments.len() - 1)
+    }
+
+    fn add_file(&mut self, name: &str, raw: RawFile) -> anyhow::Result<()> {
+        self.files.push(name.to_string());
+        for (i, t) in raw.tag.iter().enumerate() {
+            let at = format!("{name}: tag #{} (`{}`)", i + 1, t.open);
+            let treatment = self.treatment(
+                &at,
+                &t.label,
+                t.action,
+                t.placeholder.as_deref(),
+                t.mask.as_deref(),
+            )?;
+            let (open, close) = (fold(&t.open), fold(&t.close));
+            for (key, s) in [("open", &open), ("close", &close)] {
+                if s.trim().is_empty() {
+                    bail!("{at}: key `{key}`: must not be empty");
+                }
+                if let Some(prev) = self.tag_strings.insert(s.to_lowercase(), at.clone()) {
+                    bail!("{at}: key `{key}`: `{s}` is already a tag in {prev}");
+                }
+            }
+            if open.contains(close.as_str()) || close.contains(open.as_str()) {
+                bail!("{at}: `open` and `close` must not contain each other");
+            }
+            let idx = self.tags.len();
+            self.add_pattern(open.as_bytes(), Role::Open(idx));
+            self.add_pattern(close.as_bytes(), Role::Close(idx));
+            self.tags.push(TagPair {
+                open,
+                close,
+                treatment,
+            });
+        }
+        for (i, f) in raw.field.iter().enumerate() {
+            let at = format!("{name}: field #{} (`{}`)", i + 1, f.label);
+            let treatment = self.treatment(
+                &at,
+                &f.label,
+                f.action,
+                f.placeholder.as_deref(),
+                f.mask.as_deref(),
+            )?;
+            if f.names.is_empty() {
+                bail!("{at}: key `names`: give at least one field name");
+            }
+            for n in &f.names {
+                let folded = fold(n.trim());
+                if folded.is_empty() {
+                    bail!("{at}: key `names`: a field name is empty");
+                }
+                if let Some(prev) = self
+                    .field_names
+                    .insert(folded.to_lowercase(), at.clone())
+                {
+                    bail!("{at}: key `names`: `{n}` is already declared in {prev}");
+                }
+                self.add_pattern(folded.as_bytes(), Role::Field(treatment));
+            }
+        }
+        for (i, d) in raw.detector.iter().enumerate() {
+            let at = format!("{name}: detector #{} (`{}`)", i + 1, d.label);
+            self.add_detector(&at, d)?;
+        }
+        if let Some(c) = raw.contract {
+            if let Some((_, _, prev)) = &self.contract {
+                bail!("{name}: table `contract` is already given in {prev}");
+            }
+            let terms = self.treatment(
+                &format!("{name}: contract.terms"),
+                &c.terms.label,
+                c.terms.action,
+                c.terms.placeholder.as_deref(),
+                c.terms.mask.as_deref(),
+            )?;
+            let fields = self.treatment(
+                &format!("{name}: contract.fields"),
+                &c.fields.label,
+                c.fields.action,
+                c.fields.placeholder.as_deref(),
+                c.fields.mask.as_deref(),
+            )?;
+            self.contract = Some((terms, fields, name.to_string()));
+        }
+        Ok(())
+    }
+
+    fn add_detector(&mut self, at: &str, d: &RawDetector) -> anyhow::Result<()> {
+        let treatment = self.treatment(
+            at,
+            &d.label,
+            d.action,
+            d.placeholder.as_deref(),
+            d.mask.as_deref(),
+        )?;
+        for c in d.pattern.chars().filter(|c| !c.is_ascii()) {
+            let mut buf = [0u8; 4];
+            let folded = fold(c.encode_utf8(&mut buf));
+            if folded.as_str() != &*c.encode_utf8(&mut buf) {
+                bail!("{at}: key `pattern`: `{c}` never occurs in the folded text the pattern is matched against (it becomes `{folded}`); write that instead");
+            }
+        }
+        let hir = regex_syntax::ParserBuilder::new()
+            .build()
+            .parse(&d.pattern)
+            .map_err(|e| anyhow!("{at}: key `pattern`: not a valid regular expression:\n{e}"))?;
+        let props = hir.properties();
+        if props.minimum_len().unwrap_or(0) == 0 {
+            bail!("{at}: key `pattern`: the pattern can match empty text");
+        }
+        let max_len = props.maximum_len();
+        if max_len.is_some_and(|m| m > MAX_WINDOW) {
+            bail!("{at}: key `pattern`: matches can be longer than {MAX_WINDOW} bytes; lower the repetition bounds");
+        }
+        let regex = Regex::new(&d.pattern)
+            .map_err(|e| anyhow!("{at}: key `pattern`: cannot be compiled: {e}"))?;
+        let exact = Regex::new(&format!("(?:{})\\z", d.pattern))
+            .map_err(|e| anyhow!("{at}: key `pattern`: cannot be compiled: {e}"))?;
+        let value_group = regex.group_info().to_index(PatternID::ZERO, "value");
+
+        let keywords: Vec<String> = d
+            .keywords
+            .iter()
+            .flatten()
+            .map(|k| fold(k.trim()))
+            .collect();
+        if keywords.iter().any(String::is_empty) {
+            bail!("{at}: key `keywords`: a keyword is empty");
+        }
+        let keyword_mode = match (d.keyword_mode, keywords.is_empty()) {
+            (Some(_), true) => bail!("{at}: key `keyword_mode`: there are no `keywords`"),
+            (m, false) => Some(m.unwrap_or(KeywordMode::Required)),
+            (None, true) => None,
+        };
+        if keyword_mode == Some(KeywordMode::OrValid) && d.validator.is_none() {
+            bail!("{at}: key `keyword_mode`: \"or_valid\" needs a `validator`");
+        }
+        let keyword_window = d.keyword_window.unwrap_or(20);
+        if !(1..=200).contains(&keyword_window) {
+            bail!("{at}: key `keyword_window`: must be between 1 and 200 characters");
+        }
+        if d.keyword_window.is_some() && keywords.is_empty() {
+            bail!("{at}: key `keyword_window`: there are no `keywords`");
+        }
+
+        let idx = self.detectors.len();
+        let mut digit_trigger = false;
+        let mut literal_triggers: Vec<Vec<u8>> = Vec::new();
+        let back;
+        if keyword_mode == Some(KeywordMode::Required) {
+            if d.triggers.is_some() {
+                bail!("{at}: key `triggers`: not used with keyword_mode = \"required\" (the detector is searched near its keywords)");
+            }
+            if max_len.is_none() {
+                bail!("{at}: key `pattern`: give every repetition an upper bound ({{m,n}} instead of * or +) when keywords are required");
+            }
+            back = 0;
+        } else if let Some(triggers) = &d.triggers {
+            let Some(m) = max_len else {
+                bail!("{at}: key `triggers`: the pattern has no length limit, so matches must begin with a literal: bound every repetition ({{m,n}}) or remove `triggers`");
+            };
+            if triggers.is_empty() {
+                bail!("{at}: key `triggers`: give at least one literal every match contains");
+            }
+            for t in triggers {
+                let t = fold(t);
+                if t.is_empty() {
+                    bail!("{at}: key `triggers`: a trigger is empty");
+                }
+                literal_triggers.push(t.into_bytes());
+            }
+            back = m;
+        } else {
+            let mut ex = Extractor::new();
+            ex.kind(ExtractKind::Prefix);
+            let seq = ex.extract(&hir);
+            let lits: Option<Vec<Vec<u8>>> = seq
+                .literals()
+                .filter(|l| !l.is_empty() && l.iter().all(|x| !x.as_bytes().is_empty()))
+                .map(|l| l.iter().map(|x| x.as_bytes().to_vec()).collect());
+            let Some(lits) = lits else {
+                bail!("{at}: key `pattern`: matches do not begin with a literal; set `triggers` to literals every match contains, or `keywords`");
+            };
+            let Some(minimal) = minimal_beginnings(&lits) else {
+                bail!("{at}: key `pattern`: matches can begin in too many ways to prefilter; set `triggers` to literals every match contains");
+            };
+            literal_triggers = minimal;
+            back = 0;
+        }
+        for t in literal_triggers {
+            if t.first().is_some_and(u8::is_ascii_digit) {
+                digit_trigger = true;
+            } else {
+                self.add_pattern(&t, Role::Trigger(idx));
+            }
+        }
+        for k in &keywords {
+            self.add_pattern(k.as_bytes(), Role::Keyword(idx));
+        }
+        self.detectors.push(Detector {
+            treatment,
+            regex,
+            exact,
+            value_group,
+            validator: d.validator,
+            keyword_mode,
+            keyword_window,
+            boundary: d.boundary.unwrap_or(Boundary::Alnum),
+            max_len,
+            back,
+            min_digits: min_digits(&hir),
+            digit_trigger,
+        });
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<Rules> {
+        let (term_treatment, contract_field_treatment) = match self.contract {
+            Some((t, f, _)) => (t, f),
+            None => (
+                self.treatment("contract.terms", "term", Action::Pseudonymize, None, None)?,
+                self.treatment(
+                    "contract.fields",
+                    "contract_field",
+                    Action::Pseudonymize,
+                    Some("FIELD"),
+                    None,
+                )?,
+            ),
+        };
+        let matcher = if self.patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&self.patterns)
+                    .map_err(|e| anyhow!("the redaction rules are too large to compile: {e}"))?,
+            )
+        };
+        Ok(Rules {
+            treatments: self.treatments,
+            tags: self.tags,
+            detectors: self.detectors,
+            matcher,
+            roles: self.roles,
+            term_treatment,
+            contract_field_treatment,
+            field_names: self.field_names.len(),
+            files: self.files,
+        })
+    }
+}
+
+/// A small set of literals such that every match begins with one of them, from the (possibly
+/// large) set the regex parser derives: digit-led ones are kept as they are (digit runs are
+/// triggers anyway), the others are cut to the longest length that keeps the set small, and
+/// any literal that starts with another one is dropped. `None` when even one byte is too many.
+fn minimal_beginnings(lits: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+    let (digits, others): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) = lits
+        .iter()
+        .partition(|l| l.first().is_some_and(u8::is_ascii_digit));
+    let mut out: Vec<Vec<u8>> = digits.into_iter().take(1).cloned().collect();
+    if others.is_empty() {
+        return Some(out);
+    }
+    for k in [32, 16, 8, 4, 3, 2, 1] {
+        let mut cut: Vec<Vec<u8>> = others
+            .iter()
+            .map(|l| l.get(..l.len().min(k)).unwrap_or(l).to_ascii_lowercase())
+            .collect();
+        cut.sort();
+        cut.dedup();
+        let minimal: Vec<Vec<u8>> = cut
+            .iter()
+            .filter(|x| !cut.iter().any(|y| y.len() < x.len() && x.starts_with(y)))
+            .cloned()
+            .collect();
+        if minimal.len() <= MAX_DERIVED_TRIGGERS {
+            out.extend(minimal);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// The fewest ASCII digits any match of `h` contains.
+fn min_digits(h: &Hir) -> usize {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => 0,
+        HirKind::Literal(l) => l.0.iter().filter(|b| b.is_ascii_digit()).count(),
+        HirKind::Class(c) => usize::from(class_is_digits(c)),
+        HirKind::Repetition(r) => (r.min as usize).saturating_mul(min_digits(&r.sub)),
+        HirKind::Capture(c) => min_digits(&c.sub),
+        HirKind::Concat(v) => v.iter().map(min_digits).fold(0, usize::saturating_add),
+        HirKind::Alternation(v) => v.iter().map(min_digits).min().unwrap_or(0),
+    }
+}
+
+fn class_is_digits(c: &Class) -> bool {
+    match c {
+        Class::Unicode(u) => {
+            !u.ranges().is_empty()
+                && u.ranges().iter().all(|r| r.start() >= '0' && r.end() <= '9')
+        }
+        Class::Bytes(b) => {
+            !b.ranges().is_empty()
+                && b.ranges().iter().all(|r| r.start() >= b'0' && r.end() <= b'9')
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(toml: &str) -> String {
+        format!("{:#}", Rules::from_sources([("x.toml", toml)]).unwrap_err())
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_file_key_and_reason() {
+        let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"x[0-9]\"\ncolour = 1\n");
+        assert!(e.contains("x.toml") && e.contains("colour"), "{e}");
+        let e = err("[[detector]]\nlabel = \"a\"\naction = \"hide\"\npattern = \"x\"\n");
+        assert!(e.contains("x.toml") && e.contains("hide"), "{e}");
+        let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"x(\"\n");
+        assert!(e.contains("x.toml: detector #1 (`a`): key `pattern`"), "{e}");
+        let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"[a-z]+@\"\n");
+        assert!(e.contains("triggers"), "{e}");
+        let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"x?\"\n");
+        assert!(e.contains("empty text"), "{e}");
+        let e = err("[[detector]]\nlabel = \"Bad Label\"\naction = \"mask\"\npattern = \"x\"\n");
+        assert!(e.contains("key `label`"), "{e}");
+        let e = err("[[field]]\nnames = [\"氏名\"]\nlabel = \"a\"\naction = \"mask\"\n[[field]]\nnames = [\"氏名\"]\nlabel = \"b\"\naction = \"mask\"\n");
+        assert!(e.contains("already declared"), "{e}");
+        let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"[0-9]{4}\"\nkeyword_mode = \"or_valid\"\n");
+        assert!(e.contains("keyword_mode"), "{e}");
+    }
+
+    #[test]
+    fn derives_triggers_and_digit_counts() {
+        let r = Rules::from_sources([(
+            "x.toml",
+            "[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = '(?:\\+81|0)[0-9]{9,10}'\n",
+        )])
+        .unwrap();
+        let d = &r.detectors[0];
+        assert!(d.digit_trigger);
+        assert_eq!(d.min_digits, 10);
+        assert_eq!(d.back, 0);
+    }
+
+    #[test]
+    fn the_shipped_rules_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction");
+        let r = Rules::load(&dir).unwrap();
+        assert!(r.detectors.len() >= 15, "{r:?}");
+        assert_eq!(r.tags.len(), 3);
+    }
+
+    #[test]
+    fn an_empty_folder_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = format!("{:#}", Rules::load(dir.path()).unwrap_err());
+        assert!(e.contains("no redaction rules"), "{e}");
+    }
+}

@@ -1,0 +1,743 @@
+//! Finding confidential spans in the folded view of one text: tags, fields, detectors and the
+//! contract's terms. Spans are in view offsets; the session maps them back to the original.
+//!
+//! Cost model: one pass of the shared automaton over the view, one byte pass for digit runs, the
+//! contract's term automaton, and then each detector's regex only inside small windows around its
+//! triggers (or keywords) — ordinary prose never reaches a regex.
+use super::contract::ContractMatcher;
+use super::rules::{Boundary, Detector, KeywordMode, Role, Rules};
+use super::{Refused, TagProblem};
+use regex_automata::util::captures::Captures;
+use regex_automata::{Anchored, Input};
+
+/// A confidential span of the view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: usize,
+    pub end: usize,
+    pub treatment: usize,
+    /// Lower wins when two spans start and end at the same place.
+    pub rank: u32,
+}
+
+pub(crate) const RANK_TAG: u32 = 0;
+const RANK_FIELD: u32 = 1;
+const RANK_DETECTOR: u32 = 10;
+const RANK_TERM: u32 = 100_000;
+pub(crate) const RANK_PROPAGATED: u32 = 200_000;
+
+type Hit = (usize, usize);
+
+struct FieldHit {
+    start: usize,
+    end: usize,
+    treatment: usize,
+}
+
+/// Every confidential span of `t` (overlapping ones included), or why the text must be refused.
+pub(crate) fn detect(
+    rules: &Rules,
+    contract: &ContractMatcher,
+    t: &str,
+) -> Result<Vec<Span>, Refused> {
+    let n = rules.detectors.len();
+    let mut triggers: Vec<Vec<Hit>> = vec![Vec::new(); n];
+    let mut keywords: Vec<Vec<Hit>> = vec![Vec::new(); n];
+    let mut tags: Vec<(usize, usize, usize, bool)> = Vec::new();
+    let mut fields: Vec<FieldHit> = Vec::new();
+    if let Some(ac) = &rules.matcher {
+        for m in ac.find_overlapping_iter(t) {
+            let (s, e) = (m.start(), m.end());
+            for role in rules.roles.get(m.pattern().as_usize()).into_iter().flatten() {
+                match *role {
+                    Role::Open(p) => tags.push((s, e, p, true)),
+                    Role::Close(p) => tags.push((s, e, p, false)),
+                    Role::Field(tr) => fields.push(FieldHit {
+                        start: s,
+                        end: e,
+                        treatment: tr,
+                    }),
+                    Role::Trigger(d) => {
+                        if let Some(v) = triggers.get_mut(d) {
+                            v.push((s, e));
+                        }
+                    }
+                    Role::Keyword(d) => {
+                        if let Some(v) = keywords.get_mut(d) {
+                            v.push((s, e));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(ac) = &contract.fields {
+        for m in ac.find_iter(t) {
+            fields.push(FieldHit {
+                start: m.start(),
+                end: m.end(),
+                treatment: rules.contract_field_treatment,
+            });
+        }
+    }
+
+    let mut out = Vec::new();
+    tag_spans(rules, t, tags, &mut out)?;
+    field_spans(t, &mut fields, &mut out);
+
+    let runs = digit_runs(t);
+    for (i, d) in rules.detectors.iter().enumerate() {
+        let trig = triggers.get_mut(i).map(std::mem::take).unwrap_or_default();
+        let mut kw = keywords.get_mut(i).map(std::mem::take).unwrap_or_default();
+        kw.sort_unstable();
+        detector_spans(d, i, t, &trig, &kw, &runs, &mut out);
+    }
+
+    if let Some(ac) = &contract.terms {
+        for m in ac.find_iter(t) {
+            if ascii_edges_ok(t, m.start(), m.end()) {
+                out.push(Span {
+                    start: m.start(),
+                    end: m.end(),
+                    treatment: rules.term_treatment,
+                    rank: RANK_TERM,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A match whose first (last) character is an ASCII letter or digit must not continue a word:
+/// the term `ORCA-7` is not in `ORCA-77`. CJK text has no spaces, so other edges always match.
+pub(crate) fn ascii_edges_ok(t: &str, s: usize, e: usize) -> bool {
+    let first = t.get(s..).and_then(|x| x.chars().next());
+    let last = t.get(..e).and_then(|x| x.chars().next_back());
+    let before = t.get(..s).and_then(|x| x.chars().next_back());
+    let after = t.get(e..).and_then(|x| x.chars().next());
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    !(word(first) && word(before)) && !(word(last) && word(after))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tags
+
+fn tag_spans(
+    rules: &Rules,
+    t: &str,
+    mut hits: Vec<(usize, usize, usize, bool)>,
+    out: &mut Vec<Span>,
+) -> Result<(), Refused> {
+    if hits.is_empty() {
+        return Ok(());
+    }
+    // Leftmost, then longest; hits inside an accepted one are parts of it.
+    hits.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut stack: Vec<(usize, usize, usize)> = Vec::new();
+    let mut last_end = 0;
+    let tag = |p: usize, open: bool| {
+        rules
+            .tags
+            .get(p)
+            .map(|tp| if open { tp.open.clone() } else { tp.close.clone() })
+            .unwrap_or_default()
+    };
+    let line = |pos: usize| t.get(..pos).map_or(1, |x| x.matches('\n').count() + 1);
+    for (s, e, p, open) in hits {
+        if s < last_end {
+            continue;
+        }
+        last_end = e;
+        if open {
+            stack.push((p, s, e));
+            continue;
+        }
+        match stack.pop() {
+            None => {
+                return Err(Refused::TagUnclosed {
+                    tag: tag(p, false),
+                    problem: TagProblem::CloseWithoutOpen,
+                    line: line(s),
+                })
+            }
+            Some((q, qs, _)) if q != p => {
+                return Err(Refused::TagUnclosed {
+                    tag: tag(q, true),
+                    problem: TagProblem::ClosedByOther {
+                        close: tag(p, false),
+                    },
+                    line: line(qs),
+                })
+            }
+            Some((_, _, content_start)) => {
+                if stack.is_empty() {
+                    let (a, b) = trim_ws(t, content_start, s);
+                    if a < b {
+                        out.push(Span {
+                            start: a,
+                            end: b,
+                            treatment: rules.tags.get(p).map_or(0, |tp| tp.treatment),
+                            rank: RANK_TAG,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    if let Some(&(p, s, _)) = stack.first() {
+        return Err(Refused::TagUnclosed {
+            tag: tag(p, true),
+            problem: TagProblem::NotClosed,
+            line: line(s),
+        });
+    }
+    Ok(())
+}
+
+fn trim_ws(t: &str, a: usize, b: usize) -> (usize, usize) {
+    let Some(s) = t.get(a..b) else {
+        return (a, a);
+    };
+    let lead = s.len() - s.trim_start().len();
+    let trail = s.len() - s.trim_end().len();
+    if lead + trail >= s.len() {
+        return (a, a);
+    }
+    (a + lead, b - trail)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fields
+
+/// Ends an inline value (`…（氏名：山田、住所：…）`).
+const INLINE_STOPS: &[char] = &['、', ',', '，', '。', ';', '；', ')', '）', '」', '』', '】', '|', '\t', '\n', '\r'];
+
+fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
+    hits.sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    for (i, h) in hits.iter().enumerate() {
+        if !field_name_edges_ok(t, h.start, h.end) {
+            continue;
+        }
+        // Where a next `name:` on the same line begins, a line value ends.
+        let line_end = t
+            .get(h.end..)
+            .and_then(|r| r.find('\n'))
+            .map_or(t.len(), |k| h.end + k);
+        let next_field = hits
+            .get(i + 1..)
+            .into_iter()
+            .flatten()
+            .take_while(|n| n.start < line_end)
+            .filter(|n| n.start >= h.end && field_name_edges_ok(t, n.start, n.end))
+            .find(|n| colon_after(t, n.end).is_some())
+            .map(|n| n.start);
+        for (a, b) in field_values(t, h.start, h.end, next_field) {
+            if a < b {
+                out.push(Span {
+                    start: a,
+                    end: b,
+                    treatment: h.treatment,
+                    rank: RANK_FIELD,
+                });
+            }
+        }
+    }
+}
+
+/// Field names may follow `_` or `-` (`DB_PASSWORD`) but not a letter or digit; they may not be
+/// followed by a word character (`email_verified` is another field).
+fn field_name_edges_ok(t: &str, s: usize, e: usize) -> bool {
+    let first = t.get(s..).and_then(|x| x.chars().next());
+    let last = t.get(..e).and_then(|x| x.chars().next_back());
+    let before = t.get(..s).and_then(|x| x.chars().next_back());
+    let after = t.get(e..).and_then(|x| x.chars().next());
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    !(alnum(first) && alnum(before)) && !(word(last) && word(after))
+}
+
+/// After optional spaces, a `:` (full-width folds to it) or `=`: the offset just after it.
+fn colon_after(t: &str, e: usize) -> Option<usize> {
+    let rest = t.get(e..)?;
+    let trimmed = rest.trim_start_matches([' ', '\t']);
+    let skipped = rest.len() - trimmed.len();
+    let c = trimmed.chars().next()?;
+    match c {
+        ':' | '=' => Some(e + skipped + 1),
+        _ => None,
+    }
+}
+
+fn skip_spaces(t: &str, p: usize) -> usize {
+    let rest = t.get(p..).unwrap_or("");
+    p + (rest.len() - rest.trim_start_matches([' ', '\t']).len())
+}
+
+fn field_values(t: &str, s: usize, e: usize, next_field: Option<usize>) -> Vec<(usize, usize)> {
+    let before = t.get(..s).unwrap_or("");
+    let after = t.get(e..).unwrap_or("");
+    // `"name": value`, `'name': value`, and `\"name\": value` (JSON inside a JSON string).
+    for q in ["\\\"", "\"", "'"] {
+        if before.ends_with(q) && after.starts_with(q) {
+            let Some(p) = colon_after(t, e + q.len()) else {
+                return Vec::new();
+            };
+            return json_value(t, skip_spaces(t, p), q);
+        }
+    }
+    // `<name>value</name>`
+    if before.ends_with('<') && after.starts_with('>') {
+        let close = format!("</{}>", t.get(s..e).unwrap_or(""));
+        let from = e + 1;
+        return match t.get(from..).and_then(|r| r.find(&close)) {
+            Some(k) if !t.get(from..from + k).unwrap_or("").contains('<') => {
+                vec![trim_value(t, from, from + k)]
+            }
+            _ => Vec::new(),
+        };
+    }
+    // `| name | value |`
+    if before.trim_end_matches([' ', '\t']).ends_with('|')
+        && after.trim_start_matches([' ', '\t']).starts_with('|')
+    {
+        let cell = e + (after.len() - after.trim_start_matches([' ', '\t']).len()) + 1;
+        let rest = t.get(cell..).unwrap_or("");
+        let end = cell + rest.find(['|', '\n']).unwrap_or(rest.len());
+        return vec![trim_value(t, cell, end)];
+    }
+    // `name: value` and `name：value`
+    let Some(p) = colon_after(t, e) else {
+        return Vec::new();
+    };
+    let start = skip_spaces(t, p);
+    let rest = t.get(start..).unwrap_or("");
+    if rest.starts_with("//") {
+        // `http://…`-like, not a field.
+        return Vec::new();
+    }
+    let mut end = if at_line_start(t, s) {
+        start + rest.find(['\n', '\r']).unwrap_or(rest.len())
+    } else {
+        start + rest.find(INLINE_STOPS).unwrap_or(rest.len())
+    };
+    if let Some(nf) = next_field {
+        if nf >= start && nf < end {
+            end = nf;
+        }
+    }
+    let (a, b) = trim_value(t, start, end);
+    vec![(a, b)]
+}
+
+/// Trims spaces and list punctuation around a value, and one pair of enclosing quotes.
+fn trim_value(t: &str, a: usize, b: usize) -> (usize, usize) {
+    let Some(s) = t.get(a..b) else {
+        return (a, a);
+    };
+    let s1 = s.trim_start_matches([' ', '\t']);
+    let a1 = a + (s.len() - s1.len());
+    let s2 = s1.trim_end_matches([' ', '\t', ',', '、', '，', ';', '；']);
+    let b1 = a1 + s2.len();
+    for (o, c) in [('"', '"'), ('\'', '\''), ('「', '」'), ('『', '』')] {
+        if s2.len() >= o.len_utf8() + c.len_utf8() && s2.starts_with(o) && s2.ends_with(c) {
+            return (a1 + o.len_utf8(), b1 - c.len_utf8());
+        }
+    }
+    (a1, b1)
+}
+
+/// Only spaces and list or quote markers between the line start and `s`.
+fn at_line_start(t: &str, s: usize) -> bool {
+    let before = t.get(..s).unwrap_or("");
+    let line = before.rsplit('\n').next().unwrap_or("");
+    line.len() <= 32
+        && line.chars().all(|c| {
+            matches!(
+                c,
+                ' ' | '\t' | '-' | '*' | '+' | '>' | '#' | '・' | '•' | '●' | '○' | '■' | '□' | '◆' | '.' | ')' | '\r'
+            ) || c.is_ascii_digit()
+        })
+}
+
+/// The value of a quoted key: a string (the part between the quotes, escapes kept), a scalar, or
+/// the strings and scalars of a flat array. Objects are left to their own keys.
+fn json_value(t: &str, p: usize, q: &str) -> Vec<(usize, usize)> {
+    let rest = t.get(p..).unwrap_or("");
+    if rest.starts_with(q) {
+        return json_string(t, p + q.len(), q)
+            .map(|end| vec![(p + q.len(), end)])
+            .unwrap_or_default();
+    }
+    if rest.starts_with('[') {
+        let mut out = Vec::new();
+        let mut i = p + 1;
+        loop {
+            i = skip_ws_all(t, i);
+            let r = t.get(i..).unwrap_or("");
+            if r.starts_with(q) {
+                let Some(end) = json_string(t, i + q.len(), q) else {
+                    break;
+                };
+                out.push((i + q.len(), end));
+                i = end + q.len();
+            } else if r.starts_with(['[', '{', ']']) || r.is_empty() {
+                break;
+            } else {
+                let end = i + r.find([',', ']', '\n']).unwrap_or(r.len());
+                let v = trim_value(t, i, end);
+                if !is_json_literal(t.get(v.0..v.1).unwrap_or("")) {
+                    out.push(v);
+                }
+                i = end;
+            }
+            i = skip_ws_all(t, i);
+            match t.get(i..).and_then(|r| r.chars().next()) {
+                Some(',') => i += 1,
+                _ => break,
+            }
+        }
+        return out;
+    }
+    if rest.starts_with('{') {
+        return Vec::new();
+    }
+    let end = p + rest.find([',', '}', ']', '\n', '\r']).unwrap_or(rest.len());
+    let v = trim_value(t, p, end);
+    if is_json_literal(t.get(v.0..v.1).unwrap_or("")) {
+        return Vec::new();
+    }
+    vec![v]
+}
+
+fn is_json_literal(s: &str) -> bool {
+    s.is_empty() || matches!(s, "null" | "true" | "false")
+}
+
+fn skip_ws_all(t: &str, p: usize) -> usize {
+    let rest = t.get(p..).unwrap_or("");
+    p + (rest.len() - rest.trim_start().len())
+}
+
+/// The offset of the closing quote of a string whose content starts at `p`.
+fn json_string(t: &str, p: usize, q: &str) -> Option<usize> {
+    let rest = t.get(p..)?;
+    if q == "\\\"" {
+        // JSON inside a JSON string: `\\` is a backslash and `\"` a quote of the inner text,
+        // which ends at a quote not escaped by an inner backslash.
+        let b = rest.as_bytes();
+        let mut i = 0;
+        let mut inner_escape = false;
+        while let Some(&c) = b.get(i) {
+            match (c, b.get(i + 1)) {
+                (b'\\', Some(b'"')) if !inner_escape => return Some(p + i),
+                (b'\\', Some(b'\\')) => {
+                    inner_escape = !inner_escape;
+                    i += 2;
+                }
+                (b'\\', Some(_)) => {
+                    inner_escape = false;
+                    i += 2;
+                }
+                (b'\n', _) => return None,
+                _ => {
+                    inner_escape = false;
+                    i += 1;
+                }
+            }
+        }
+        return None;
+    }
+    let quote = q.as_bytes().first().copied().unwrap_or(b'"');
+    let mut escaped = false;
+    for (i, &c) in rest.as_bytes().iter().enumerate() {
+        if escaped {
+            escaped = false;
+        } else if c == b'\\' {
+            escaped = true;
+        } else if c == quote {
+            return Some(p + i);
+        } else if c == b'\n' {
+            return None;
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Detectors
+
+/// Maximal runs of ASCII digits in the view. Skips 32 bytes at a time where there are none.
+pub(crate) fn digit_runs(t: &str) -> Vec<Hit> {
+    let b = t.as_bytes();
+    let mut runs = Vec::new();
+    let mut i = 0;
+    let is_digit = |x: &u8| x.wrapping_sub(b'0') < 10;
+    while i < b.len() {
+        while let Some(chunk) = b.get(i..i + 32) {
+            if chunk.iter().fold(false, |acc, x| acc | is_digit(x)) {
+                break;
+            }
+            i += 32;
+        }
+        match b.get(i) {
+            None => break,
+            Some(x) if is_digit(x) => {
+                let s = i;
+                while b.get(i).is_some_and(is_digit) {
+                    i += 1;
+                }
+                runs.push((s, i));
+            }
+            Some(_) => i += 1,
+        }
+    }
+    runs
+}
+
+fn floor_boundary(t: &str, mut p: usize) -> usize {
+    p = p.min(t.len());
+    while p > 0 && !t.is_char_boundary(p) {
+        p -= 1;
+    }
+    p
+}
+
+fn ceil_boundary(t: &str, mut p: usize) -> usize {
+    p = p.min(t.len());
+    while p < t.len() && !t.is_char_boundary(p) {
+        p += 1;
+    }
+    p
+}
+
+fn next_char(t: &str, p: usize) -> usize {
+    p + t
+        .get(p..)
+        .and_then(|r| r.chars().next())
+        .map_or(1, char::len_utf8)
+}
+
+fn detector_spans(
+    d: &Detector,
+    idx: usize,
+    t: &str,
+    triggers: &[Hit],
+    keywords: &[Hit],
+    runs: &[Hit],
+    out: &mut Vec<Span>,
+) {
+    let mut windows: Vec<Hit> = Vec::new();
+    let fwd = d.max_len.unwrap_or(t.len());
+    match d.keyword_mode {
+        Some(KeywordMode::Required) => {
+            let reach = d.keyword_window * 4 + fwd;
+            windows.extend(keywords.iter().map(|&(s, e)| (s.saturating_sub(reach), e.saturating_add(reach))));
+        }
+        _ => {
+            windows.extend(triggers.iter().map(|&(s, e)| (s.saturating_sub(d.back), e.saturating_add(fwd))));
+            if d.digit_trigger {
+                windows.extend(runs.iter().map(|&(s, e)| (s.saturating_sub(d.back), e.saturating_add(fwd))));
+            }
+        }
+    }
+    if windows.is_empty() {
+        return;
+    }
+    windows.sort_unstable();
+    let mut merged: Vec<Hit> = Vec::with_capacity(windows.len());
+    for (a, b) in windows {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    let mut caps: Option<(Captures, Captures)> = None;
+    for (a, b) in merged {
+        let (a, b) = (floor_boundary(t, a), ceil_boundary(t, b));
+        if d.min_digits > 0 && digits_in(runs, a, b) < d.min_digits {
+            continue;
+        }
+        let (c, x) = caps.get_or_insert_with(|| (d.regex.create_captures(), d.exact.create_captures()));
+        scan_window(d, idx, t, a, b, keywords, c, x, out);
+    }
+}
+
+fn digits_in(runs: &[Hit], a: usize, b: usize) -> usize {
+    let first = runs.partition_point(|r| r.1 <= a);
+    runs.get(first..)
+        .into_iter()
+        .flatten()
+        .take_while(|r| r.0 < b)
+        .map(|r| r.1.min(b) - r.0.max(a))
+        .sum()
+}
+
+enum Verdict {
+    Accept(usize, usize),
+    TryShorter,
+    Reject,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan_window(
+    d: &Detector,
+    idx: usize,
+    t: &str,
+    a: usize,
+    b: usize,
+    keywords: &[Hit],
+    caps: &mut Captures,
+    exact_caps: &mut Captures,
+    out: &mut Vec<Span>,
+) {
+    let treatment = d.treatment;
+    let rank = RANK_DETECTOR + idx as u32;
+    let mut pos = a;
+    while pos < b {
+        d.regex.search_captures(&Input::new(t).span(pos..b), caps);
+        let Some(m) = caps.get_match() else {
+            break;
+        };
+        let (ms, me) = (m.start(), m.end());
+        if me <= ms {
+            pos = next_char(t, ms);
+            continue;
+        }
+        let (vs, ve) = value_span(d, caps, ms, me);
+        match judge(d, t, ms, me, vs, ve, keywords) {
+            Verdict::Accept(vs, ve) => {
+                out.push(Span {
+                    start: vs,
+                    end: ve,
+                    treatment,
+                    rank,
+                });
+                pos = me;
+            }
+            Verdict::TryShorter => match shorter(d, t, ms, me, keywords, exact_caps) {
+                Some((end, vs, ve)) => {
+                    out.push(Span {
+                        start: vs,
+                        end: ve,
+                        treatment,
+                        rank,
+                    });
+                    pos = end;
+                }
+                None => pos = next_char(t, ms),
+            },
+            Verdict::Reject => pos = next_char(t, ms),
+        }
+    }
+}
+
+fn value_span(d: &Detector, caps: &Captures, ms: usize, me: usize) -> (usize, usize) {
+    match d.value_group.and_then(|g| caps.get_group(g)) {
+        Some(sp) if sp.start < sp.end => (sp.start, sp.end),
+        _ => (ms, me),
+    }
+}
+
+/// The longest shorter match from `ms` that ends before a separator and passes every check.
+fn shorter(
+    d: &Detector,
+    t: &str,
+    ms: usize,
+    me: usize,
+    keywords: &[Hit],
+    caps: &mut Captures,
+) -> Option<(usize, usize, usize)> {
+    let bytes = t.as_bytes();
+    let mut p = me;
+    while p > ms + 1 {
+        p -= 1;
+        if !t.is_char_boundary(p) || bytes.get(p).is_some_and(u8::is_ascii_alphanumeric) {
+            continue;
+        }
+        let hay = t.get(..p)?;
+        d.exact
+            .search_captures(&Input::new(hay).span(ms..p).anchored(Anchored::Yes), caps);
+        if caps.get_match().is_some_and(|m| m.end() == p) {
+            let (vs, ve) = value_span(d, caps, ms, p);
+            if let Verdict::Accept(vs, ve) = judge(d, t, ms, p, vs, ve, keywords) {
+                return Some((p, vs, ve));
+            }
+        }
+    }
+    None
+}
+
+fn judge(
+    d: &Detector,
+    t: &str,
+    ms: usize,
+    me: usize,
+    vs: usize,
+    ve: usize,
+    keywords: &[Hit],
+) -> Verdict {
+    if !left_ok(d.boundary, t, ms) {
+        return Verdict::Reject;
+    }
+    let right = right_ok(d.boundary, t, me);
+    let valid = match d.validator {
+        Some(v) => t.get(vs..ve).is_some_and(|s| v.check(s)),
+        None => true,
+    };
+    let ok = match d.keyword_mode {
+        None => valid,
+        Some(KeywordMode::Required) => valid && has_keyword(d, t, vs, ve, keywords),
+        Some(KeywordMode::OrValid) => valid || has_keyword(d, t, vs, ve, keywords),
+    };
+    match (ok, right) {
+        (true, true) => Verdict::Accept(vs, ve),
+        _ if !right || !valid => Verdict::TryShorter,
+        _ => Verdict::Reject,
+    }
+}
+
+fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
+    let mut before = t.get(..ms).unwrap_or("").chars().rev();
+    match b {
+        Boundary::None => true,
+        Boundary::Alnum => !before.next().is_some_and(|c| c.is_ascii_alphanumeric()),
+        Boundary::Number => match before.next() {
+            Some(c) if c.is_ascii_digit() => false,
+            Some('-' | '.') => !before.next().is_some_and(|c| c.is_ascii_digit()),
+            _ => true,
+        },
+    }
+}
+
+fn right_ok(b: Boundary, t: &str, me: usize) -> bool {
+    let mut after = t.get(me..).unwrap_or("").chars();
+    match b {
+        Boundary::None => true,
+        Boundary::Alnum => !after.next().is_some_and(|c| c.is_ascii_alphanumeric()),
+        Boundary::Number => match after.next() {
+            Some(c) if c.is_ascii_digit() => false,
+            Some('-' | '.') => !after.next().is_some_and(|c| c.is_ascii_digit()),
+            _ => true,
+        },
+    }
+}
+
+/// A keyword within `keyword_window` characters before or after the value.
+fn has_keyword(d: &Detector, t: &str, vs: usize, ve: usize, keywords: &[Hit]) -> bool {
+    let n = d.keyword_window;
+    let wa = t
+        .get(..vs)
+        .and_then(|x| x.char_indices().rev().nth(n.saturating_sub(1)).map(|(i, _)| i))
+        .unwrap_or(0);
+    let wb = t
+        .get(ve..)
+        .and_then(|x| x.char_indices().nth(n).map(|(i, _)| ve + i))
+        .unwrap_or(t.len());
+    let first = keywords.partition_point(|k| k.0 < wa);
+    keywords
+        .get(first..)
+        .into_iter()
+        .flatten()
+        .take_while(|k| k.0 < wb)
+        .any(|k| k.1 <= wb)
+}

@@ -1,0 +1,325 @@
+//! One request's redaction: detection on each text, pseudonyms stable across all the texts of the
+//! request, the counts per label, and the map the answer is restored with.
+use super::contract::ContractMatcher;
+use super::normalize::{normalize, Normalized};
+use super::restore::{Pseudonyms, Restorer};
+use super::rules::{Action, Rules};
+use super::scan::{self, RANK_PROPAGATED};
+use super::Refused;
+use aho_corasick::{AhoCorasick, MatchKind};
+use rand::Rng;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+/// A confidential span of an original text.
+#[derive(Clone, Copy, Debug)]
+struct Found {
+    start: usize,
+    end: usize,
+    treatment: usize,
+    rank: u32,
+}
+
+/// Values shorter than this are not searched for elsewhere (a one-character name would take
+/// every occurrence of that character with it).
+const MIN_PROPAGATED_CHARS: usize = 2;
+
+/// The alphabet of session tags: no 0/O, 1/I/L, so a model cannot confuse them.
+const TAG_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+
+/// Redaction state of one request. Create with [`Rules::session`]; not shared between requests.
+pub struct Session<'a> {
+    rules: &'a Rules,
+    contract: &'a ContractMatcher,
+    /// Random per session; part of every placeholder (see the module documentation).
+    tag: String,
+    /// Original value → index in `pairs`: the same value always gets the same placeholder.
+    by_value: HashMap<String, usize>,
+    /// (placeholder, original value), in minting order.
+    pairs: Vec<(String, String)>,
+    /// Next number per placeholder word.
+    numbers: HashMap<String, u32>,
+    counts: BTreeMap<String, u32>,
+    /// Folded values redacted so far and their treatment, searched for in every text.
+    learned: Vec<(String, usize)>,
+    learned_keys: HashSet<String>,
+    learned_matcher: Option<AhoCorasick>,
+    learned_stale: bool,
+    frozen: Option<Arc<Pseudonyms>>,
+}
+
+/// Holds original values: shows only counts.
+impl fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("counts", &self.counts)
+            .field("placeholders", &self.pairs.len())
+            .finish()
+    }
+}
+
+impl Rules {
+    /// Opens the redaction of one request under a contract's terms and fields.
+    pub fn session<'a>(&'a self, contract: &'a ContractMatcher) -> Session<'a> {
+        let mut rng = rand::thread_rng();
+        let tag = (0..4)
+            .map(|_| {
+                let i = rng.gen_range(0..TAG_ALPHABET.len());
+                char::from(TAG_ALPHABET.get(i).copied().unwrap_or(b'X'))
+            })
+            .collect();
+        Session::with_tag(self, contract, tag)
+    }
+}
+
+impl<'a> Session<'a> {
+    pub(crate) fn with_tag(rules: &'a Rules, contract: &'a ContractMatcher, tag: String) -> Self {
+        Self {
+            rules,
+            contract,
+            tag,
+            by_value: HashMap::new(),
+            pairs: Vec::new(),
+            numbers: HashMap::new(),
+            counts: BTreeMap::new(),
+            learned: Vec::new(),
+            learned_keys: HashSet::new(),
+            learned_matcher: None,
+            learned_stale: false,
+            frozen: None,
+        }
+    }
+
+    /// Redacts one text. Values redacted in earlier texts of this session are also found here;
+    /// to have values of later texts found in earlier ones too, give all the texts of a request
+    /// to [`Session::redact_strings`] (or [`Session::redact_json`]) at once.
+    pub fn redact_text<'t>(&mut self, text: &'t str) -> Result<Cow<'t, str>, Refused> {
+        let n = normalize(text);
+        let found = self.analyze(&n)?;
+        Ok(match self.apply(text, Some(&n), found) {
+            Some(s) => Cow::Owned(s),
+            None => Cow::Borrowed(text),
+        })
+    }
+
+    /// Redacts several texts of one request in place, in two passes: detection in all of them
+    /// (refusing before anything is changed), then replacement, so that a value found in any text
+    /// is replaced in every text with the same placeholder.
+    pub fn redact_strings<'s>(
+        &mut self,
+        strings: impl IntoIterator<Item = &'s mut String>,
+    ) -> Result<(), Refused> {
+        let mut strings: Vec<&'s mut String> = strings.into_iter().collect();
+        let mut found = Vec::with_capacity(strings.len());
+        for s in &strings {
+            found.push(self.analyze(&normalize(s))?);
+        }
+        for (s, f) in strings.iter_mut().zip(found) {
+            if let Some(new) = self.apply(s, None, f) {
+                **s = new;
+            }
+        }
+        Ok(())
+    }
+
+    /// Redacts every string in `value` (object keys are left alone) as one batch; see
+    /// [`Session::redact_strings`]. The gateway chooses which parts of a body to pass: message
+    /// contents, system prompts, tool descriptions and results, tool-call arguments (whose JSON
+    /// text is then scanned like any other text, so its confidential fields are found).
+    pub fn redact_json(&mut self, value: &mut serde_json::Value) -> Result<(), Refused> {
+        self.redact_strings(json_strings_mut(value))
+    }
+
+    /// Replacements made so far, per label (`my_number`, `person_name`, `term`…).
+    pub fn counts(&self) -> &BTreeMap<String, u32> {
+        &self.counts
+    }
+
+    /// All replacements made so far (the `X-Mamori-Redactions` header).
+    pub fn total(&self) -> u32 {
+        self.counts.values().sum()
+    }
+
+    /// The placeholders minted so far and their values, frozen for restoring the answer. Call
+    /// after redacting the request; the `Arc` is shared by every stream of the answer.
+    pub fn pseudonyms(&mut self) -> Arc<Pseudonyms> {
+        if let Some(p) = &self.frozen {
+            return Arc::clone(p);
+        }
+        let p = Arc::new(Pseudonyms::new(&self.pairs));
+        self.frozen = Some(Arc::clone(&p));
+        p
+    }
+
+    /// A restorer for one stream of decoded text; shorthand for `pseudonyms().stream()`.
+    pub fn restorer(&mut self) -> Restorer {
+        self.pseudonyms().stream()
+    }
+
+    /// Detection on one folded text: spans in original offsets, or the refusal.
+    fn analyze(&mut self, n: &Normalized<'_>) -> Result<Vec<Found>, Refused> {
+        let rules = self.rules;
+        let spans = scan::detect(rules, self.contract, n.text())?;
+        let blocked = spans
+            .iter()
+            .filter(|s| {
+                rules
+                    .treatments
+                    .get(s.treatment)
+                    .is_some_and(|t| t.action == Action::Block)
+            })
+            .min_by_key(|s| s.start);
+        if let Some(b) = blocked {
+            let label = rules
+                .treatments
+                .get(b.treatment)
+                .map_or_else(String::new, |t| t.label.clone());
+            return Err(Refused::Blocked { label });
+        }
+        let mut found = Vec::with_capacity(spans.len());
+        for s in spans {
+            if let Some(v) = n.text().get(s.start..s.end) {
+                if v.chars().nth(MIN_PROPAGATED_CHARS - 1).is_some()
+                    && !self.learned_keys.contains(v)
+                {
+                    self.learned_keys.insert(v.to_string());
+                    self.learned.push((v.to_string(), s.treatment));
+                    self.learned_stale = true;
+                }
+            }
+            found.push(Found {
+                start: n.to_orig_start(s.start),
+                end: n.to_orig_end(s.end),
+                treatment: s.treatment,
+                rank: s.rank,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Adds the other occurrences of learned values, merges overlapping spans (the outermost, then
+    /// the earliest-ranked source wins) and writes the replaced text. `None` when nothing changes.
+    fn apply(
+        &mut self,
+        text: &str,
+        n: Option<&Normalized<'_>>,
+        mut found: Vec<Found>,
+    ) -> Option<String> {
+        if !self.learned.is_empty() {
+            self.refresh_learned();
+            let owned;
+            let n = match n {
+                Some(n) => n,
+                None => {
+                    owned = normalize(text);
+                    &owned
+                }
+            };
+            if let Some(ac) = &self.learned_matcher {
+                for m in ac.find_iter(n.text()) {
+                    let Some((_, treatment)) = self.learned.get(m.pattern().as_usize()) else {
+                        continue;
+                    };
+                    if scan::ascii_edges_ok(n.text(), m.start(), m.end()) {
+                        found.push(Found {
+                            start: n.to_orig_start(m.start()),
+                            end: n.to_orig_end(m.end()),
+                            treatment: *treatment,
+                            rank: RANK_PROPAGATED,
+                        });
+                    }
+                }
+            }
+        }
+        if found.is_empty() {
+            return None;
+        }
+        found.sort_unstable_by(|a, b| {
+            a.start
+                .cmp(&b.start)
+                .then(b.end.cmp(&a.end))
+                .then(a.rank.cmp(&b.rank))
+        });
+        let mut merged: Vec<Found> = Vec::with_capacity(found.len());
+        for f in found {
+            match merged.last_mut() {
+                Some(m) if f.start < m.end => m.end = m.end.max(f.end),
+                _ if f.start < f.end => merged.push(f),
+                _ => {}
+            }
+        }
+        let rules = self.rules;
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for f in merged {
+            let (Some(before), Some(value), Some(t)) = (
+                text.get(last..f.start),
+                text.get(f.start..f.end),
+                rules.treatments.get(f.treatment),
+            ) else {
+                continue;
+            };
+            out.push_str(before);
+            match t.action {
+                Action::Pseudonymize => {
+                    let p = self.placeholder(value, f.treatment);
+                    out.push_str(&p);
+                }
+                Action::Mask | Action::Block => out.push_str(&t.mask),
+            }
+            *self.counts.entry(t.label.clone()).or_insert(0) += 1;
+            last = f.end;
+        }
+        out.push_str(text.get(last..).unwrap_or(""));
+        Some(out)
+    }
+
+    fn refresh_learned(&mut self) {
+        if !self.learned_stale {
+            return;
+        }
+        self.learned_stale = false;
+        // Short folded strings: building cannot fail in practice; without it, values are still
+        // replaced where a rule finds them.
+        self.learned_matcher = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(self.learned.iter().map(|(v, _)| v))
+            .ok();
+    }
+
+    fn placeholder(&mut self, value: &str, treatment: usize) -> String {
+        if let Some(p) = self.by_value.get(value).and_then(|&i| self.pairs.get(i)) {
+            return p.0.clone();
+        }
+        let word = self
+            .rules
+            .treatments
+            .get(treatment)
+            .map_or("REDACTED", |t| t.placeholder.as_str());
+        let n = self.numbers.entry(word.to_string()).or_insert(0);
+        *n += 1;
+        let p = format!("[{word}_{n}_{}]", self.tag);
+        self.by_value.insert(value.to_string(), self.pairs.len());
+        self.pairs.push((p.clone(), value.to_string()));
+        self.frozen = None;
+        p
+    }
+}
+
+/// Every string in `value`, object keys excepted, in document order.
+pub fn json_strings_mut(value: &mut serde_json::Value) -> Vec<&mut String> {
+    fn walk<'v>(v: &'v mut serde_json::Value, out: &mut Vec<&'v mut String>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, out)),
+            serde_json::Value::Object(m) => m.iter_mut().for_each(|(_, x)| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, &mut out);
+    out
+}

@@ -1,0 +1,1 @@
+//! Scanning deliverables for passages that came from logged outputs (work in progress).
