@@ -336,19 +336,19 @@ pub fn html(f: &Form) -> String {
 <style>
 @page {{ size: A4; margin: 18mm 18mm 16mm 18mm; }}
 * {{ box-sizing: border-box; }}
-body {{ font-family: "Noto Serif CJK JP", "Noto Sans CJK JP", "IPAexMincho", serif; font-size: 10pt; line-height: 1.5; color: #000; margin: 0; }}
+body {{ font-family: "Noto Serif CJK JP", "Noto Sans CJK JP", "IPAexMincho", serif; font-size: 9.5pt; line-height: 1.42; color: #000; margin: 0; }}
 .kind {{ font-size: 10pt; }}
-h1 {{ font-size: 14pt; text-align: center; letter-spacing: 0.1em; margin: 4mm 0 5mm; font-weight: normal; }}
+h1 {{ font-size: 14pt; text-align: center; letter-spacing: 0.1em; margin: 3mm 0 4mm; font-weight: normal; }}
 .date {{ text-align: right; margin-bottom: 3mm; }}
 .who {{ margin-left: 55%; margin-bottom: 4mm; }}
 .who div {{ min-height: 6mm; }}
 .lead {{ text-indent: 1em; margin: 0 0 3mm; }}
 table {{ width: 100%; border-collapse: collapse; table-layout: fixed; }}
-td {{ border: 0.6pt solid #000; padding: 1.6mm 2.2mm; vertical-align: top; }}
+td {{ border: 0.6pt solid #000; padding: 1.3mm 2.2mm; vertical-align: top; }}
 td.item {{ width: 36%; }}
 .ex, .note {{ font-size: 8.5pt; }}
 .box {{ margin: 0.6mm 0; }}
-.sub {{ margin-left: 1.2em; }}
+.sub {{ margin-left: 1.2em; margin-bottom: 0.8mm; }}
 tr {{ page-break-inside: avoid; }}
 .foot {{ margin-top: 3mm; font-size: 9pt; }}
 </style></head><body>
