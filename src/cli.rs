@@ -101,6 +101,12 @@ pub enum ContractCmd {
         #[command(subcommand)]
         action: TermsAction,
     },
+    /// Extra field names (besides the shipped 氏名, 住所…) whose values are redacted for this contract.
+    Fields {
+        id: String,
+        #[command(subcommand)]
+        action: TermsAction,
+    },
     /// Close a contract: revoke its keys; nothing more can be sent under it.
     Close {
         id: String,

@@ -2,8 +2,29 @@
 use crate::audit::LogWriter;
 use crate::config::Config;
 use crate::policy::Policy;
+use crate::redact::Rules;
 use crate::store::Store;
+use anyhow::Context;
 use std::sync::Arc;
+
+/// The shipped `redaction/*.toml`, built in so the binary works from any folder.
+const SHIPPED_RULES: &[(&str, &str)] = &[
+    ("tags.toml", include_str!("../redaction/tags.toml")),
+    ("fields.toml", include_str!("../redaction/fields.toml")),
+    ("identifiers.toml", include_str!("../redaction/identifiers.toml")),
+    ("payment.toml", include_str!("../redaction/payment.toml")),
+    ("contact.toml", include_str!("../redaction/contact.toml")),
+    ("secrets.toml", include_str!("../redaction/secrets.toml")),
+    ("contract.toml", include_str!("../redaction/contract.toml")),
+];
+
+/// The redaction rules: the configured folder, or the shipped rules.
+pub fn load_rules(config: &Config) -> anyhow::Result<Rules> {
+    match &config.redaction_dir {
+        Some(dir) => Rules::load(dir).with_context(|| format!("redaction rules in {}", dir.display())),
+        None => Rules::from_sources(SHIPPED_RULES.iter().copied()).context("the built-in redaction rules"),
+    }
+}
 
 #[derive(Debug)]
 pub struct Gateway {
@@ -12,11 +33,13 @@ pub struct Gateway {
     pub policy: Arc<Policy>,
     pub log: LogWriter,
     pub client: reqwest::Client,
+    pub rules: Arc<Rules>,
 }
 
 impl Gateway {
     /// Opens the database, loads the policy and starts the background tasks.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
+        let rules = Arc::new(load_rules(&config)?);
         let store = Store::connect(&config.database_url).await?;
         let policy = Policy::load(store.clone(), config.training_valid_days).await?;
         policy.spawn_refresher(config.refresh_interval);
@@ -38,6 +61,7 @@ impl Gateway {
             policy,
             log,
             client,
+            rules,
         }))
     }
 }

@@ -94,12 +94,12 @@ async fn contracts_terms_staff_and_keys() {
     assert_eq!(got.providers, Some(vec!["a".to_string(), "b".to_string()]));
     assert!(got.japan_only && !got.allow_non_text);
     assert_eq!(got.retention_days, Some(90));
-    assert!(s.add_term("c", "極秘プロジェクトX").await.unwrap());
-    assert!(!s.add_term("c", "極秘プロジェクトX").await.unwrap());
-    assert_eq!(s.terms("c").await.unwrap(), ["極秘プロジェクトX"]);
-    assert!(s.remove_term("c", "極秘プロジェクトX").await.unwrap());
-    assert!(s.terms("c").await.unwrap().is_empty());
-    assert!(s.terms("missing").await.is_err());
+    assert!(s.add_term("c", "term", "極秘プロジェクトX").await.unwrap());
+    assert!(!s.add_term("c", "term", "極秘プロジェクトX").await.unwrap());
+    assert_eq!(s.terms("c", "term").await.unwrap(), ["極秘プロジェクトX"]);
+    assert!(s.remove_term("c", "term", "極秘プロジェクトX").await.unwrap());
+    assert!(s.terms("c", "term").await.unwrap().is_empty());
+    assert!(s.terms("missing", "term").await.is_err());
 
     add_staff(&s, "u", None).await;
     s.train_staff("u", "2026-10-01").await.unwrap();

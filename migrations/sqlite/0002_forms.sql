@@ -12,3 +12,7 @@ CREATE TABLE form_filings (
     content_sha256 TEXT NOT NULL,
     PRIMARY KEY (contract_id, version)
 );
+
+-- A contract's redaction list: `term` (client names, code names, people) or `field`
+-- (extra confidential field names).
+ALTER TABLE contract_terms ADD COLUMN kind TEXT NOT NULL DEFAULT 'term';

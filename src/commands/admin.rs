@@ -294,45 +294,49 @@ pub async fn contract(store: &Store, cmd: ContractCmd, json: bool) -> anyhow::Re
                 .with_context(|| format!("no contract `{id}`; see `mamori contract list`"))?;
             print_json(&c)
         }
-        ContractCmd::Terms { id, action } => match action {
-            TermsAction::Add { terms } => {
-                for t in terms.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
-                    let added = store.add_term(&id, t).await?;
-                    println!("{} a term", if added { "added" } else { "already had" });
-                }
-                Ok(())
-            }
-            TermsAction::Remove { terms } => {
-                for t in &terms {
-                    let removed = store.remove_term(&id, t.trim()).await?;
-                    println!(
-                        "{}",
-                        if removed {
-                            "removed a term"
-                        } else {
-                            "no such term"
-                        }
-                    );
-                }
-                Ok(())
-            }
-            TermsAction::List => {
-                let terms = store.terms(&id).await?;
-                if json {
-                    return print_json(&terms);
-                }
-                for t in terms {
-                    println!("{t}");
-                }
-                Ok(())
-            }
-        },
+        ContractCmd::Terms { id, action } => terms(store, &id, "term", action, json).await,
+        ContractCmd::Fields { id, action } => terms(store, &id, "field", action, json).await,
         ContractCmd::Close { id } => {
             let revoked = store.close_contract(&id).await?;
             println!("closed contract {id}; revoked {revoked} key(s)");
             Ok(())
         }
     }
+}
+
+/// A contract's redaction list. Terms are confidential themselves: only counts are printed
+/// when changing them.
+async fn terms(store: &Store, id: &str, kind: &str, action: TermsAction, json: bool) -> anyhow::Result<()> {
+    match action {
+        TermsAction::Add { terms } => {
+            let (mut added, mut had) = (0, 0);
+            for t in terms.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+                if store.add_term(id, kind, t).await? {
+                    added += 1;
+                } else {
+                    had += 1;
+                }
+            }
+            println!("{id}: added {added} {kind}(s){}", if had > 0 { format!(", {had} already listed") } else { String::new() });
+        }
+        TermsAction::Remove { terms } => {
+            let mut removed = 0;
+            for t in &terms {
+                removed += u32::from(store.remove_term(id, kind, t.trim()).await?);
+            }
+            println!("{id}: removed {removed} {kind}(s)");
+        }
+        TermsAction::List => {
+            let list = store.terms(id, kind).await?;
+            if json {
+                return print_json(&list);
+            }
+            for t in list {
+                println!("{t}");
+            }
+        }
+    }
+    Ok(())
 }
 
 pub async fn staff(store: &Store, cmd: StaffCmd, json: bool) -> anyhow::Result<()> {

@@ -25,6 +25,15 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     organization: Organization,
+    #[serde(default)]
+    redaction: RawRedaction,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedaction {
+    /// A folder of rule files replacing the built-in copies of the shipped `redaction/*.toml`.
+    dir: Option<PathBuf>,
 }
 
 /// Who files the notification form (受注者) and where its own copies of data live.
@@ -108,6 +117,8 @@ pub struct Config {
     pub log_filter: String,
     pub audit: AuditConfig,
     pub organization: Organization,
+    /// Redaction rules folder; `None`: the rules shipped in `redaction/`, built in.
+    pub redaction_dir: Option<PathBuf>,
 }
 
 /// Where the log's keys live and how often it is checkpointed and pruned.
@@ -167,6 +178,7 @@ impl Default for Config {
             log_filter: "info".to_string(),
             audit: AuditConfig::for_database("sqlite://mamori.db", Path::new(".")),
             organization: Organization::default(),
+            redaction_dir: None,
         }
     }
 }
@@ -276,7 +288,9 @@ impl Config {
                 *slot = Duration::from_secs(n);
             }
         }
+        let redaction_dir = raw.redaction.dir.map(abs);
         Ok(Self {
+            redaction_dir,
             organization: raw.organization,
             audit,
             listen,

@@ -1,6 +1,6 @@
 //! A local provider that speaks the OpenAI and Anthropic wire formats, streaming included.
 //! It serves the quick start, the tests and the benchmark; it never reaches anything.
-//! It answers by echoing the last user text, calls the first tool when tools are offered,
+//! It answers by echoing the last user text (whole), calls the first tool when tools are offered,
 //! records what it received, and has special models:
 //! `mock-error` answers 500 in the API's error shape; `mock-gated` streams its first event, then
 //! waits for [`MockProvider::release`] before the rest (to prove events are not buffered).
@@ -140,12 +140,12 @@ fn last_text(body: &Value) -> (String, bool) {
 }
 
 fn reply_text(body: &Value) -> String {
+    // The whole text is echoed, so tests can check that placeholders come back restored.
     let (t, tool) = last_text(body);
-    let head: String = t.chars().take(80).collect();
     if tool {
-        format!("ツールの結果を受け取りました: {head}")
+        format!("ツールの結果を受け取りました: {t}")
     } else {
-        format!("受け取りました: {head}")
+        format!("受け取りました: {t}")
     }
 }
 

@@ -7,6 +7,7 @@ pub mod registration;
 pub use registration::{Registration, Storage, WireApi};
 
 use crate::config::Secret;
+use crate::redact::{ContractMatcher, ContractRedaction};
 use crate::refusal::{Code, Refusal};
 use crate::store::{ContractRow, KeyRow, StaffRow, Store};
 use chrono::{NaiveDate, Utc};
@@ -44,6 +45,10 @@ pub struct Snapshot {
     contracts: HashMap<String, ContractRow>,
     staff: HashMap<String, StaffRow>,
     keys: HashMap<String, KeyRow>,
+    /// Each contract's compiled term list and extra fields, built once per policy generation.
+    matchers: HashMap<String, Arc<ContractMatcher>>,
+    /// Contracts whose list could not be compiled: fail closed.
+    broken_matchers: std::collections::HashSet<String>,
     training_valid_days: i64,
 }
 
@@ -88,8 +93,31 @@ impl Snapshot {
                 }
             }
         }
+        let mut lists: HashMap<String, ContractRedaction> = HashMap::new();
+        for (contract, kind, term) in state.terms {
+            let entry = lists.entry(contract).or_default();
+            match kind.as_str() {
+                "field" => entry.extra_fields.push(term),
+                _ => entry.terms.push(term),
+            }
+        }
+        let mut matchers = HashMap::new();
+        let mut broken = std::collections::HashSet::new();
+        for (contract, list) in lists {
+            match ContractMatcher::new(&list) {
+                Ok(m) => {
+                    matchers.insert(contract, Arc::new(m));
+                }
+                Err(e) => {
+                    tracing::error!(contract = %contract, error = %e, "contract redaction list unusable; its requests are refused");
+                    broken.insert(contract);
+                }
+            }
+        }
         Self {
             generation: state.generation,
+            matchers,
+            broken_matchers: broken,
             providers,
             contracts: state
                 .contracts
@@ -104,6 +132,18 @@ impl Snapshot {
                 .collect(),
             training_valid_days: i64::from(training_valid_days),
         }
+    }
+
+    /// The contract's redaction list, compiled; refused if it could not be compiled, since
+    /// sending without it could leak its terms.
+    pub fn matcher(&self, contract: &str) -> Result<Arc<ContractMatcher>, Refusal> {
+        if self.broken_matchers.contains(contract) {
+            return Err(Refusal::new(
+                Code::ConfidentialContentBlocked,
+                format!("contract `{contract}`'s term list could not be loaded, so nothing is sent; tell your administrator (see the gateway log)"),
+            ));
+        }
+        Ok(self.matchers.get(contract).cloned().unwrap_or_else(|| Arc::new(ContractMatcher::none())))
     }
 
     pub fn knows_key(&self, secret: &str) -> bool {

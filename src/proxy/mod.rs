@@ -4,6 +4,7 @@
 //! Nothing here knows axum; `http/` adapts requests and replies.
 pub mod assemble;
 pub mod endpoint;
+pub mod restore;
 pub mod sse;
 
 use crate::gateway::Gateway;
@@ -39,6 +40,8 @@ pub struct Reply {
     pub status: u16,
     pub content_type: String,
     pub request_id: String,
+    /// How many confidential values were redacted from the request (`X-Mamori-Redactions`).
+    pub redactions: u32,
     pub body: ReplyBody,
 }
 
@@ -134,6 +137,57 @@ impl Exchange {
     }
 }
 
+/// What redaction did to a request: counts for the log, and the pseudonyms to restore.
+struct Redaction {
+    total: u32,
+    counts_json: String,
+    pseudonyms: Arc<crate::redact::Pseudonyms>,
+}
+
+/// Keys whose string values are structure, not content: never redacted.
+const STRUCTURAL_KEYS: &[&str] = &[
+    "model", "role", "type", "id", "name", "tool_call_id", "tool_use_id", "call_id", "previous_response_id",
+    "encoding_format", "media_type", "data", "url", "file_id", "signature", "stop", "service_tier",
+    "tool_choice", "reasoning_effort", "effort", "truncation", "voice", "format",
+];
+
+fn content_strings<'a>(v: &'a mut Value, out: &mut Vec<&'a mut String>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter_mut().for_each(|x| content_strings(x, out)),
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if !(STRUCTURAL_KEYS.contains(&k.as_str()) && x.is_string()) {
+                    content_strings(x, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Redacts every content string of the request in one batch (so a value found anywhere is
+/// replaced everywhere), or refuses it. Nothing is sent if this fails.
+fn redact_request(gw: &Gateway, caller: &Caller, req: &mut ClientRequest) -> Result<Redaction, Refusal> {
+    let matcher = gw.policy.snapshot().matcher(&caller.contract.id)?;
+    let mut session = gw.rules.session(&matcher);
+    let mut strings = Vec::new();
+    for (k, v) in req.body.iter_mut() {
+        if k != "model" {
+            content_strings(v, &mut strings);
+        }
+    }
+    session.redact_strings(strings).map_err(|r| Refusal::new(r.code(), r.to_string()))?;
+    for (label, n) in session.counts() {
+        metrics::counter!("mamori_redactions_total", "label" => label.clone()).increment(u64::from(*n));
+    }
+    Ok(Redaction {
+        total: session.total(),
+        counts_json: serde_json::to_string(session.counts()).unwrap_or_else(|_| "{}".into()),
+        pseudonyms: session.pseudonyms(),
+    })
+}
+
 /// Authenticates, retrying once after a policy refresh so a key issued a moment ago works.
 async fn authenticate(gw: &Gateway, key: Option<&str>) -> Result<Caller, Refusal> {
     let key = key.ok_or_else(|| {
@@ -194,6 +248,12 @@ pub async fn handle(
             return Err(ex.refuse(gw, Refusal::new(Code::UnsupportedContent, msg)));
         }
     }
+    let mut req = req;
+    let redaction = match redact_request(gw, &caller, &mut req) {
+        Ok(r) => r,
+        Err(r) => return Err(ex.refuse(gw, r)),
+    };
+    ex.rec.redactions = redaction.counts_json.clone();
     if !gw.log.is_healthy() {
         let r = Refusal::new(Code::AuditLogUnavailable, "the output log cannot be written, so nothing is forwarded; try again shortly or tell your administrator");
         return Err(ex.refuse(gw, r));
@@ -202,7 +262,7 @@ pub async fn handle(
     // answer is still read and its record still written.
     let gw2 = Arc::clone(gw);
     let request_id = ex.rec.request_id.clone();
-    match tokio::spawn(async move { forward(&gw2, endpoint, &inc, req, route, ex).await }).await {
+    match tokio::spawn(async move { forward(&gw2, endpoint, &inc, req, route, redaction, ex).await }).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(request_id = %request_id, error = %e, "exchange task failed");
@@ -242,6 +302,7 @@ async fn forward(
     inc: &Incoming,
     req: ClientRequest,
     route: Route,
+    redaction: Redaction,
     mut ex: Exchange,
 ) -> Result<Reply, Refused> {
     let stream = req.stream;
@@ -333,6 +394,7 @@ async fn forward(
             ex,
             content_type,
             upstream_started,
+            redaction,
         ));
     }
     let body = match resp.bytes().await {
@@ -366,10 +428,17 @@ async fn forward(
             request_id,
         });
     }
+    // The log keeps the answer with its placeholders (never a redacted value); the client gets
+    // the originals back.
+    let body = match restore::restore_body(&redaction.pseudonyms, &body) {
+        Some(restored) => Bytes::from(restored),
+        None => body,
+    };
     Ok(Reply {
         status,
         content_type,
         request_id,
+        redactions: redaction.total,
         body: ReplyBody::Full(body),
     })
 }
@@ -383,6 +452,7 @@ fn stream_reply(
     mut ex: Exchange,
     content_type: String,
     upstream_started: Instant,
+    redaction: Redaction,
 ) -> Reply {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let request_id = ex.rec.request_id.clone();
@@ -391,6 +461,8 @@ fn stream_reply(
     tokio::spawn(async move {
         let mut framer = sse::Framer::default();
         let mut asm = Assembler::new(endpoint);
+        let mut restorer = (!redaction.pseudonyms.is_empty())
+            .then(|| restore::AnswerRestorer::new(endpoint, Arc::clone(&redaction.pseudonyms)));
         let mut held: Vec<Bytes> = Vec::new();
         let mut upstream = resp.bytes_stream();
         let mut failure: Option<&str> = None;
@@ -408,12 +480,19 @@ fn stream_reply(
                     break;
                 }
             };
-            for ev in framer.push(&chunk) {
+            'events: for ev in framer.push(&chunk) {
                 asm.on_event(&ev);
-                if asm.saw_terminal {
-                    held.push(ev.raw);
-                } else if tx.send(Ok(ev.raw)).await.is_err() {
-                    failure = Some("client_disconnected");
+                let out = match restorer.as_mut() {
+                    Some(r) => r.on_event(&ev),
+                    None => vec![ev.raw],
+                };
+                for bytes in out {
+                    if asm.saw_terminal {
+                        held.push(bytes);
+                    } else if tx.send(Ok(bytes)).await.is_err() {
+                        failure = Some("client_disconnected");
+                        break 'events;
+                    }
                 }
             }
             if failure.is_some() {
@@ -422,7 +501,15 @@ fn stream_reply(
         }
         if let Some(ev) = framer.finish() {
             asm.on_event(&ev);
-            held.push(ev.raw);
+            match restorer.as_mut() {
+                Some(r) => held.extend(r.on_event(&ev)),
+                None => held.push(ev.raw),
+            }
+        }
+        if let Some(r) = restorer.as_mut() {
+            // Streams the provider never closed: send what their restorers still hold.
+            let rest = r.flush_all();
+            held.splice(0..0, rest);
         }
         metrics::histogram!("mamori_upstream_seconds", "provider" => provider)
             .record(upstream_started.elapsed().as_secs_f64());
@@ -453,6 +540,7 @@ fn stream_reply(
         status: 200,
         content_type,
         request_id,
+        redactions: redaction.total,
         body: ReplyBody::Stream(body),
     }
 }

@@ -39,6 +39,8 @@ mod restore;
 mod rules;
 mod scan;
 mod session;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 pub use contract::{ContractMatcher, ContractRedaction};

@@ -10,8 +10,10 @@
 //!   variation selectors, soft hyphen…) are removed;
 //! - NFKC: full-width ASCII to ASCII, half-width katakana to full-width (with its voicing mark),
 //!   compatibility characters (`㍿`, `①`, `ﬁ`…) to their plain form;
-//! - every dash-like character (`ー` U+30FC, `‐ ‑ ‒ – — ―`, `−`, `－`, `ｰ`…) to `-`, because
-//!   NFKC leaves most of them alone and people use them as digit separators;
+//! - every dash-like character (`‐ ‑ ‒ – — ―`, `−`, `－`…) to `-`, because NFKC leaves most of
+//!   them alone and people use them as digit separators; the long-vowel marks `ー` and `ｰ` too,
+//!   except right after kana, where they are part of the word (`データ` stays `データ`, while
+//!   `080ー1234` and `ORCAー7` become `080-1234` and `ORCA-7`);
 //! - every space-like character (U+3000, no-break and typographic spaces) to ` `.
 //!
 //! Letter case is not folded here: API-key detectors are case-sensitive. Term and keyword matching
@@ -103,20 +105,26 @@ impl<'a> Writer<'a> {
     }
 
     /// Forgets the view of `src[o..]`, so that the cluster starting at `o` can be folded again with
-    /// a combining mark that follows it. `o` is the start of a cluster.
-    fn rollback(&mut self, o: usize) {
-        if self.synced <= o {
-            return;
+    /// a combining mark that follows it. `o` is the start of a cluster. Returns whether the view
+    /// before it ends with kana.
+    fn rollback(&mut self, o: usize) -> bool {
+        if self.synced > o {
+            while self.edits.last().is_some_and(|e| e.o0 >= o) {
+                self.edits.pop();
+            }
+            let n = match self.edits.last() {
+                Some(e) => e.n1 + (o - e.o1),
+                None => o,
+            };
+            self.out.truncate(n);
+            self.synced = o;
         }
-        while self.edits.last().is_some_and(|e| e.o0 >= o) {
-            self.edits.pop();
-        }
-        let n = match self.edits.last() {
-            Some(e) => e.n1 + (o - e.o1),
-            None => o,
+        // The view of `src[..o]` is `out` followed by the unchanged `src[synced..o]`.
+        let last = match self.src.get(self.synced..o) {
+            Some(run) if !run.is_empty() => run.chars().next_back(),
+            _ => self.out.chars().next_back(),
         };
-        self.out.truncate(n);
-        self.synced = o;
+        last.is_some_and(is_kana)
     }
 
     fn finish(mut self) -> Normalized<'a> {
@@ -146,32 +154,38 @@ pub(crate) fn normalize(src: &str) -> Normalized<'_> {
     let mut i = 0;
     // Start of the current cluster, which a following combining mark joins.
     let mut unit = 0;
+    // Whether the view so far ends with kana, after which `ー` is a long-vowel mark.
+    let mut kana = false;
     while let Some(&lead) = b.get(i) {
         if lead < 0x80 {
             unit = i;
+            kana = false;
             i += 1;
             continue;
         }
         // Valid UTF-8: the continuation bytes are there.
         let b1 = b.get(i + 1).copied().unwrap_or(0);
         let b2 = b.get(i + 2).copied().unwrap_or(0);
-        let fast = match lead {
+        // (replacement, ends with kana) for the characters recognised from their bytes.
+        let fast: Option<(Option<&str>, bool)> = match lead {
             // U+4000..U+9FFF: CJK unified ideographs, unchanged by NFKC.
-            0xE4..=0xE9 => Some(None),
+            0xE4..=0xE9 => Some((None, false)),
             0xE3 => match (b1, b2) {
-                (0x80, 0x80) => Some(Some(" ")),                    // U+3000 ideographic space
-                (0x83, 0xBC) => Some(Some("-")),                    // U+30FC ー used as a dash
-                (0x80, 0x81..=0xB5 | 0xB7 | 0xBB..=0xBF) => Some(None), // CJK punctuation
-                (0x81, _) => Some(None),                            // hiragana
-                (0x82, x) if !matches!(x, 0x99..=0x9C | 0x9F) => Some(None), // kana
-                (0x83, x) if x != 0xBF => Some(None),               // katakana
-                (0x90..=0xBF, _) => Some(None),                     // CJK extension A
+                (0x80, 0x80) => Some((Some(" "), false)), // U+3000 ideographic space
+                (0x83, 0xBC) if kana => Some((None, true)), // ー lengthening a kana
+                (0x83, 0xBC) => Some((Some("-"), false)),   // ー used as a dash
+                (0x80, 0x81..=0xB5 | 0xB7 | 0xBB..=0xBF) => Some((None, false)), // punctuation
+                (0x81, _) => Some((None, true)),            // hiragana
+                (0x82, x) if !matches!(x, 0x99..=0x9C | 0x9F) => Some((None, true)), // kana
+                (0x83, x) if x != 0xBF => Some((None, true)), // katakana
+                (0x90..=0xBF, _) => Some((None, false)),    // CJK extension A
                 _ => None,
             },
             _ => None,
         };
-        if let Some(repl) = fast {
+        if let Some((repl, ends_kana)) = fast {
             unit = i;
+            kana = ends_kana;
             if let Some(r) = repl {
                 w.edit(i, i + 3, r);
             }
@@ -184,23 +198,30 @@ pub(crate) fn normalize(src: &str) -> Normalized<'_> {
         let end = i + c.len_utf8();
         if joins_previous(c) && unit < i {
             // Fold the previous cluster again, with this mark: `ｶﾞ` → `ガ`, `e\u{301}` → `é`.
-            w.rollback(unit);
+            let kana_before = w.rollback(unit);
             let cluster = src.get(unit..end).unwrap_or("");
-            let folded = fold_str(cluster);
+            let (folded, k) = fold_str(cluster, kana_before);
             if folded != cluster {
                 w.edit(unit, end, &folded);
             }
+            kana = k;
             i = end;
             continue;
         }
         unit = i;
-        match fold_char(c) {
-            Fold::Same => {}
+        match fold_char(c, kana) {
+            Fold::Same => kana = is_kana(c),
             Fold::Char(r) => {
                 let mut buf = [0u8; 4];
                 w.edit(i, end, r.encode_utf8(&mut buf));
+                kana = is_kana(r);
             }
-            Fold::Str(s) => w.edit(i, end, &s),
+            Fold::Str(s) => {
+                w.edit(i, end, &s);
+                if let Some(last) = s.chars().next_back() {
+                    kana = is_kana(last);
+                }
+            }
         }
         i = end;
     }
@@ -213,9 +234,16 @@ enum Fold {
     Str(String),
 }
 
-fn fold_char(c: char) -> Fold {
+fn fold_char(c: char, kana: bool) -> Fold {
     if is_ignorable(c) {
         return Fold::Str(String::new());
+    }
+    if is_long_vowel(c) {
+        return match (kana, c) {
+            (true, '\u{30FC}') => Fold::Same,
+            (true, _) => Fold::Char('\u{30FC}'),
+            (false, _) => Fold::Char('-'),
+        };
     }
     if is_dash(c) {
         return Fold::Char('-');
@@ -234,7 +262,7 @@ fn fold_char(c: char) -> Fold {
         return Fold::Same;
     }
     let mut buf = [0u8; 4];
-    let s = fold_str(c.encode_utf8(&mut buf));
+    let (s, _) = fold_str(c.encode_utf8(&mut buf), kana);
     let mut chars = s.chars();
     match (chars.next(), chars.next()) {
         (Some(one), None) if one == c => Fold::Same,
@@ -243,22 +271,37 @@ fn fold_char(c: char) -> Fold {
     }
 }
 
-/// NFKC, then the separator and invisible-character folds.
-fn fold_str(s: &str) -> String {
+/// NFKC, then the separator and invisible-character folds; `kana` says whether the view before
+/// `s` ends with kana. Returns the folded text and whether it ends with kana.
+fn fold_str(s: &str, mut kana: bool) -> (String, bool) {
     let mut out = String::with_capacity(s.len());
     for c in s.nfkc() {
         if is_ignorable(c) {
             continue;
         }
-        if is_dash(c) {
-            out.push('-');
+        let f = if is_long_vowel(c) && kana {
+            '\u{30FC}'
+        } else if is_dash(c) || is_long_vowel(c) {
+            '-'
         } else if is_space(c) {
-            out.push(' ');
+            ' '
         } else {
-            out.push(c);
-        }
+            c
+        };
+        out.push(f);
+        kana = is_kana(f);
     }
-    out
+    (out, kana)
+}
+
+/// Hiragana and katakana (the long-vowel mark included), after which `ー` lengthens a vowel.
+fn is_kana(c: char) -> bool {
+    matches!(c, '\u{3041}'..='\u{3096}' | '\u{309D}'..='\u{309F}' | '\u{30A1}'..='\u{30FA}' | '\u{30FC}'..='\u{30FF}' | '\u{31F0}'..='\u{31FF}')
+}
+
+/// `ー` and its half-width form: a long-vowel mark after kana, a dash elsewhere.
+fn is_long_vowel(c: char) -> bool {
+    matches!(c, '\u{30FC}' | '\u{FF70}')
 }
 
 /// Marks that belong to the character before them.
@@ -279,8 +322,8 @@ fn is_ignorable(c: char) -> bool {
 /// Dashes and the long-vowel marks that stand in for them between digits.
 fn is_dash(c: char) -> bool {
     matches!(c,
-        '\u{2010}'..='\u{2015}' | '\u{2043}' | '\u{2212}' | '\u{2E3A}' | '\u{2E3B}' | '\u{30FC}'
-        | '\u{FE58}' | '\u{FE63}' | '\u{FF0D}' | '\u{FF70}')
+        '\u{2010}'..='\u{2015}' | '\u{2043}' | '\u{2212}' | '\u{2E3A}' | '\u{2E3B}' | '\u{FE58}'
+        | '\u{FE63}' | '\u{FF0D}')
 }
 
 fn is_space(c: char) -> bool {
@@ -310,7 +353,9 @@ mod tests {
         assert_eq!(view("フ\u{309A}ロ"), "プロ");
         assert_eq!(view("㍿"), "株式会社");
         assert_eq!(view("葛\u{E0100}飾"), "葛飾");
-        assert_eq!(view("データ"), "デ-タ");
+        assert_eq!(view("データ"), "データ");
+        assert_eq!(view("ﾃﾞｰﾀとORCAｰ7と080ー1234"), "データとORCA-7と080-1234");
+        assert_eq!(view("ー1"), "-1");
         assert_eq!(view("plain ascii"), "plain ascii");
     }
 
@@ -347,10 +392,10 @@ mod tests {
         ]
     }
 
-    fn decorate(c: char, how: u8) -> String {
+    fn decorate(c: char, how: u8, after_kana: bool) -> String {
         let wide = |c: char| char::from_u32(c as u32 + 0xFEE0).unwrap_or(c);
         match (c, how % 4) {
-            ('-', 1) => "ー".to_string(),
+            ('-', 1) if !after_kana => "ー".to_string(),
             ('-', 2) => "－".to_string(),
             ('-', 3) => "\u{2013}".to_string(),
             (' ', 1 | 2) => "\u{3000}".to_string(),
@@ -369,8 +414,10 @@ mod tests {
         ) {
             let plain: String = chars.iter().map(|(c, _, _)| *c).collect();
             let mut deco = String::new();
+            let mut after_kana = false;
             for (c, how, inv) in &chars {
-                deco.push_str(&decorate(*c, *how));
+                deco.push_str(&decorate(*c, *how, after_kana));
+                after_kana = is_kana(*c);
                 if let Some(k) = inv {
                     deco.push_str(INVISIBLE[*k]);
                 }

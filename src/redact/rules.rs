@@ -449,12 +449,15 @@ impl Builder {
             d.placeholder.as_deref(),
             d.mask.as_deref(),
         )?;
-        for c in d.pattern.chars().filter(|c| !c.is_ascii()) {
-            let mut buf = [0u8; 4];
-            let folded = fold(c.encode_utf8(&mut buf));
-            if folded.as_str() != &*c.encode_utf8(&mut buf) {
-                bail!("{at}: key `pattern`: `{c}` never occurs in the folded text the pattern is matched against (it becomes `{folded}`); write that instead");
-            }
+        let folded = fold(&d.pattern);
+        if folded != d.pattern {
+            let (c, f) = d
+                .pattern
+                .chars()
+                .zip(folded.chars())
+                .find(|(c, f)| c != f)
+                .unwrap_or(('?', '?'));
+            bail!("{at}: key `pattern`: `{c}` never occurs there in the folded text the pattern is matched against (it becomes `{f}`); write that instead");
         }
         let hir = regex_syntax::ParserBuilder::new()
             .build()

@@ -242,18 +242,29 @@ impl<'a> Session<'a> {
                 .then(b.end.cmp(&a.end))
                 .then(a.rank.cmp(&b.rank))
         });
-        let mut merged: Vec<Found> = Vec::with_capacity(found.len());
+        let rules = self.rules;
+        let action = |tr: usize| rules.treatments.get(tr).map(|t| t.action);
+        // Overlapping spans become one replacement, treated as the first (outermost) of them. A
+        // masked span inside a pseudonymized one stays masked inside the placeholder's value, so
+        // restoring the placeholder never gives back what a mask rule hid (a password in a URL).
+        let mut merged: Vec<(Found, Vec<Found>)> = Vec::with_capacity(found.len());
         for f in found {
             match merged.last_mut() {
-                Some(m) if f.start < m.end => m.end = m.end.max(f.end),
-                _ if f.start < f.end => merged.push(f),
+                Some((m, inner)) if f.start < m.end => {
+                    m.end = m.end.max(f.end);
+                    if action(f.treatment) == Some(Action::Mask)
+                        && action(m.treatment) == Some(Action::Pseudonymize)
+                    {
+                        inner.push(f);
+                    }
+                }
+                _ if f.start < f.end => merged.push((f, Vec::new())),
                 _ => {}
             }
         }
-        let rules = self.rules;
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
-        for f in merged {
+        for (f, inner) in merged {
             let (Some(before), Some(value), Some(t)) = (
                 text.get(last..f.start),
                 text.get(f.start..f.end),
@@ -263,8 +274,13 @@ impl<'a> Session<'a> {
             };
             out.push_str(before);
             match t.action {
-                Action::Pseudonymize => {
+                Action::Pseudonymize if inner.is_empty() => {
                     let p = self.placeholder(value, f.treatment);
+                    out.push_str(&p);
+                }
+                Action::Pseudonymize => {
+                    let value = self.mask_inside(text, f.start, f.end, &inner);
+                    let p = self.placeholder(&value, f.treatment);
                     out.push_str(&p);
                 }
                 Action::Mask | Action::Block => out.push_str(&t.mask),
@@ -274,6 +290,29 @@ impl<'a> Session<'a> {
         }
         out.push_str(text.get(last..).unwrap_or(""));
         Some(out)
+    }
+
+    /// `text[start..end]` with the masked spans inside it replaced by their masks (and counted).
+    fn mask_inside(&mut self, text: &str, start: usize, end: usize, inner: &[Found]) -> String {
+        let rules = self.rules;
+        let mut out = String::new();
+        let mut last = start;
+        for f in inner {
+            let (a, b) = (f.start.max(last), f.end.min(end));
+            let (Some(before), Some(t)) = (text.get(last..a), rules.treatments.get(f.treatment))
+            else {
+                continue;
+            };
+            if a >= b {
+                continue;
+            }
+            out.push_str(before);
+            out.push_str(&t.mask);
+            *self.counts.entry(t.label.clone()).or_insert(0) += 1;
+            last = b;
+        }
+        out.push_str(text.get(last..end).unwrap_or(""));
+        out
     }
 
     fn refresh_learned(&mut self) {

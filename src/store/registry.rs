@@ -114,6 +114,8 @@ pub struct PolicyState {
     pub contracts: Vec<ContractRow>,
     pub staff: Vec<StaffRow>,
     pub keys: Vec<KeyRow>,
+    /// (contract, kind, term) of every contract's redaction list.
+    pub terms: Vec<(String, String, String)>,
 }
 
 fn provider_row(r: &AnyRow) -> anyhow::Result<ProviderRow> {
@@ -469,22 +471,24 @@ impl Store {
         Ok(())
     }
 
-    pub async fn add_term(&self, contract: &str, term: &str) -> anyhow::Result<bool> {
+    /// Adds to a contract's redaction list (`kind`: `term` or `field`); false if already there.
+    pub async fn add_term(&self, contract: &str, kind: &str, term: &str) -> anyhow::Result<bool> {
         self.require_contract(contract).await?;
         let mut tx = self.write_tx().await?;
-        let exists =
-            sqlx::query("SELECT term FROM contract_terms WHERE contract_id = $1 AND term = $2")
-                .bind(contract)
-                .bind(term)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let exists = sqlx::query("SELECT term FROM contract_terms WHERE contract_id = $1 AND term = $2 AND kind = $3")
+            .bind(contract)
+            .bind(term)
+            .bind(kind)
+            .fetch_optional(&mut *tx)
+            .await?;
         if exists.is_some() {
             return Ok(false);
         }
-        sqlx::query("INSERT INTO contract_terms (contract_id, term, added_at) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO contract_terms (contract_id, term, added_at, kind) VALUES ($1, $2, $3, $4)")
             .bind(contract)
             .bind(term)
             .bind(now_text())
+            .bind(kind)
             .execute(&mut *tx)
             .await?;
         bump_generation(&mut *tx).await?;
@@ -492,11 +496,12 @@ impl Store {
         Ok(true)
     }
 
-    pub async fn remove_term(&self, contract: &str, term: &str) -> anyhow::Result<bool> {
+    pub async fn remove_term(&self, contract: &str, kind: &str, term: &str) -> anyhow::Result<bool> {
         let mut tx = self.write_tx().await?;
-        let n = sqlx::query("DELETE FROM contract_terms WHERE contract_id = $1 AND term = $2")
+        let n = sqlx::query("DELETE FROM contract_terms WHERE contract_id = $1 AND term = $2 AND kind = $3")
             .bind(contract)
             .bind(term)
+            .bind(kind)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -505,17 +510,14 @@ impl Store {
         Ok(n > 0)
     }
 
-    pub async fn terms(&self, contract: &str) -> anyhow::Result<Vec<String>> {
+    pub async fn terms(&self, contract: &str, kind: &str) -> anyhow::Result<Vec<String>> {
         self.require_contract(contract).await?;
-        let rows =
-            sqlx::query("SELECT term FROM contract_terms WHERE contract_id = $1 ORDER BY term")
-                .bind(contract)
-                .fetch_all(self.pool())
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?)
+        let rows = sqlx::query("SELECT term FROM contract_terms WHERE contract_id = $1 AND kind = $2 ORDER BY term")
+            .bind(contract)
+            .bind(kind)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
     }
 
     async fn require_contract(&self, id: &str) -> anyhow::Result<ContractRow> {
@@ -692,6 +694,9 @@ impl Store {
         let keys = sqlx::query("SELECT * FROM api_keys")
             .fetch_all(&mut *tx)
             .await?;
+        let terms = sqlx::query("SELECT contract_id, kind, term FROM contract_terms")
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(PolicyState {
             generation,
@@ -705,6 +710,10 @@ impl Store {
                 .collect::<anyhow::Result<_>>()?,
             staff: staff.iter().map(staff_row).collect::<anyhow::Result<_>>()?,
             keys: keys.iter().map(key_row).collect::<anyhow::Result<_>>()?,
+            terms: terms
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect::<anyhow::Result<_>>()?,
         })
     }
 }

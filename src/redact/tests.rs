@@ -1,0 +1,210 @@
+//! Session-level tests over the shipped rules.
+use super::*;
+use proptest::prelude::*;
+use std::path::Path;
+use std::sync::OnceLock;
+
+fn shipped() -> &'static Rules {
+    static R: OnceLock<Rules> = OnceLock::new();
+    R.get_or_init(|| {
+        Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction"))
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    })
+}
+
+/// The shipped rules with every action set to pseudonymize, so restoring gives the original.
+fn all_pseudonymized() -> &'static Rules {
+    static R: OnceLock<Rules> = OnceLock::new();
+    R.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction");
+        let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .map(|p| {
+                let t = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .replace("action = \"mask\"", "action = \"pseudonymize\"")
+                    .replace("action = \"block\"", "action = \"pseudonymize\"");
+                (p.display().to_string(), t)
+            })
+            .collect();
+        files.sort();
+        Rules::from_sources(files.iter().map(|(n, t)| (n.as_str(), t.as_str()))).unwrap()
+    })
+}
+
+fn terms() -> &'static ContractMatcher {
+    static C: OnceLock<ContractMatcher> = OnceLock::new();
+    C.get_or_init(|| {
+        ContractMatcher::new(&ContractRedaction {
+            terms: vec!["東雲物産".into(), "ORCA-7".into(), "Project BLUEJAY".into()],
+            extra_fields: vec!["案件名".into()],
+        })
+        .unwrap()
+    })
+}
+
+#[test]
+fn same_value_same_placeholder_and_numbers_per_word() {
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    let out = s
+        .redact_text("03-1111-2222と090-3333-4444、再度03-1111-2222。東雲物産")
+        .unwrap();
+    assert_eq!(
+        out,
+        "[PHONE_1_TEST]と[PHONE_2_TEST]、再度[PHONE_1_TEST]。[TERM_1_TEST]"
+    );
+    assert_eq!(s.counts().get("phone"), Some(&3));
+    assert_eq!(s.total(), 4);
+    // Later texts of the session reuse the placeholders.
+    assert_eq!(s.redact_text("090-3333-4444").unwrap(), "[PHONE_2_TEST]");
+}
+
+#[test]
+fn a_mask_inside_a_pseudonym_stays_masked_when_restored() {
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    let out = s
+        .redact_text("DATABASE_URL=postgres://app:S3cretPw@db.internal:5432/app")
+        .unwrap();
+    assert_eq!(out, "DATABASE_URL=postgres://app:[EMAIL_1_TEST]:5432/app");
+    assert_eq!(
+        s.pseudonyms().restore(&out),
+        "DATABASE_URL=postgres://app:[SECRET]@db.internal:5432/app"
+    );
+    assert_eq!(s.counts().get("secret"), Some(&1));
+}
+
+#[test]
+fn the_whole_original_span_is_replaced_invisible_characters_included() {
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    let text = "電話は０９０ー\u{200B}１２３４ー５６７８\u{FEFF}です";
+    let out = s.redact_text(text).unwrap();
+    assert_eq!(out, "電話は[PHONE_1_TEST]\u{FEFF}です");
+    assert_eq!(s.pseudonyms().restore(&out), text);
+}
+
+#[test]
+fn refusals_carry_no_plaintext_and_change_nothing() {
+    let mut s = shipped().session(terms());
+    let mut texts = vec![
+        "氏名：山田由美".to_string(),
+        "<機密>予定価格は4億円".to_string(),
+    ];
+    let e = s.redact_strings(texts.iter_mut()).unwrap_err();
+    assert_eq!(e.code(), crate::refusal::Code::ConfidentialTagUnclosed);
+    assert_eq!(texts[0], "氏名：山田由美");
+    let shown = format!("{e} {e:?}");
+    assert!(!shown.contains("予定価格") && shown.contains("<機密>"), "{shown}");
+
+    let key = "-----BEGIN PRIVATE KEY-----\nMIIBVgIBADANBgkqhkiG9w0BAQEFAASCAUAwggE8AgEAAkEA\n-----END PRIVATE KEY-----";
+    let e = s.redact_text(key).unwrap_err();
+    assert_eq!(e, Refused::Blocked { label: "private_key".into() });
+    assert!(!format!("{e} {e:?}").contains("MIIB"));
+}
+
+#[test]
+fn typed_placeholders_are_never_restored() {
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    let out = s.redact_text("[TERM_1]と[TERM_1_ABCD]と東雲物産").unwrap();
+    assert_eq!(out, "[TERM_1]と[TERM_1_ABCD]と[TERM_1_TEST]");
+    let back = s.pseudonyms().restore("[TERM_1]と[TERM_1_ABCD]と[TERM_1_TEST]");
+    assert_eq!(back, "[TERM_1]と[TERM_1_ABCD]と東雲物産");
+}
+
+#[test]
+fn contract_extra_fields_work_like_shipped_ones() {
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    assert_eq!(
+        s.redact_text("案件名：次期基幹システム刷新").unwrap(),
+        "案件名：[FIELD_1_TEST]"
+    );
+}
+
+#[test]
+fn debug_output_holds_no_values() {
+    let mut s = shipped().session(terms());
+    s.redact_text("氏名：山田由美\n東雲物産").unwrap();
+    let map = s.pseudonyms();
+    let mut r = map.stream();
+    r.push("[PERSON");
+    let shown = format!("{s:?} {map:?} {r:?} {:?}", shipped());
+    assert!(!shown.contains("山田") && !shown.contains("東雲"), "{shown}");
+}
+
+#[test]
+fn a_json_body_keeps_its_keys_and_shape() {
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    let mut v = serde_json::json!({"messages": [{"role": "user", "content": "東雲物産"}], "model": "m"});
+    s.redact_json(&mut v["messages"]).unwrap();
+    assert_eq!(v["messages"][0]["content"], "[TERM_1_TEST]");
+    assert_eq!(v["messages"][0]["role"], "user");
+}
+
+/// Ways people write the same characters.
+fn spell(s: &str, how: &[u8]) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        let h = how.get(i).copied().unwrap_or(0);
+        let wide = |c: char| char::from_u32(c as u32 + 0xFEE0).unwrap_or(c);
+        match (c, h % 5) {
+            ('-', 1) => out.push('ー'),
+            ('-', 2) => out.push('－'),
+            ('-', 3) => out.push('\u{2010}'),
+            (c, 1 | 2) if c.is_ascii_alphanumeric() => out.push(wide(c)),
+            (c, _) => out.push(c),
+        }
+        match h / 5 % 4 {
+            1 => out.push('\u{200B}'),
+            2 => out.push('\u{2060}'),
+            3 => out.push('\u{FE0F}'),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn prose() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("本日の会議では".to_string()),
+        Just("データの移行について".to_string()),
+        Just("、".to_string()),
+        Just("。\n".to_string()),
+        Just(" 2026年10月21日 ".to_string()),
+        "[ぁ-ん]{0,6}",
+        "[ァ-ヺー]{0,6}",
+    ]
+}
+
+proptest! {
+    /// Redaction never panics, whatever the text; and with every action pseudonymizing, the
+    /// client gets back exactly what it sent. The stable stand-in for the fuzz target: raise
+    /// `PROPTEST_CASES` to run it longer.
+    #[test]
+    fn arbitrary_text_never_panics_and_restores(s in "\\PC{0,80}|[0-9０-９ー－\\-@<>機密【】/\u{200B}\u{2060}a-zA-Z:：\"{} \n]{0,80}") {
+        let mut session = shipped().session(terms());
+        let _ = session.redact_text(&s);
+        let mut session = all_pseudonymized().session(terms());
+        if let Ok(out) = session.redact_text(&s) {
+            prop_assert_eq!(session.pseudonyms().restore(&out), s.as_str());
+        }
+    }
+
+    /// Identifiers are found however they are spelled: width, dash variants, invisible characters.
+    #[test]
+    fn decorated_identifiers_are_still_found(
+        which in 0usize..5,
+        how in proptest::collection::vec(any::<u8>(), 20),
+        before in prose(),
+        after in prose(),
+    ) {
+        let plain = ["090-1234-5678", "482137590268", "東雲物産", "ORCA-7", "taro@example.com"][which];
+        let spelled = spell(plain, &how);
+        let text = format!("{before}{spelled}{after}");
+        let mut session = shipped().session(terms());
+        let out = session.redact_text(&text).unwrap();
+        prop_assert!(!out.contains(&spelled), "{} -> {}", text, out);
+        prop_assert!(out.contains(&before) && out.contains(&after), "{} -> {}", text, out);
+        prop_assert_eq!(session.total(), 1);
+    }
+}
