@@ -11,7 +11,10 @@ use std::sync::Arc;
 const SHIPPED_RULES: &[(&str, &str)] = &[
     ("tags.toml", include_str!("../redaction/tags.toml")),
     ("fields.toml", include_str!("../redaction/fields.toml")),
-    ("identifiers.toml", include_str!("../redaction/identifiers.toml")),
+    (
+        "identifiers.toml",
+        include_str!("../redaction/identifiers.toml"),
+    ),
     ("payment.toml", include_str!("../redaction/payment.toml")),
     ("contact.toml", include_str!("../redaction/contact.toml")),
     ("secrets.toml", include_str!("../redaction/secrets.toml")),
@@ -21,8 +24,11 @@ const SHIPPED_RULES: &[(&str, &str)] = &[
 /// The redaction rules: the configured folder, or the shipped rules.
 pub fn load_rules(config: &Config) -> anyhow::Result<Rules> {
     match &config.redaction_dir {
-        Some(dir) => Rules::load(dir).with_context(|| format!("redaction rules in {}", dir.display())),
-        None => Rules::from_sources(SHIPPED_RULES.iter().copied()).context("the built-in redaction rules"),
+        Some(dir) => {
+            Rules::load(dir).with_context(|| format!("redaction rules in {}", dir.display()))
+        }
+        None => Rules::from_sources(SHIPPED_RULES.iter().copied())
+            .context("the built-in redaction rules"),
     }
 }
 

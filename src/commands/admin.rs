@@ -236,15 +236,24 @@ pub async fn contract(store: &Store, cmd: ContractCmd, json: bool) -> anyhow::Re
                 }
             }
             let ends_on = c.ends.as_deref().map(|d| date("--ends", d)).transpose()?;
-            let contract_date = c.contract_date.as_deref().map(|d| date("--contract-date", d)).transpose()?;
+            let contract_date = c
+                .contract_date
+                .as_deref()
+                .map(|d| date("--contract-date", d))
+                .transpose()?;
             let subcontractors = c
                 .subcontractors
                 .iter()
                 .map(|s| match s.split_once('=') {
                     Some((name, work)) if !name.trim().is_empty() && !work.trim().is_empty() => {
-                        Ok(crate::store::Subcontractor { name: name.trim().into(), work: work.trim().into() })
+                        Ok(crate::store::Subcontractor {
+                            name: name.trim().into(),
+                            work: work.trim().into(),
+                        })
                     }
-                    _ => bail!("--subcontractor `{s}` must be NAME=WORK, e.g. \"株式会社例=データ入力\""),
+                    _ => bail!(
+                        "--subcontractor `{s}` must be NAME=WORK, e.g. \"株式会社例=データ入力\""
+                    ),
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             store
@@ -258,7 +267,12 @@ pub async fn contract(store: &Store, cmd: ContractCmd, json: bool) -> anyhow::Re
                     ends_on,
                     retention_days: c.retention_days,
                     contract_date,
-                    purposes: c.purposes.iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+                    purposes: c
+                        .purposes
+                        .iter()
+                        .map(|p| p.trim().to_string())
+                        .filter(|p| !p.is_empty())
+                        .collect(),
                     subcontractors,
                 })
                 .await?;
@@ -306,7 +320,13 @@ pub async fn contract(store: &Store, cmd: ContractCmd, json: bool) -> anyhow::Re
 
 /// A contract's redaction list. Terms are confidential themselves: only counts are printed
 /// when changing them.
-async fn terms(store: &Store, id: &str, kind: &str, action: TermsAction, json: bool) -> anyhow::Result<()> {
+async fn terms(
+    store: &Store,
+    id: &str,
+    kind: &str,
+    action: TermsAction,
+    json: bool,
+) -> anyhow::Result<()> {
     match action {
         TermsAction::Add { terms } => {
             let (mut added, mut had) = (0, 0);
@@ -317,7 +337,14 @@ async fn terms(store: &Store, id: &str, kind: &str, action: TermsAction, json: b
                     had += 1;
                 }
             }
-            println!("{id}: added {added} {kind}(s){}", if had > 0 { format!(", {had} already listed") } else { String::new() });
+            println!(
+                "{id}: added {added} {kind}(s){}",
+                if had > 0 {
+                    format!(", {had} already listed")
+                } else {
+                    String::new()
+                }
+            );
         }
         TermsAction::Remove { terms } => {
             let mut removed = 0;

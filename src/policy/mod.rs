@@ -143,7 +143,11 @@ impl Snapshot {
                 format!("contract `{contract}`'s term list could not be loaded, so nothing is sent; tell your administrator (see the gateway log)"),
             ));
         }
-        Ok(self.matchers.get(contract).cloned().unwrap_or_else(|| Arc::new(ContractMatcher::none())))
+        Ok(self
+            .matchers
+            .get(contract)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(ContractMatcher::none())))
     }
 
     pub fn knows_key(&self, secret: &str) -> bool {

@@ -146,9 +146,29 @@ struct Redaction {
 
 /// Keys whose string values are structure, not content: never redacted.
 const STRUCTURAL_KEYS: &[&str] = &[
-    "model", "role", "type", "id", "name", "tool_call_id", "tool_use_id", "call_id", "previous_response_id",
-    "encoding_format", "media_type", "data", "url", "file_id", "signature", "stop", "service_tier",
-    "tool_choice", "reasoning_effort", "effort", "truncation", "voice", "format",
+    "model",
+    "role",
+    "type",
+    "id",
+    "name",
+    "tool_call_id",
+    "tool_use_id",
+    "call_id",
+    "previous_response_id",
+    "encoding_format",
+    "media_type",
+    "data",
+    "url",
+    "file_id",
+    "signature",
+    "stop",
+    "service_tier",
+    "tool_choice",
+    "reasoning_effort",
+    "effort",
+    "truncation",
+    "voice",
+    "format",
 ];
 
 fn content_strings<'a>(v: &'a mut Value, out: &mut Vec<&'a mut String>) {
@@ -168,7 +188,11 @@ fn content_strings<'a>(v: &'a mut Value, out: &mut Vec<&'a mut String>) {
 
 /// Redacts every content string of the request in one batch (so a value found anywhere is
 /// replaced everywhere), or refuses it. Nothing is sent if this fails.
-fn redact_request(gw: &Gateway, caller: &Caller, req: &mut ClientRequest) -> Result<Redaction, Refusal> {
+fn redact_request(
+    gw: &Gateway,
+    caller: &Caller,
+    req: &mut ClientRequest,
+) -> Result<Redaction, Refusal> {
     let matcher = gw.policy.snapshot().matcher(&caller.contract.id)?;
     let mut session = gw.rules.session(&matcher);
     let mut strings = Vec::new();
@@ -177,9 +201,12 @@ fn redact_request(gw: &Gateway, caller: &Caller, req: &mut ClientRequest) -> Res
             content_strings(v, &mut strings);
         }
     }
-    session.redact_strings(strings).map_err(|r| Refusal::new(r.code(), r.to_string()))?;
+    session
+        .redact_strings(strings)
+        .map_err(|r| Refusal::new(r.code(), r.to_string()))?;
     for (label, n) in session.counts() {
-        metrics::counter!("mamori_redactions_total", "label" => label.clone()).increment(u64::from(*n));
+        metrics::counter!("mamori_redactions_total", "label" => label.clone())
+            .increment(u64::from(*n));
     }
     Ok(Redaction {
         total: session.total(),
@@ -262,7 +289,11 @@ pub async fn handle(
     // answer is still read and its record still written.
     let gw2 = Arc::clone(gw);
     let request_id = ex.rec.request_id.clone();
-    match tokio::spawn(async move { forward(&gw2, endpoint, &inc, req, route, redaction, ex).await }).await {
+    match tokio::spawn(
+        async move { forward(&gw2, endpoint, &inc, req, route, redaction, ex).await },
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(request_id = %request_id, error = %e, "exchange task failed");

@@ -16,7 +16,11 @@ use std::sync::Arc;
 pub fn restore_value(map: &Pseudonyms, v: &mut Value, json_text: bool) {
     match v {
         Value::String(s) => {
-            let r = if json_text { map.restore_json_escaped(s) } else { map.restore(s) };
+            let r = if json_text {
+                map.restore_json_escaped(s)
+            } else {
+                map.restore(s)
+            };
             if let std::borrow::Cow::Owned(o) = r {
                 *s = o;
             }
@@ -60,19 +64,33 @@ pub struct AnswerRestorer {
 
 impl std::fmt::Debug for AnswerRestorer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AnswerRestorer").field("streams", &self.streams.len()).finish()
+        f.debug_struct("AnswerRestorer")
+            .field("streams", &self.streams.len())
+            .finish()
     }
 }
 
 impl AnswerRestorer {
     pub fn new(endpoint: Endpoint, map: Arc<Pseudonyms>) -> Self {
-        Self { endpoint, map, streams: BTreeMap::new(), envelope: Map::new() }
+        Self {
+            endpoint,
+            map,
+            streams: BTreeMap::new(),
+            envelope: Map::new(),
+        }
     }
 
     fn push(&mut self, key: &str, json_text: bool, text: &str) -> String {
         let map = &self.map;
         let (r, _) = self.streams.entry(key.to_string()).or_insert_with(|| {
-            (if json_text { map.stream_json_escaped() } else { map.stream() }, json_text)
+            (
+                if json_text {
+                    map.stream_json_escaped()
+                } else {
+                    map.stream()
+                },
+                json_text,
+            )
         });
         r.push(text)
     }
@@ -90,7 +108,9 @@ impl AnswerRestorer {
             out.push(ev.raw.clone());
             return out;
         }
-        let Ok(mut v) = serde_json::from_str::<Value>(&ev.data) else { return vec![ev.raw.clone()] };
+        let Ok(mut v) = serde_json::from_str::<Value>(&ev.data) else {
+            return vec![ev.raw.clone()];
+        };
         let name = ev.event.as_deref();
         let mut out = Vec::new();
         match self.endpoint {
@@ -111,11 +131,15 @@ impl AnswerRestorer {
                 }
             }
         }
-        let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) else { return };
+        let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) else {
+            return;
+        };
         for c in choices {
             let i = c.get("index").and_then(Value::as_u64).unwrap_or(0);
             let finished = c.get("finish_reason").is_some_and(|f| !f.is_null());
-            let Some(delta) = c.get_mut("delta").and_then(Value::as_object_mut) else { continue };
+            let Some(delta) = c.get_mut("delta").and_then(Value::as_object_mut) else {
+                continue;
+            };
             for field in ["content", "refusal"] {
                 if let Some(Value::String(t)) = delta.get(field) {
                     let t = t.clone();
@@ -143,9 +167,16 @@ impl AnswerRestorer {
     /// Puts what a choice's restorers still hold into its final delta.
     fn flush_choice(&mut self, i: u64, delta: &mut Map<String, Value>) {
         let prefix = format!("{i}/");
-        let keys: Vec<String> = self.streams.keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
+        let keys: Vec<String> = self
+            .streams
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
         for k in keys {
-            let Some((rest, _)) = self.take(&k) else { continue };
+            let Some((rest, _)) = self.take(&k) else {
+                continue;
+            };
             let field = &k[prefix.len()..];
             if let Some(j) = field.strip_prefix("tool/") {
                 let j: u64 = j.parse().unwrap_or(0);
@@ -154,18 +185,30 @@ impl AnswerRestorer {
                     a.push(json!({"index": j, "function": {"arguments": rest}}));
                 }
             } else {
-                let prev = delta.get(field).and_then(Value::as_str).unwrap_or("").to_string();
+                let prev = delta
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 delta.insert(field.to_string(), Value::String(prev + &rest));
             }
         }
     }
 
     fn messages(&mut self, v: &mut Value, out: &mut Vec<Bytes>) {
-        let ty = v.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+        let ty = v
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let idx = v.get("index").and_then(Value::as_u64).unwrap_or(0);
         match ty.as_str() {
             "content_block_delta" => {
-                let dtype = v.pointer("/delta/type").and_then(Value::as_str).unwrap_or("").to_string();
+                let dtype = v
+                    .pointer("/delta/type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 let (field, json_text) = match dtype.as_str() {
                     "text_delta" => ("text", false),
                     "input_json_delta" => ("partial_json", true),
@@ -189,7 +232,8 @@ impl AnswerRestorer {
                         let mut delta = Map::new();
                         delta.insert("type".into(), Value::String(dtype.into()));
                         delta.insert(field.into(), Value::String(rest));
-                        let synthetic = json!({"type": "content_block_delta", "index": idx, "delta": delta});
+                        let synthetic =
+                            json!({"type": "content_block_delta", "index": idx, "delta": delta});
                         out.push(frame(Some("content_block_delta"), &synthetic));
                     }
                 }
@@ -200,7 +244,11 @@ impl AnswerRestorer {
     }
 
     fn responses(&mut self, v: &mut Value, out: &mut Vec<Bytes>) {
-        let ty = v.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+        let ty = v
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let key_of = |v: &Value, base: &str| {
             format!(
                 "{base}/{}/{}/{}",
@@ -221,7 +269,12 @@ impl AnswerRestorer {
             if let Some((rest, _)) = self.take(&key_of(v, base)) {
                 let mut synthetic = v.clone();
                 if let Some(m) = synthetic.as_object_mut() {
-                    m.retain(|k, _| matches!(k.as_str(), "item_id" | "output_index" | "content_index" | "sequence_number"));
+                    m.retain(|k, _| {
+                        matches!(
+                            k.as_str(),
+                            "item_id" | "output_index" | "content_index" | "sequence_number"
+                        )
+                    });
                     m.insert("type".into(), Value::String(format!("{base}.delta")));
                     m.insert("delta".into(), Value::String(rest));
                 }
@@ -237,17 +290,24 @@ impl AnswerRestorer {
         let keys: Vec<String> = self.streams.keys().cloned().collect();
         let mut out = Vec::new();
         for k in keys {
-            let Some((rest, _)) = self.take(&k) else { continue };
+            let Some((rest, _)) = self.take(&k) else {
+                continue;
+            };
             match self.endpoint {
                 Endpoint::ChatCompletions => {
                     let (i, field) = k.split_once('/').unwrap_or(("0", "content"));
                     let i: u64 = i.parse().unwrap_or(0);
                     let delta = match field.strip_prefix("tool/") {
-                        Some(j) => json!({"tool_calls": [{"index": j.parse::<u64>().unwrap_or(0), "function": {"arguments": rest}}]}),
+                        Some(j) => {
+                            json!({"tool_calls": [{"index": j.parse::<u64>().unwrap_or(0), "function": {"arguments": rest}}]})
+                        }
                         None => json!({ field: rest }),
                     };
                     let mut chunk = self.envelope.clone();
-                    chunk.insert("choices".into(), json!([{"index": i, "delta": delta, "finish_reason": null}]));
+                    chunk.insert(
+                        "choices".into(),
+                        json!([{"index": i, "delta": delta, "finish_reason": null}]),
+                    );
                     out.push(frame(None, &Value::Object(chunk)));
                 }
                 Endpoint::Messages => {

@@ -150,7 +150,9 @@ fn contract_row(r: &AnyRow) -> anyhow::Result<ContractRow> {
 }
 
 fn json_list<T: serde::de::DeserializeOwned>(v: Option<String>) -> anyhow::Result<Vec<T>> {
-    Ok(v.map(|s| serde_json::from_str(&s)).transpose()?.unwrap_or_default())
+    Ok(v.map(|s| serde_json::from_str(&s))
+        .transpose()?
+        .unwrap_or_default())
 }
 
 fn staff_row(r: &AnyRow) -> anyhow::Result<StaffRow> {
@@ -475,12 +477,14 @@ impl Store {
     pub async fn add_term(&self, contract: &str, kind: &str, term: &str) -> anyhow::Result<bool> {
         self.require_contract(contract).await?;
         let mut tx = self.write_tx().await?;
-        let exists = sqlx::query("SELECT term FROM contract_terms WHERE contract_id = $1 AND term = $2 AND kind = $3")
-            .bind(contract)
-            .bind(term)
-            .bind(kind)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let exists = sqlx::query(
+            "SELECT term FROM contract_terms WHERE contract_id = $1 AND term = $2 AND kind = $3",
+        )
+        .bind(contract)
+        .bind(term)
+        .bind(kind)
+        .fetch_optional(&mut *tx)
+        .await?;
         if exists.is_some() {
             return Ok(false);
         }
@@ -496,15 +500,22 @@ impl Store {
         Ok(true)
     }
 
-    pub async fn remove_term(&self, contract: &str, kind: &str, term: &str) -> anyhow::Result<bool> {
+    pub async fn remove_term(
+        &self,
+        contract: &str,
+        kind: &str,
+        term: &str,
+    ) -> anyhow::Result<bool> {
         let mut tx = self.write_tx().await?;
-        let n = sqlx::query("DELETE FROM contract_terms WHERE contract_id = $1 AND term = $2 AND kind = $3")
-            .bind(contract)
-            .bind(term)
-            .bind(kind)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "DELETE FROM contract_terms WHERE contract_id = $1 AND term = $2 AND kind = $3",
+        )
+        .bind(contract)
+        .bind(term)
+        .bind(kind)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         bump_generation(&mut *tx).await?;
         tx.commit().await?;
         Ok(n > 0)
@@ -512,12 +523,17 @@ impl Store {
 
     pub async fn terms(&self, contract: &str, kind: &str) -> anyhow::Result<Vec<String>> {
         self.require_contract(contract).await?;
-        let rows = sqlx::query("SELECT term FROM contract_terms WHERE contract_id = $1 AND kind = $2 ORDER BY term")
-            .bind(contract)
-            .bind(kind)
-            .fetch_all(self.pool())
-            .await?;
-        Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+        let rows = sqlx::query(
+            "SELECT term FROM contract_terms WHERE contract_id = $1 AND kind = $2 ORDER BY term",
+        )
+        .bind(contract)
+        .bind(kind)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn require_contract(&self, id: &str) -> anyhow::Result<ContractRow> {
@@ -527,13 +543,20 @@ impl Store {
     }
 
     /// Records a filed notification form; returns its version for the contract.
-    pub async fn file_form(&self, contract: &str, content: &str, sha256: &str, actor: &str) -> anyhow::Result<i64> {
+    pub async fn file_form(
+        &self,
+        contract: &str,
+        content: &str,
+        sha256: &str,
+        actor: &str,
+    ) -> anyhow::Result<i64> {
         let mut tx = self.write_tx().await?;
-        let last: Option<i64> = sqlx::query("SELECT MAX(version) FROM form_filings WHERE contract_id = $1")
-            .bind(contract)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let last: Option<i64> =
+            sqlx::query("SELECT MAX(version) FROM form_filings WHERE contract_id = $1")
+                .bind(contract)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
         let version = last.unwrap_or(0) + 1;
         sqlx::query("INSERT INTO form_filings (contract_id, version, filed_at, filed_by, content, content_sha256) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(contract)
