@@ -17,6 +17,7 @@ use axum::Router;
 use std::sync::Arc;
 
 pub const REQUEST_ID: &str = "x-mamori-request-id";
+pub const REDACTIONS: &str = "x-mamori-redactions";
 const MAX_ATTRIBUTION_LEN: usize = 200;
 
 pub fn router(gw: Arc<Gateway>) -> Router {
@@ -112,6 +113,7 @@ fn into_response(reply: Reply) -> Response {
     if let Ok(id) = HeaderValue::from_str(&reply.request_id) {
         h.insert(REQUEST_ID, id);
     }
+    h.insert(REDACTIONS, HeaderValue::from(reply.redactions));
     resp
 }
 
