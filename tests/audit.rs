@@ -353,7 +353,11 @@ async fn two_gateways_on_one_database_keep_one_chain() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr2 = format!("http://{}", listener.local_addr().unwrap());
     let router = mamori::http::router(gw2);
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(mamori::http::serve(
+        listener,
+        router,
+        std::future::pending(),
+    ));
     let mut tasks = Vec::new();
     for worker in 0..16 {
         let base = if worker % 2 == 0 {

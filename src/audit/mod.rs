@@ -414,48 +414,45 @@ async fn write_batch(
             }
         }
     }
-    if !pending.is_empty() {
-        let entries: Vec<_> = pending.iter().map(|(_, e)| e.clone()).collect();
-        match store.insert_pending(instance, &entries).await {
-            Ok(()) => pending.iter().for_each(|(i, _)| oks[*i] = true),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "pending batch failed; retrying one by one");
-                for (i, entry) in &pending {
-                    oks[*i] = store
-                        .insert_pending(instance, std::slice::from_ref(entry))
-                        .await
-                        .is_ok();
-                }
-            }
-        }
-    }
-    if records.is_empty() {
-        return (oks, None);
-    }
+    // The common case: everything in one transaction.
+    let entries: Vec<_> = pending.iter().map(|(_, e)| e.clone()).collect();
     let mut all: Vec<LogRecord> = records.iter().map(|(_, r)| r.clone()).collect();
-    match store.append_chained(&mut all, &chain::record_hash).await {
+    match store
+        .write_log_batch(instance, &entries, &mut all, &chain::record_hash)
+        .await
+    {
         Ok(head) => {
-            records.iter().for_each(|(i, _)| oks[*i] = true);
-            (oks, Some(head))
+            let written = pending
+                .iter()
+                .map(|(i, _)| *i)
+                .chain(records.iter().map(|(i, _)| *i));
+            written.for_each(|i| oks[i] = true);
+            return (oks, head);
         }
         Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), records = records.len(), "log batch failed; retrying one by one");
-            let mut head = None;
-            for (i, r) in &records {
-                let mut one = [r.clone()];
-                match store.append_chained(&mut one, &chain::record_hash).await {
-                    Ok(h) => {
-                        oks[*i] = true;
-                        head = Some(h);
-                    }
-                    Err(e) => {
-                        tracing::error!(request_id = %r.request_id, error = %format!("{e:#}"), "log record not written")
-                    }
-                }
-            }
-            (oks, head)
+            tracing::warn!(error = %format!("{e:#}"), jobs = batch.len(), "log batch failed; retrying one by one")
         }
     }
+    for (i, entry) in &pending {
+        oks[*i] = store
+            .insert_pending(instance, std::slice::from_ref(entry))
+            .await
+            .is_ok();
+    }
+    let mut head = None;
+    for (i, r) in &records {
+        let mut one = [r.clone()];
+        match store.append_chained(&mut one, &chain::record_hash).await {
+            Ok(h) => {
+                oks[*i] = true;
+                head = Some(h);
+            }
+            Err(e) => {
+                tracing::error!(request_id = %r.request_id, error = %format!("{e:#}"), "log record not written")
+            }
+        }
+    }
+    (oks, head)
 }
 
 async fn checkpoint_now(

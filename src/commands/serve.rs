@@ -15,9 +15,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(address = %addr, database = %db, providers = gw.policy.snapshot().providers.len(), "mamori listening");
     eprintln!("mamori listening on http://{addr} (database {db})");
-    axum::serve(listener, crate::http::router(gw))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    crate::http::serve(listener, crate::http::router(gw), shutdown()).await?;
     Ok(())
 }
 

@@ -20,6 +20,24 @@ pub const REQUEST_ID: &str = "x-mamori-request-id";
 pub const REDACTIONS: &str = "x-mamori-redactions";
 const MAX_ATTRIBUTION_LEN: usize = 200;
 
+/// Serves `app` on `listener` until `shutdown` completes. Sockets get TCP_NODELAY: a stream is
+/// many small writes, and Nagle's algorithm would hold each event back for an ACK.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))

@@ -92,7 +92,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     mock: Arc<MockProvider>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(mock)).await
+    crate::http::serve(listener, router(mock), std::future::pending()).await
 }
 
 fn text_of(content: &Value) -> String {

@@ -1,8 +1,8 @@
 //! What one contract adds to the shipped rules: its term list (client names, code names, people)
 //! and extra confidential field names. Compiled into automata once per contract and reused by every
 //! request of that contract, so a long term list costs nothing per request.
+use super::finder::Finder;
 use super::normalize::fold;
-use aho_corasick::{AhoCorasick, MatchKind};
 use anyhow::anyhow;
 use std::fmt;
 
@@ -29,8 +29,8 @@ impl fmt::Debug for ContractRedaction {
 /// terms change) and share it between requests.
 #[derive(Default)]
 pub struct ContractMatcher {
-    pub(crate) terms: Option<AhoCorasick>,
-    pub(crate) fields: Option<AhoCorasick>,
+    pub(crate) terms: Option<Finder>,
+    pub(crate) fields: Option<Finder>,
     term_count: usize,
     field_count: usize,
 }
@@ -66,20 +66,14 @@ impl ContractMatcher {
     }
 }
 
-fn compile(list: &[String]) -> Result<(Option<AhoCorasick>, usize), aho_corasick::BuildError> {
+fn compile(list: &[String]) -> Result<(Option<Finder>, usize), aho_corasick::BuildError> {
     let mut folded: Vec<String> = list
         .iter()
-        .map(|t| fold(t.trim()))
+        .map(|t| fold(t.trim()).to_ascii_lowercase())
         .filter(|t| !t.trim().is_empty())
         .collect();
     folded.sort();
-    folded.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
-    if folded.is_empty() {
-        return Ok((None, 0));
-    }
-    let ac = AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostLongest)
-        .build(&folded)?;
-    Ok((Some(ac), folded.len()))
+    folded.dedup();
+    let n = folded.len();
+    Ok((Finder::new(&folded)?, n))
 }

@@ -34,6 +34,7 @@
 //! line or a panic message. [`Refused`] carries labels, tag names and line numbers only; the types
 //! holding values ([`Session`], [`Pseudonyms`], [`Restorer`], [`ContractRedaction`]) print counts.
 mod contract;
+mod finder;
 mod normalize;
 mod restore;
 mod rules;

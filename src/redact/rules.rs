@@ -125,7 +125,8 @@ pub struct Rules {
     pub(crate) treatments: Vec<Treatment>,
     pub(crate) tags: Vec<TagPair>,
     pub(crate) detectors: Vec<Detector>,
-    /// Tags, field names, triggers and keywords, ASCII-case-insensitive, on the folded view.
+    /// Tags, field names, triggers and keywords, lower-cased, searched in the lower-cased view
+    /// (see `finder.rs` for why not case-insensitively).
     pub(crate) matcher: Option<AhoCorasick>,
     pub(crate) roles: Vec<Vec<Role>>,
     pub(crate) term_treatment: usize,
@@ -306,7 +307,7 @@ impl Builder {
         let i = match self.pattern_index.get(&key) {
             Some(&i) => i,
             None => {
-                self.patterns.push(bytes.to_vec());
+                self.patterns.push(key.clone());
                 self.roles.push(Vec::new());
                 let i = self.patterns.len() - 1;
                 self.pattern_index.insert(key, i);
@@ -592,7 +593,6 @@ impl Builder {
         } else {
             Some(
                 AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
                     .kind(Some(AhoCorasickKind::DFA))
                     .build(&self.patterns)

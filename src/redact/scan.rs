@@ -35,10 +35,12 @@ struct FieldHit {
 }
 
 /// Every confidential span of `t` (overlapping ones included), or why the text must be refused.
+/// `lower` is `t` with ASCII letters lower-cased, for the automata.
 pub(crate) fn detect(
     rules: &Rules,
     contract: &ContractMatcher,
     t: &str,
+    lower: &str,
 ) -> Result<Vec<Span>, Refused> {
     let n = rules.detectors.len();
     let mut triggers: Vec<Vec<Hit>> = vec![Vec::new(); n];
@@ -46,7 +48,7 @@ pub(crate) fn detect(
     let mut tags: Vec<(usize, usize, usize, bool)> = Vec::new();
     let mut fields: Vec<FieldHit> = Vec::new();
     if let Some(ac) = &rules.matcher {
-        for m in ac.find_overlapping_iter(t) {
+        for m in ac.find_overlapping_iter(lower) {
             let (s, e) = (m.start(), m.end());
             for role in rules.roles.get(m.pattern().as_usize()).into_iter().flatten() {
                 match *role {
@@ -71,11 +73,11 @@ pub(crate) fn detect(
             }
         }
     }
-    if let Some(ac) = &contract.fields {
-        for m in ac.find_iter(t) {
+    if let Some(f) = &contract.fields {
+        for (_, start, end) in f.find_iter(lower) {
             fields.push(FieldHit {
-                start: m.start(),
-                end: m.end(),
+                start,
+                end,
                 treatment: rules.contract_field_treatment,
             });
         }
@@ -93,12 +95,12 @@ pub(crate) fn detect(
         detector_spans(d, i, t, &trig, &kw, &runs, &mut out);
     }
 
-    if let Some(ac) = &contract.terms {
-        for m in ac.find_iter(t) {
-            if ascii_edges_ok(t, m.start(), m.end()) {
+    if let Some(f) = &contract.terms {
+        for (_, start, end) in f.find_iter(lower) {
+            if ascii_edges_ok(t, start, end) {
                 out.push(Span {
-                    start: m.start(),
-                    end: m.end(),
+                    start,
+                    end,
                     treatment: rules.term_treatment,
                     rank: RANK_TERM,
                 });

@@ -6,7 +6,7 @@ use super::restore::{Pseudonyms, Restorer};
 use super::rules::{Action, Rules};
 use super::scan::{self, RANK_PROPAGATED};
 use super::Refused;
-use aho_corasick::{AhoCorasick, MatchKind};
+use super::finder::Finder;
 use rand::Rng;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -45,7 +45,7 @@ pub struct Session<'a> {
     /// Folded values redacted so far and their treatment, searched for in every text.
     learned: Vec<(String, usize)>,
     learned_keys: HashSet<String>,
-    learned_matcher: Option<AhoCorasick>,
+    learned_matcher: Option<Finder>,
     learned_stale: bool,
     frozen: Option<Arc<Pseudonyms>>,
 }
@@ -161,7 +161,8 @@ impl<'a> Session<'a> {
     /// Detection on one folded text: spans in original offsets, or the refusal.
     fn analyze(&mut self, n: &Normalized<'_>) -> Result<Vec<Found>, Refused> {
         let rules = self.rules;
-        let spans = scan::detect(rules, self.contract, n.text())?;
+        let lower = lower_ascii(n.text());
+        let spans = scan::detect(rules, self.contract, n.text(), &lower)?;
         let blocked = spans
             .iter()
             .filter(|s| {
@@ -180,7 +181,7 @@ impl<'a> Session<'a> {
         }
         let mut found = Vec::with_capacity(spans.len());
         for s in spans {
-            if let Some(v) = n.text().get(s.start..s.end) {
+            if let Some(v) = lower.get(s.start..s.end) {
                 if v.chars().nth(MIN_PROPAGATED_CHARS - 1).is_some()
                     && !self.learned_keys.contains(v)
                 {
@@ -217,15 +218,16 @@ impl<'a> Session<'a> {
                     &owned
                 }
             };
-            if let Some(ac) = &self.learned_matcher {
-                for m in ac.find_iter(n.text()) {
-                    let Some((_, treatment)) = self.learned.get(m.pattern().as_usize()) else {
+            if let Some(finder) = &self.learned_matcher {
+                let lower = lower_ascii(n.text());
+                for (i, start, end) in finder.find_iter(&lower) {
+                    let Some((_, treatment)) = self.learned.get(i) else {
                         continue;
                     };
-                    if scan::ascii_edges_ok(n.text(), m.start(), m.end()) {
+                    if scan::ascii_edges_ok(n.text(), start, end) {
                         found.push(Found {
-                            start: n.to_orig_start(m.start()),
-                            end: n.to_orig_end(m.end()),
+                            start: n.to_orig_start(start),
+                            end: n.to_orig_end(end),
                             treatment: *treatment,
                             rank: RANK_PROPAGATED,
                         });
@@ -322,11 +324,8 @@ impl<'a> Session<'a> {
         self.learned_stale = false;
         // Short folded strings: building cannot fail in practice; without it, values are still
         // replaced where a rule finds them.
-        self.learned_matcher = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(self.learned.iter().map(|(v, _)| v))
-            .ok();
+        let patterns: Vec<&str> = self.learned.iter().map(|(v, _)| v.as_str()).collect();
+        self.learned_matcher = Finder::new(&patterns).ok().flatten();
     }
 
     fn placeholder(&mut self, value: &str, treatment: usize) -> String {
@@ -345,6 +344,15 @@ impl<'a> Session<'a> {
         self.pairs.push((p.clone(), value.to_string()));
         self.frozen = None;
         p
+    }
+}
+
+/// `s` with ASCII letters lower-cased (same offsets); borrowed when there are none.
+fn lower_ascii(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
     }
 }
 

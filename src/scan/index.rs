@@ -108,6 +108,7 @@ impl OutputIndex {
             boilerplate: 0,
         };
         let mut outputs = outputs.into_iter();
+        let mut first_batch = true;
         loop {
             let batch: Vec<(String, String)> = outputs.by_ref().take(BATCH).collect();
             if batch.is_empty() {
@@ -132,11 +133,11 @@ impl OutputIndex {
             for part in parts {
                 index.append(part)?;
             }
-            if index.request_ids.len() == BATCH {
-                // After the first batch, reserve for the rest at its average size, so the text
-                // is not copied as it grows.
+            if std::mem::take(&mut first_batch) {
+                // Reserve for the rest at the first batch's average size, so the text is not
+                // copied as it grows.
+                let per = index.text.len() / index.request_ids.len().max(1) + 1;
                 let rest = outputs.size_hint().0;
-                let per = index.text.len() / BATCH + 1;
                 index.text.reserve(rest.saturating_mul(per) / 10 * 11);
             }
         }
@@ -442,9 +443,7 @@ fn assemble(mut segments: Vec<Segment>, min_passage: usize) -> Vec<Draft> {
     for s in segments {
         let len = s.end - s.start;
         let first = drafts.partition_point(|d| d.end <= s.start);
-        let overlapping = drafts[first..]
-            .iter_mut()
-            .take_while(|d| d.start < s.end);
+        let overlapping = drafts[first..].iter_mut().take_while(|d| d.start < s.end);
         let mut gaps = Vec::new();
         let mut cursor = s.start;
         let mut joined = false;

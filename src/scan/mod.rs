@@ -246,8 +246,10 @@ async fn output_of(
     else {
         return Ok(Err("shredded"));
     };
-    Ok(Ok(match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(v) => crate::proxy::assemble::output_text(&v),
-        Err(_) => String::from_utf8_lossy(&body).into_owned(),
-    }))
+    Ok(Ok(
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(v) => crate::proxy::assemble::output_text(&v),
+            Err(_) => String::from_utf8_lossy(&body).into_owned(),
+        },
+    ))
 }

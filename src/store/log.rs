@@ -229,15 +229,74 @@ impl Store {
         link: &(dyn Fn(i64, &str, &LogRecord) -> String + Sync),
     ) -> anyhow::Result<(i64, String)> {
         let mut tx = self.write_tx().await?;
+        let head = self.append_in(&mut tx, records, link).await?;
+        tx.commit().await?;
+        Ok(head)
+    }
+
+    /// One group commit of the log writer: pending notes of requests about to be forwarded and
+    /// finished records, in a single transaction. Returns the new head if records were appended.
+    pub async fn write_log_batch(
+        &self,
+        instance_id: &str,
+        pending: &[(String, String)],
+        records: &mut [LogRecord],
+        link: &(dyn Fn(i64, &str, &LogRecord) -> String + Sync),
+    ) -> anyhow::Result<Option<(i64, String)>> {
+        let mut tx = self.write_tx().await?;
+        self.pending_in(&mut tx, instance_id, pending).await?;
+        let head = if records.is_empty() {
+            None
+        } else {
+            Some(self.append_in(&mut tx, records, link).await?)
+        };
+        tx.commit().await?;
+        Ok(head)
+    }
+
+    async fn pending_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        instance_id: &str,
+        entries: &[(String, String)],
+    ) -> anyhow::Result<()> {
+        let now = super::now_text();
+        for chunk in entries.chunks(ROWS_PER_INSERT * 4) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", placeholders(self.dialect(), i * 4 + 1, 4)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO pending_requests (request_id, instance_id, record, at) VALUES {}",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (request_id, record_json) in chunk {
+                q = q
+                    .bind(request_id)
+                    .bind(instance_id)
+                    .bind(record_json)
+                    .bind(&now);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn append_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        records: &mut [LogRecord],
+        link: &(dyn Fn(i64, &str, &LogRecord) -> String + Sync),
+    ) -> anyhow::Result<(i64, String)> {
+        let tx = &mut **tx;
         let now = super::now_text();
         // Writing first takes the lock: a row lock on PostgreSQL, the write lock on SQLite.
-        sqlx::query("UPDATE chain_head SET updated_at = $1 WHERE id = 1")
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        let head = sqlx::query("SELECT seq, record_hash FROM chain_head WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
+        let head = sqlx::query(
+            "UPDATE chain_head SET updated_at = $1 WHERE id = 1 RETURNING seq, record_hash",
+        )
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await?;
         let (mut seq, mut prev): (i64, String) = (head.try_get(0)?, head.try_get(1)?);
         for r in records.iter_mut() {
             seq += 1;
@@ -297,18 +356,24 @@ impl Store {
             .bind(&prev)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
         Ok((seq, prev))
     }
 
     /// A contract's records without bodies, in chain order (disclosures read only metadata).
     pub async fn contract_records(&self, contract: &str) -> anyhow::Result<Vec<LogRecord>> {
-        let cols: Vec<&str> = COLUMNS.iter().copied().filter(|c| !c.ends_with("_body")).collect();
+        let cols: Vec<&str> = COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| !c.ends_with("_body"))
+            .collect();
         let sql = format!(
             "SELECT {}, NULL AS request_body, NULL AS output_body FROM log_records WHERE contract_id = $1 ORDER BY seq",
             cols.join(", ")
         );
-        let rows = sqlx::query(&sql).bind(contract).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(&sql)
+            .bind(contract)
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(record_from_row).collect()
     }
 
@@ -367,16 +432,7 @@ impl Store {
         entries: &[(String, String)],
     ) -> anyhow::Result<()> {
         let mut tx = self.write_tx().await?;
-        let now = super::now_text();
-        for (request_id, record_json) in entries {
-            sqlx::query("INSERT INTO pending_requests (request_id, instance_id, record, at) VALUES ($1, $2, $3, $4)")
-                .bind(request_id)
-                .bind(instance_id)
-                .bind(record_json)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-        }
+        self.pending_in(&mut tx, instance_id, entries).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -160,7 +160,11 @@ pub async fn spawn_app() -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let router = mamori::http::router(Arc::clone(&gw));
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(mamori::http::serve(
+        listener,
+        router,
+        std::future::pending(),
+    ));
     TestApp {
         addr,
         mock,
