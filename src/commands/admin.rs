@@ -48,6 +48,13 @@ pub fn check(config: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
         config.display(),
         crate::config::redact_url(&c.database_url)
     );
+    let rules = crate::gateway::load_rules(&c)?;
+    let labels = rules.labels();
+    println!(
+        "ok: redaction rules ({}): {} rules",
+        c.redaction_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "built in".into()),
+        labels.len()
+    );
     let dir = config.parent().unwrap_or(Path::new(".")).join("providers");
     let mut all: Vec<PathBuf> = files.to_vec();
     if let Ok(rd) = std::fs::read_dir(&dir) {
