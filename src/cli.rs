@@ -53,6 +53,13 @@ pub enum Command {
     /// The notification form 機密データの保存等に関する届出書 (別記様式); `form status` lists
     /// contracts whose filed form is out of date.
     Form(FormArgs),
+    /// Find the passages of deliverables (.txt, .md, .docx) that came from a contract's logged outputs.
+    Scan {
+        #[arg(long)]
+        contract: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// The log's integrity and keys.
     #[command(subcommand)]
     Audit(AuditCmd),

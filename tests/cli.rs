@@ -337,7 +337,11 @@ mod reqwest {
     use std::io::{Read, Write};
 
     pub fn blocking_free_post(addr: &str, key: &str) -> (u16, String) {
-        let body = r#"{"model":"mock-gpt","messages":[{"role":"user","content":"こんにちは"}]}"#;
+        blocking_post_text(addr, key, "こんにちは")
+    }
+
+    pub fn blocking_post_text(addr: &str, key: &str, text: &str) -> (u16, String) {
+        let body = serde_json::json!({"model": "mock-gpt", "messages": [{"role": "user", "content": text}]}).to_string();
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         write!(
             s,
@@ -482,5 +486,211 @@ fn master_key_rotation_keeps_bodies_readable_and_verify_exits_non_zero_on_tamper
     });
     let err = env.fails(&["audit", "verify"]);
     assert!(err.contains("FAILED") && err.contains("seq 1"), "{err}");
+    drop(mock);
+}
+
+#[test]
+fn an_auditor_exports_verifies_files_the_form_and_scans_a_deliverable() {
+    let env = Env::new();
+    let mut mock = Killed(
+        env.cmd(&["mock-provider", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let line = BufReader::new(mock.0.stderr.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let base = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/v1")
+        .to_string();
+    let reg = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local-mock.toml"),
+    )
+    .unwrap()
+    .replace("127.0.0.1:9999", &base);
+    let f = write_registration(&env, "mock.toml", &reg);
+    env.ok(&["provider", "register", &f]);
+    env.ok(&[
+        "contract",
+        "create",
+        "demo",
+        "--title",
+        "基幹システム設計",
+        "--client",
+        "発注省",
+        "--contract-date",
+        "2026-04-01",
+        "--purpose",
+        "議事録の要約",
+    ]);
+    env.ok(&[
+        "staff",
+        "add",
+        "alice",
+        "--name",
+        "Alice",
+        "--trained-on",
+        &chrono::Utc::now().date_naive().to_string(),
+    ]);
+    let k1: Value = serde_json::from_str(&env.ok(&[
+        "--json",
+        "key",
+        "issue",
+        "--staff",
+        "alice",
+        "--contract",
+        "demo",
+        "--deliverable",
+        "報告書v1",
+    ]))
+    .unwrap();
+    let k2: Value = serde_json::from_str(&env.ok(&[
+        "--json",
+        "key",
+        "issue",
+        "--staff",
+        "alice",
+        "--contract",
+        "demo",
+    ]))
+    .unwrap();
+    let mut serve = Killed(env.cmd(&["serve"]).stderr(Stdio::piped()).spawn().unwrap());
+    let mut lines = BufReader::new(serve.0.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let l = lines.next().expect("serve exited").unwrap();
+        if let Some(rest) = l.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    assert_eq!(
+        reqwest::blocking_free_post(&addr, k1["key"].as_str().unwrap()).0,
+        200
+    );
+    // An untagged request whose answer ends up in a deliverable anyway.
+    let prompt = "来週の定例会議では、移行計画の進捗と課題、次期フェーズの体制について確認し、関係部署との調整事項を整理する。";
+    assert_eq!(
+        reqwest::blocking_post_text(&addr, k2["key"].as_str().unwrap(), prompt).0,
+        200
+    );
+    drop(serve);
+
+    // Disclosure of the tagged deliverable, verified, then edited.
+    let md = env.path("d.md");
+    env.ok(&[
+        "disclose",
+        "--contract",
+        "demo",
+        "--deliverable",
+        "報告書v1",
+        "--out",
+        md.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        text.contains("本成果物の作成にあたり、以下の生成AIサービスを利用しました")
+            && text.contains("mamori local mock provider"),
+        "{text}"
+    );
+    assert!(env
+        .ok(&["disclose", "verify", md.to_str().unwrap()])
+        .contains("matches"));
+    std::fs::write(
+        &md,
+        text.replace("mamori local mock provider", "別のサービス"),
+    )
+    .unwrap();
+    let err = env.fails(&["disclose", "verify", md.to_str().unwrap()]);
+    assert!(err.contains("does NOT match"), "{err}");
+    let en = env.ok(&[
+        "disclose",
+        "--contract",
+        "demo",
+        "--deliverable",
+        "報告書v1",
+        "--format",
+        "csv",
+        "--lang",
+        "en",
+    ]);
+    assert!(
+        en.lines().count() == 2 && en.contains("output_sha256"),
+        "{en}"
+    );
+
+    // The form, filed; a registration change calls for re-notification.
+    let html = env.path("form.html");
+    env.ok(&[
+        "form",
+        "--contract",
+        "demo",
+        "--format",
+        "html",
+        "--out",
+        html.to_str().unwrap(),
+        "--mark-filed",
+    ]);
+    assert!(std::fs::read_to_string(&html)
+        .unwrap()
+        .contains("機密データの保存等に関する届出書"));
+    assert!(env.ok(&["form", "status"]).contains("demo: current"));
+    let f2 = write_registration(
+        &env,
+        "mock.toml",
+        &reg.replace(
+            "countries = [\"JP\"]",
+            "countries = [\"JP\"]\n[certifications]\nnames = [\"ISO/IEC 27001\"]",
+        ),
+    );
+    env.ok(&["provider", "register", &f2]);
+    let st = env.ok(&["form", "status"]);
+    assert!(
+        st.contains("demo: CHANGED") && st.contains("ISO/IEC 27001"),
+        "{st}"
+    );
+
+    // A deliverable nobody tagged: scan finds the logged answer in it, and disclose takes it in.
+    let doc = env.path("memo.txt");
+    std::fs::write(
+        &doc,
+        format!(
+            "社内メモ（人が書いた前置き）\n{}\n以上、担当者が確認済みの内容を記載した。\n",
+            &prompt.replace("、", "、\n")
+        ),
+    )
+    .unwrap();
+    let scan = env.ok(&[
+        "--json",
+        "scan",
+        "--contract",
+        "demo",
+        doc.to_str().unwrap(),
+    ]);
+    let scan: Value = serde_json::from_str(&scan).unwrap();
+    assert_eq!(scan["request_ids"].as_array().unwrap().len(), 1, "{scan}");
+    assert!(
+        scan["files"][0]["coverage"].as_f64().unwrap() > 0.4,
+        "{scan}"
+    );
+    let d = env.ok(&[
+        "disclose",
+        "--contract",
+        "demo",
+        "--deliverable",
+        "memo",
+        "--scan",
+        doc.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let d: Value = serde_json::from_str(&d).unwrap();
+    assert_eq!(d["interactions"], 1, "{d}");
+    assert_eq!(d["records"][0]["request_id"], scan["request_ids"][0]);
     drop(mock);
 }

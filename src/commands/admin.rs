@@ -52,7 +52,10 @@ pub fn check(config: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
     let labels = rules.labels();
     println!(
         "ok: redaction rules ({}): {} rules",
-        c.redaction_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "built in".into()),
+        c.redaction_dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| "built in".into()),
         labels.len()
     );
     let dir = config.parent().unwrap_or(Path::new(".")).join("providers");

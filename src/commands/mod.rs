@@ -48,6 +48,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(&cli.config)?;
             disclose::form(&config, a, json).await
         }
+        Command::Scan { contract, files } => {
+            let config = Config::load(&cli.config)?;
+            disclose::scan(&config, &contract, &files, json).await
+        }
         Command::Audit(c) => {
             let config = Config::load(&cli.config)?;
             audit::run(&config, c, json).await

@@ -93,7 +93,9 @@ impl fmt::Display for TagProblem {
         match self {
             TagProblem::NotClosed => write!(f, "is not closed"),
             TagProblem::CloseWithoutOpen => write!(f, "closes nothing (no opening tag before it)"),
-            TagProblem::ClosedByOther { close } => write!(f, "is closed by {close}, which does not match it"),
+            TagProblem::ClosedByOther { close } => {
+                write!(f, "is closed by {close}, which does not match it")
+            }
         }
     }
 }

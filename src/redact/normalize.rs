@@ -92,7 +92,8 @@ impl<'a> Writer<'a> {
         if self.out.capacity() == 0 {
             self.out.reserve(self.src.len() + 16);
         }
-        self.out.push_str(self.src.get(self.synced..o0).unwrap_or(""));
+        self.out
+            .push_str(self.src.get(self.synced..o0).unwrap_or(""));
         let n0 = self.out.len();
         self.out.push_str(repl);
         self.edits.push(Edit {
@@ -173,12 +174,12 @@ pub(crate) fn normalize(src: &str) -> Normalized<'_> {
             0xE3 => match (b1, b2) {
                 (0x80, 0x80) => Some((Some(" "), false)), // U+3000 ideographic space
                 (0x83, 0xBC) if kana => Some((None, true)), // ー lengthening a kana
-                (0x83, 0xBC) => Some((Some("-"), false)),   // ー used as a dash
+                (0x83, 0xBC) => Some((Some("-"), false)), // ー used as a dash
                 (0x80, 0x81..=0xB5 | 0xB7 | 0xBB..=0xBF) => Some((None, false)), // punctuation
-                (0x81, _) => Some((None, true)),            // hiragana
+                (0x81, _) => Some((None, true)),          // hiragana
                 (0x82, x) if !matches!(x, 0x99..=0x9C | 0x9F) => Some((None, true)), // kana
                 (0x83, x) if x != 0xBF => Some((None, true)), // katakana
-                (0x90..=0xBF, _) => Some((None, false)),    // CJK extension A
+                (0x90..=0xBF, _) => Some((None, false)),  // CJK extension A
                 _ => None,
             },
             _ => None,
@@ -321,13 +322,25 @@ fn is_ignorable(c: char) -> bool {
 
 /// Dashes and the long-vowel marks that stand in for them between digits.
 fn is_dash(c: char) -> bool {
-    matches!(c,
-        '\u{2010}'..='\u{2015}' | '\u{2043}' | '\u{2212}' | '\u{2E3A}' | '\u{2E3B}' | '\u{FE58}'
-        | '\u{FE63}' | '\u{FF0D}')
+    matches!(
+        c,
+        '\u{2010}'
+            ..='\u{2015}'
+                | '\u{2043}'
+                | '\u{2212}'
+                | '\u{2E3A}'
+                | '\u{2E3B}'
+                | '\u{FE58}'
+                | '\u{FE63}'
+                | '\u{FF0D}'
+    )
 }
 
 fn is_space(c: char) -> bool {
-    matches!(c, '\u{00A0}' | '\u{1680}' | '\u{2000}'..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}')
+    matches!(
+        c,
+        '\u{00A0}' | '\u{1680}' | '\u{2000}'..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
+    )
 }
 
 /// Folds a configuration string (a term, keyword, field name or tag) exactly as texts are folded.
@@ -347,7 +360,10 @@ mod tests {
     #[test]
     fn folds_width_dashes_spaces_and_invisibles() {
         assert_eq!(view("０９０ー１２３４ー５６７８"), "090-1234-5678");
-        assert_eq!(view("0\u{200B}90\u{2010}12\u{FEFF}34\u{2015}5678"), "090-1234-5678");
+        assert_eq!(
+            view("0\u{200B}90\u{2010}12\u{FEFF}34\u{2015}5678"),
+            "090-1234-5678"
+        );
         assert_eq!(view("ＡＢＣ　ｄｅｆ"), "ABC def");
         assert_eq!(view("ﾌﾟﾛｼﾞｪｸﾄ･ｶﾜｾﾐ"), "プロジェクト・カワセミ");
         assert_eq!(view("フ\u{309A}ロ"), "プロ");
@@ -361,7 +377,10 @@ mod tests {
 
     #[test]
     fn unchanged_text_is_borrowed() {
-        assert!(matches!(normalize("東京都の会議メモ 2026年").text, Cow::Borrowed(_)));
+        assert!(matches!(
+            normalize("東京都の会議メモ 2026年").text,
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]
@@ -404,7 +423,15 @@ mod tests {
         }
     }
 
-    const INVISIBLE: [&str; 7] = ["\u{200B}", "\u{200C}", "\u{200D}", "\u{2060}", "\u{FEFF}", "\u{FE0F}", "\u{E0101}"];
+    const INVISIBLE: [&str; 7] = [
+        "\u{200B}",
+        "\u{200C}",
+        "\u{200D}",
+        "\u{2060}",
+        "\u{FEFF}",
+        "\u{FE0F}",
+        "\u{E0101}",
+    ];
 
     proptest! {
         #[test]

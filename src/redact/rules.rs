@@ -84,8 +84,10 @@ pub(crate) struct Detector {
     pub treatment: usize,
     /// Searched within windows of the folded text.
     pub regex: Regex,
-    /// `(?:pattern)\z`, to try a shorter match ending at a separator when the longest one fails.
-    pub exact: Regex,
+    /// `(?:pattern)\z`, to try a shorter match ending at a separator when the longest one fails;
+    /// compiled on first use (most detectors never need it), from `pattern`.
+    pub exact: std::sync::OnceLock<Option<Regex>>,
+    pub pattern: String,
     /// The `value` capture group: the part replaced, when the pattern also matches context.
     pub value_group: Option<usize>,
     pub validator: Option<Validator>,
@@ -133,6 +135,16 @@ pub struct Rules {
     pub(crate) contract_field_treatment: usize,
     field_names: usize,
     files: Vec<String>,
+}
+
+impl Detector {
+    /// The anchored-at-end form of the pattern. It compiles whenever the pattern did; `None`
+    /// would only mean no shorter match is tried.
+    pub(crate) fn exact(&self) -> Option<&Regex> {
+        self.exact
+            .get_or_init(|| Regex::new(&format!("(?:{})\\z", self.pattern)).ok())
+            .as_ref()
+    }
 }
 
 impl fmt::Debug for Rules {
@@ -406,10 +418,7 @@ impl Builder {
                 if folded.is_empty() {
                     bail!("{at}: key `names`: a field name is empty");
                 }
-                if let Some(prev) = self
-                    .field_names
-                    .insert(folded.to_lowercase(), at.clone())
-                {
+                if let Some(prev) = self.field_names.insert(folded.to_lowercase(), at.clone()) {
                     bail!("{at}: key `names`: `{n}` is already declared in {prev}");
                 }
                 self.add_pattern(folded.as_bytes(), Role::Field(treatment));
@@ -473,8 +482,6 @@ impl Builder {
             bail!("{at}: key `pattern`: matches can be longer than {MAX_WINDOW} bytes; lower the repetition bounds");
         }
         let regex = Regex::new(&d.pattern)
-            .map_err(|e| anyhow!("{at}: key `pattern`: cannot be compiled: {e}"))?;
-        let exact = Regex::new(&format!("(?:{})\\z", d.pattern))
             .map_err(|e| anyhow!("{at}: key `pattern`: cannot be compiled: {e}"))?;
         let value_group = regex.group_info().to_index(PatternID::ZERO, "value");
 
@@ -560,7 +567,8 @@ impl Builder {
         self.detectors.push(Detector {
             treatment,
             regex,
-            exact,
+            exact: std::sync::OnceLock::new(),
+            pattern: d.pattern.clone(),
             value_group,
             validator: d.validator,
             keyword_mode,
@@ -595,6 +603,7 @@ impl Builder {
                 AhoCorasick::builder()
                     .match_kind(MatchKind::Standard)
                     .kind(Some(AhoCorasickKind::DFA))
+                    .prefilter(false)
                     .build(&self.patterns)
                     .map_err(|e| anyhow!("the redaction rules are too large to compile: {e}"))?,
             )
@@ -662,11 +671,15 @@ fn class_is_digits(c: &Class) -> bool {
     match c {
         Class::Unicode(u) => {
             !u.ranges().is_empty()
-                && u.ranges().iter().all(|r| r.start() >= '0' && r.end() <= '9')
+                && u.ranges()
+                    .iter()
+                    .all(|r| r.start() >= '0' && r.end() <= '9')
         }
         Class::Bytes(b) => {
             !b.ranges().is_empty()
-                && b.ranges().iter().all(|r| r.start() >= b'0' && r.end() <= b'9')
+                && b.ranges()
+                    .iter()
+                    .all(|r| r.start() >= b'0' && r.end() <= b'9')
         }
     }
 }
@@ -681,12 +694,17 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_name_file_key_and_reason() {
-        let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"x[0-9]\"\ncolour = 1\n");
+        let e = err(
+            "[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"x[0-9]\"\ncolour = 1\n",
+        );
         assert!(e.contains("x.toml") && e.contains("colour"), "{e}");
         let e = err("[[detector]]\nlabel = \"a\"\naction = \"hide\"\npattern = \"x\"\n");
         assert!(e.contains("x.toml") && e.contains("hide"), "{e}");
         let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"x(\"\n");
-        assert!(e.contains("x.toml: detector #1 (`a`): key `pattern`"), "{e}");
+        assert!(
+            e.contains("x.toml: detector #1 (`a`): key `pattern`"),
+            "{e}"
+        );
         let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"[a-z]+@\"\n");
         assert!(e.contains("triggers"), "{e}");
         let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"x?\"\n");

@@ -50,7 +50,12 @@ pub(crate) fn detect(
     if let Some(ac) = &rules.matcher {
         for m in ac.find_overlapping_iter(lower) {
             let (s, e) = (m.start(), m.end());
-            for role in rules.roles.get(m.pattern().as_usize()).into_iter().flatten() {
+            for role in rules
+                .roles
+                .get(m.pattern().as_usize())
+                .into_iter()
+                .flatten()
+            {
                 match *role {
                     Role::Open(p) => tags.push((s, e, p, true)),
                     Role::Close(p) => tags.push((s, e, p, false)),
@@ -118,7 +123,9 @@ pub(crate) fn ascii_edges_ok(t: &str, s: usize, e: usize) -> bool {
     let before = t.get(..s).and_then(|x| x.chars().next_back());
     let after = t.get(e..).and_then(|x| x.chars().next());
     let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    !(word(first) && word(before)) && !(word(last) && word(after))
+    let joins_before = word(first) && word(before);
+    let joins_after = word(last) && word(after);
+    !joins_before && !joins_after
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,7 +148,13 @@ fn tag_spans(
         rules
             .tags
             .get(p)
-            .map(|tp| if open { tp.open.clone() } else { tp.close.clone() })
+            .map(|tp| {
+                if open {
+                    tp.open.clone()
+                } else {
+                    tp.close.clone()
+                }
+            })
             .unwrap_or_default()
     };
     let line = |pos: usize| t.get(..pos).map_or(1, |x| x.matches('\n').count() + 1);
@@ -212,7 +225,9 @@ fn trim_ws(t: &str, a: usize, b: usize) -> (usize, usize) {
 // Fields
 
 /// Ends an inline value (`…（氏名：山田、住所：…）`).
-const INLINE_STOPS: &[char] = &['、', ',', '，', '。', ';', '；', ')', '）', '」', '』', '】', '|', '\t', '\n', '\r'];
+const INLINE_STOPS: &[char] = &[
+    '、', ',', '，', '。', ';', '；', ')', '）', '」', '』', '】', '|', '\t', '\n', '\r',
+];
 
 fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
     hits.sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
@@ -255,7 +270,9 @@ fn field_name_edges_ok(t: &str, s: usize, e: usize) -> bool {
     let after = t.get(e..).and_then(|x| x.chars().next());
     let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    !(alnum(first) && alnum(before)) && !(word(last) && word(after))
+    let joins_before = alnum(first) && alnum(before);
+    let joins_after = word(last) && word(after);
+    !joins_before && !joins_after
 }
 
 /// After optional spaces, a `:` (full-width folds to it) or `=`: the offset just after it.
@@ -356,7 +373,22 @@ fn at_line_start(t: &str, s: usize) -> bool {
         && line.chars().all(|c| {
             matches!(
                 c,
-                ' ' | '\t' | '-' | '*' | '+' | '>' | '#' | '・' | '•' | '●' | '○' | '■' | '□' | '◆' | '.' | ')' | '\r'
+                ' ' | '\t'
+                    | '-'
+                    | '*'
+                    | '+'
+                    | '>'
+                    | '#'
+                    | '・'
+                    | '•'
+                    | '●'
+                    | '○'
+                    | '■'
+                    | '□'
+                    | '◆'
+                    | '.'
+                    | ')'
+                    | '\r'
             ) || c.is_ascii_digit()
         })
 }
@@ -533,12 +565,23 @@ fn detector_spans(
     match d.keyword_mode {
         Some(KeywordMode::Required) => {
             let reach = d.keyword_window * 4 + fwd;
-            windows.extend(keywords.iter().map(|&(s, e)| (s.saturating_sub(reach), e.saturating_add(reach))));
+            windows.extend(
+                keywords
+                    .iter()
+                    .map(|&(s, e)| (s.saturating_sub(reach), e.saturating_add(reach))),
+            );
         }
         _ => {
-            windows.extend(triggers.iter().map(|&(s, e)| (s.saturating_sub(d.back), e.saturating_add(fwd))));
+            windows.extend(
+                triggers
+                    .iter()
+                    .map(|&(s, e)| (s.saturating_sub(d.back), e.saturating_add(fwd))),
+            );
             if d.digit_trigger {
-                windows.extend(runs.iter().map(|&(s, e)| (s.saturating_sub(d.back), e.saturating_add(fwd))));
+                windows.extend(
+                    runs.iter()
+                        .map(|&(s, e)| (s.saturating_sub(d.back), e.saturating_add(fwd))),
+                );
             }
         }
     }
@@ -553,14 +596,15 @@ fn detector_spans(
             _ => merged.push((a, b)),
         }
     }
-    let mut caps: Option<(Captures, Captures)> = None;
+    let mut caps: Option<Captures> = None;
+    let mut exact_caps: Option<Captures> = None;
     for (a, b) in merged {
         let (a, b) = (floor_boundary(t, a), ceil_boundary(t, b));
         if d.min_digits > 0 && digits_in(runs, a, b) < d.min_digits {
             continue;
         }
-        let (c, x) = caps.get_or_insert_with(|| (d.regex.create_captures(), d.exact.create_captures()));
-        scan_window(d, idx, t, a, b, keywords, c, x, out);
+        let c = caps.get_or_insert_with(|| d.regex.create_captures());
+        scan_window(d, idx, t, a, b, keywords, c, &mut exact_caps, out);
     }
 }
 
@@ -589,7 +633,7 @@ fn scan_window(
     b: usize,
     keywords: &[Hit],
     caps: &mut Captures,
-    exact_caps: &mut Captures,
+    exact_caps: &mut Option<Captures>,
     out: &mut Vec<Span>,
 ) {
     let treatment = d.treatment;
@@ -647,8 +691,10 @@ fn shorter(
     ms: usize,
     me: usize,
     keywords: &[Hit],
-    caps: &mut Captures,
+    caps: &mut Option<Captures>,
 ) -> Option<(usize, usize, usize)> {
+    let exact = d.exact()?;
+    let caps = caps.get_or_insert_with(|| exact.create_captures());
     let bytes = t.as_bytes();
     let mut p = me;
     while p > ms + 1 {
@@ -657,8 +703,7 @@ fn shorter(
             continue;
         }
         let hay = t.get(..p)?;
-        d.exact
-            .search_captures(&Input::new(hay).span(ms..p).anchored(Anchored::Yes), caps);
+        exact.search_captures(&Input::new(hay).span(ms..p).anchored(Anchored::Yes), caps);
         if caps.get_match().is_some_and(|m| m.end() == p) {
             let (vs, ve) = value_span(d, caps, ms, p);
             if let Verdict::Accept(vs, ve) = judge(d, t, ms, p, vs, ve, keywords) {
@@ -729,7 +774,12 @@ fn has_keyword(d: &Detector, t: &str, vs: usize, ve: usize, keywords: &[Hit]) ->
     let n = d.keyword_window;
     let wa = t
         .get(..vs)
-        .and_then(|x| x.char_indices().rev().nth(n.saturating_sub(1)).map(|(i, _)| i))
+        .and_then(|x| {
+            x.char_indices()
+                .rev()
+                .nth(n.saturating_sub(1))
+                .map(|(i, _)| i)
+        })
         .unwrap_or(0);
     let wb = t
         .get(ve..)

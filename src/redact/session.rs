@@ -1,12 +1,12 @@
 //! One request's redaction: detection on each text, pseudonyms stable across all the texts of the
 //! request, the counts per label, and the map the answer is restored with.
 use super::contract::ContractMatcher;
+use super::finder::Finder;
 use super::normalize::{normalize, Normalized};
 use super::restore::{Pseudonyms, Restorer};
 use super::rules::{Action, Rules};
 use super::scan::{self, RANK_PROPAGATED};
 use super::Refused;
-use super::finder::Finder;
 use rand::Rng;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -87,7 +87,7 @@ fn the_whole_original_span_is_replaced_invisible_characters_included() {
 #[test]
 fn refusals_carry_no_plaintext_and_change_nothing() {
     let mut s = shipped().session(terms());
-    let mut texts = vec![
+    let mut texts = [
         "氏名：山田由美".to_string(),
         "<機密>予定価格は4億円".to_string(),
     ];
@@ -95,11 +95,19 @@ fn refusals_carry_no_plaintext_and_change_nothing() {
     assert_eq!(e.code(), crate::refusal::Code::ConfidentialTagUnclosed);
     assert_eq!(texts[0], "氏名：山田由美");
     let shown = format!("{e} {e:?}");
-    assert!(!shown.contains("予定価格") && shown.contains("<機密>"), "{shown}");
+    assert!(
+        !shown.contains("予定価格") && shown.contains("<機密>"),
+        "{shown}"
+    );
 
     let key = "-----BEGIN PRIVATE KEY-----\nMIIBVgIBADANBgkqhkiG9w0BAQEFAASCAUAwggE8AgEAAkEA\n-----END PRIVATE KEY-----";
     let e = s.redact_text(key).unwrap_err();
-    assert_eq!(e, Refused::Blocked { label: "private_key".into() });
+    assert_eq!(
+        e,
+        Refused::Blocked {
+            label: "private_key".into()
+        }
+    );
     assert!(!format!("{e} {e:?}").contains("MIIB"));
 }
 
@@ -108,7 +116,9 @@ fn typed_placeholders_are_never_restored() {
     let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
     let out = s.redact_text("[TERM_1]と[TERM_1_ABCD]と東雲物産").unwrap();
     assert_eq!(out, "[TERM_1]と[TERM_1_ABCD]と[TERM_1_TEST]");
-    let back = s.pseudonyms().restore("[TERM_1]と[TERM_1_ABCD]と[TERM_1_TEST]");
+    let back = s
+        .pseudonyms()
+        .restore("[TERM_1]と[TERM_1_ABCD]と[TERM_1_TEST]");
     assert_eq!(back, "[TERM_1]と[TERM_1_ABCD]と東雲物産");
 }
 
@@ -129,13 +139,17 @@ fn debug_output_holds_no_values() {
     let mut r = map.stream();
     r.push("[PERSON");
     let shown = format!("{s:?} {map:?} {r:?} {:?}", shipped());
-    assert!(!shown.contains("山田") && !shown.contains("東雲"), "{shown}");
+    assert!(
+        !shown.contains("山田") && !shown.contains("東雲"),
+        "{shown}"
+    );
 }
 
 #[test]
 fn a_json_body_keeps_its_keys_and_shape() {
     let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
-    let mut v = serde_json::json!({"messages": [{"role": "user", "content": "東雲物産"}], "model": "m"});
+    let mut v =
+        serde_json::json!({"messages": [{"role": "user", "content": "東雲物産"}], "model": "m"});
     s.redact_json(&mut v["messages"]).unwrap();
     assert_eq!(v["messages"][0]["content"], "[TERM_1_TEST]");
     assert_eq!(v["messages"][0]["role"], "user");

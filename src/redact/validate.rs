@@ -89,15 +89,30 @@ fn jp_phone(value: &str) -> bool {
     let d = digits(value);
     match d.len() {
         10 => d.first() == Some(&0) && d.get(1) != Some(&0),
-        11 => matches!(d.get(..3), Some([0, 7 | 8 | 9 | 5 | 2, 0])) || d.get(..4) == Some(&[0, 8, 0, 0]),
+        11 => {
+            matches!(d.get(..3), Some([0, 7 | 8 | 9 | 5 | 2, 0]))
+                || d.get(..4) == Some(&[0, 8, 0, 0])
+        }
         _ => false,
     }
 }
 
 fn secret_value(v: &str) -> bool {
     const NOT_SECRETS: [&str; 14] = [
-        "null", "none", "true", "false", "undefined", "required", "optional", "string", "password",
-        "changeme", "example", "redacted", "secret", "your_token",
+        "null",
+        "none",
+        "true",
+        "false",
+        "undefined",
+        "required",
+        "optional",
+        "string",
+        "password",
+        "changeme",
+        "example",
+        "redacted",
+        "secret",
+        "your_token",
     ];
     let mut chars = v.chars();
     let Some(first) = chars.next() else {
@@ -140,10 +155,25 @@ mod tests {
 
     #[test]
     fn phone_shapes() {
-        for ok in ["03-1234-5678", "0467-12-3456", "090-1234-5678", "0120-806-958", "0800-123-4567", "+81-3-1234-5678", "+81 90 1234 5678", "+81(0)3-1234-5678"] {
+        for ok in [
+            "03-1234-5678",
+            "0467-12-3456",
+            "090-1234-5678",
+            "0120-806-958",
+            "0800-123-4567",
+            "+81-3-1234-5678",
+            "+81 90 1234 5678",
+            "+81(0)3-1234-5678",
+        ] {
             assert!(Validator::JpPhone.check(ok), "{ok}");
         }
-        for bad in ["094009492915", "0012345678", "0312345", "+81-03-1234-5678", "03012345678"] {
+        for bad in [
+            "094009492915",
+            "0012345678",
+            "0312345",
+            "+81-03-1234-5678",
+            "03012345678",
+        ] {
             assert!(!Validator::JpPhone.check(bad), "{bad}");
         }
     }
