@@ -80,29 +80,34 @@ impl Form {
 
 /// Country codes as the form's reader expects them (国名), falling back to the code.
 fn country_names(codes: &[String]) -> String {
-    let name = |c: &str| match c {
-        "JP" => "日本",
-        "US" => "米国",
-        "GB" => "英国",
-        "IE" => "アイルランド",
-        "DE" => "ドイツ",
-        "FR" => "フランス",
-        "NL" => "オランダ",
-        "SG" => "シンガポール",
-        "AU" => "オーストラリア",
-        "KR" => "韓国",
-        "IN" => "インド",
-        "CA" => "カナダ",
-        "(unspecified)" => "特定されない（保存国の保証なし）",
-        other => other,
-    }
-    .to_string();
+    let name = |c: &str| {
+        match c {
+            "JP" => "日本",
+            "US" => "米国",
+            "GB" => "英国",
+            "IE" => "アイルランド",
+            "DE" => "ドイツ",
+            "FR" => "フランス",
+            "NL" => "オランダ",
+            "SG" => "シンガポール",
+            "AU" => "オーストラリア",
+            "KR" => "韓国",
+            "IN" => "インド",
+            "CA" => "カナダ",
+            "(unspecified)" => "特定されない（保存国の保証なし）",
+            other => other,
+        }
+        .to_string()
+    };
     codes.iter().map(|c| name(c)).collect::<Vec<_>>().join("、")
 }
 
 /// The providers a contract may use now: its list (or every routable provider), approved and
 /// allowed by its data-location rule.
-pub async fn contract_providers(store: &Store, c: &ContractRow) -> anyhow::Result<Vec<(Registration, i64)>> {
+pub async fn contract_providers(
+    store: &Store,
+    c: &ContractRow,
+) -> anyhow::Result<Vec<(Registration, i64)>> {
     let today = chrono::Utc::now().date_naive();
     let mut out = Vec::new();
     for p in store.providers().await? {
@@ -121,7 +126,12 @@ pub async fn contract_providers(store: &Store, c: &ContractRow) -> anyhow::Resul
     Ok(out)
 }
 
-pub async fn build(store: &Store, org: &Organization, contract: &str, date: &str) -> anyhow::Result<Form> {
+pub async fn build(
+    store: &Store,
+    org: &Organization,
+    contract: &str,
+    date: &str,
+) -> anyhow::Result<Form> {
     let c = store
         .contract(contract)
         .await?
@@ -147,22 +157,37 @@ pub async fn build(store: &Store, org: &Organization, contract: &str, date: &str
         if s.countries.iter().any(|c| c != "JP") {
             abroad_summary.push(format!("{}：{}", s.name, s.location));
         }
-        cloud.push(CloudEntry { name: s.name.clone(), vendor: s.vendor.clone(), location: s.location.clone(), certifications: s.certifications.clone(), registration: None });
+        cloud.push(CloudEntry {
+            name: s.name.clone(),
+            vendor: s.vendor.clone(),
+            location: s.location.clone(),
+            certifications: s.certifications.clone(),
+            registration: None,
+        });
     }
     for (reg, version) in &providers {
         let place = match reg.location.storage {
             Storage::Japan => "日本国内".to_string(),
-            Storage::Abroad if reg.location.countries.is_empty() => "日本国外（保存国の保証なし）".to_string(),
+            Storage::Abroad if reg.location.countries.is_empty() => {
+                "日本国外（保存国の保証なし）".to_string()
+            }
             Storage::Abroad => format!("日本国外（{}）", country_names(&reg.location.countries)),
         };
-        let retention = reg.data_use.retention_days.map(|d| format!("、提供事業者側の保存期間 最大{d}日")).unwrap_or_default();
+        let retention = reg
+            .data_use
+            .retention_days
+            .map(|d| format!("、提供事業者側の保存期間 最大{d}日"))
+            .unwrap_or_default();
         if reg.location.storage == Storage::Abroad {
             if reg.location.countries.is_empty() {
                 add_abroad(&["(unspecified)".to_string()]);
             } else {
                 add_abroad(&reg.location.countries);
             }
-            abroad_summary.push(format!("{}：生成AIへの入力（プロンプト）及び出力{retention}", reg.name));
+            abroad_summary.push(format!(
+                "{}：生成AIへの入力（プロンプト）及び出力{retention}",
+                reg.name
+            ));
         }
         let mut certs = reg.certifications.names.clone();
         if reg.certifications.ismap && !certs.iter().any(|c| c.contains("ISMAP")) {
@@ -181,7 +206,14 @@ pub async fn build(store: &Store, org: &Organization, contract: &str, date: &str
     } else {
         c.purposes.join("、")
     };
-    let ai_services = providers.iter().map(|(r, _)| AiEntry { name: r.name.clone(), vendor: r.vendor.clone(), work: work.clone() }).collect();
+    let ai_services = providers
+        .iter()
+        .map(|(r, _)| AiEntry {
+            name: r.name.clone(),
+            vendor: r.vendor.clone(),
+            work: work.clone(),
+        })
+        .collect();
     Ok(Form {
         format: FORMAT.into(),
         date: date.to_string(),
@@ -204,8 +236,13 @@ pub async fn build(store: &Store, org: &Organization, contract: &str, date: &str
 
 fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
     match v {
-        serde_json::Value::Object(m) => m.iter().for_each(|(k, v)| flatten(&format!("{prefix}{k}."), v, out)),
-        serde_json::Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| flatten(&format!("{prefix}{i}."), v, out)),
+        serde_json::Value::Object(m) => m
+            .iter()
+            .for_each(|(k, v)| flatten(&format!("{prefix}{k}."), v, out)),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| flatten(&format!("{prefix}{i}."), v, out)),
         other => {
             out.insert(prefix.trim_end_matches('.').to_string(), other.to_string());
         }
@@ -247,7 +284,12 @@ pub struct Status {
 pub async fn status(store: &Store, org: &Organization) -> anyhow::Result<Vec<Status>> {
     let mut out = Vec::new();
     let today = chrono::Utc::now().date_naive().to_string();
-    for c in store.contracts().await?.into_iter().filter(|c| c.status == "active") {
+    for c in store
+        .contracts()
+        .await?
+        .into_iter()
+        .filter(|c| c.status == "active")
+    {
         let now = build(store, org, &c.id, &today).await?;
         let filing = store.last_filing(&c.id).await?;
         let (state, diffs) = match &filing {
@@ -270,7 +312,11 @@ pub async fn status(store: &Store, org: &Organization) -> anyhow::Result<Vec<Sta
 }
 
 fn cb(on: bool) -> &'static str {
-    if on { "☑" } else { "□" }
+    if on {
+        "☑"
+    } else {
+        "□"
+    }
 }
 
 fn jdate(d: &str) -> String {
@@ -284,28 +330,59 @@ pub fn markdown(f: &Form) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# 機密データの保存等に関する届出書\n");
     let _ = writeln!(s, "{}\n", jdate(&f.date));
-    let _ = writeln!(s, "（住所）{}  \n（氏名又は法人名等）{}\n", f.organization_address, f.organization_name);
+    let _ = writeln!(
+        s,
+        "（住所）{}  \n（氏名又は法人名等）{}\n",
+        f.organization_address, f.organization_name
+    );
     let _ = writeln!(s, "{}付け「{}業務委託契約」に係る業務について、業務の遂行において取り扱う機密データの保存等について次のとおり届け出ます。（発注者：{}）\n", f.contract_date.as_deref().map(jdate).unwrap_or_else(|| "　　年　月　日".into()), f.contract_title, f.client);
     let _ = writeln!(s, "## １　機密データの保存に使用する媒体等の名称\n");
     for m in &f.media {
         let _ = writeln!(s, "- {m}");
     }
-    let _ = writeln!(s, "\n## ２　機密データを記憶する記録媒体等の物理的な所在地等\n");
-    let _ = writeln!(s, "- {} 日本国内のみ\n- {} 日本国外（全部又は一部）", cb(f.japan_only), cb(!f.japan_only));
+    let _ = writeln!(
+        s,
+        "\n## ２　機密データを記憶する記録媒体等の物理的な所在地等\n"
+    );
+    let _ = writeln!(
+        s,
+        "- {} 日本国内のみ\n- {} 日本国外（全部又は一部）",
+        cb(f.japan_only),
+        cb(!f.japan_only)
+    );
     if !f.japan_only {
         let _ = writeln!(s, "  - （国名）{}", country_names(&f.countries_abroad));
-        let _ = writeln!(s, "  - （日本国外に保存する機密データの概要）{}", f.abroad_summary.join("／"));
+        let _ = writeln!(
+            s,
+            "  - （日本国外に保存する機密データの概要）{}",
+            f.abroad_summary.join("／")
+        );
     }
-    let _ = writeln!(s, "\n## ３　オンラインストレージ等のクラウドサービスの利用の有無\n");
+    let _ = writeln!(
+        s,
+        "\n## ３　オンラインストレージ等のクラウドサービスの利用の有無\n"
+    );
     let _ = writeln!(s, "- {} 有", cb(!f.cloud_services.is_empty()));
     for (i, e) in f.cloud_services.iter().enumerate() {
         let _ = writeln!(s, "  - ({}) ア サービス名称：{}　イ 利用契約先の名称：{}　ウ 機密データの物理的保存先に係る情報等：{}", i + 1, e.name, e.vendor, e.location);
     }
     let _ = writeln!(s, "- {} 無", cb(f.cloud_services.is_empty()));
-    let _ = writeln!(s, "\n## ４　利用するオンラインストレージ等のクラウドサービスの第三者認証の情報\n");
+    let _ = writeln!(
+        s,
+        "\n## ４　利用するオンラインストレージ等のクラウドサービスの第三者認証の情報\n"
+    );
     let _ = writeln!(s, "- {} 有", cb(f.certified));
-    for e in f.cloud_services.iter().filter(|e| !e.certifications.is_empty()) {
-        let _ = writeln!(s, "  - {}（第三者認証の名称：{}）", e.name, e.certifications.join("、"));
+    for e in f
+        .cloud_services
+        .iter()
+        .filter(|e| !e.certifications.is_empty())
+    {
+        let _ = writeln!(
+            s,
+            "  - {}（第三者認証の名称：{}）",
+            e.name,
+            e.certifications.join("、")
+        );
     }
     let _ = writeln!(s, "- {} 無", cb(!f.certified));
     let _ = writeln!(s, "\n## ５　生成ＡＩの利用の有無\n");
@@ -317,21 +394,32 @@ pub fn markdown(f: &Form) -> String {
     let _ = writeln!(s, "\n## ６　再委託等の有無\n");
     let _ = writeln!(s, "- {} 有", cb(!f.subcontractors.is_empty()));
     for x in &f.subcontractors {
-        let _ = writeln!(s, "  - （再委託先等の名称）{}　（再委託先等に委託する具体的な業務内容）{}", x.name, x.work);
+        let _ = writeln!(
+            s,
+            "  - （再委託先等の名称）{}　（再委託先等に委託する具体的な業務内容）{}",
+            x.name, x.work
+        );
     }
     let _ = writeln!(s, "- {} 無", cb(f.subcontractors.is_empty()));
-    let _ = writeln!(s, "\n※　今回の届出事項に変更があった場合には、再度届出を行ってください。");
+    let _ = writeln!(
+        s,
+        "\n※　今回の届出事項に変更があった場合には、再度届出を行ってください。"
+    );
     s
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A print-ready A4 page in the layout of the form in the contract (別記様式).
 pub fn html(f: &Form) -> String {
     let mut s = String::new();
-    let _ = write!(s, r#"<!DOCTYPE html>
+    let _ = write!(
+        s,
+        r#"<!DOCTYPE html>
 <html lang="ja"><head><meta charset="utf-8"><title>機密データの保存等に関する届出書 — {contract}</title>
 <style>
 @page {{ size: A4; margin: 18mm 18mm 16mm 18mm; }}
@@ -363,7 +451,11 @@ tr {{ page-break-inside: avoid; }}
         date = jdate(&f.date),
         address = esc(&f.organization_address),
         name = esc(&f.organization_name),
-        cdate = f.contract_date.as_deref().map(jdate).unwrap_or_else(|| "　　年　月　日".into()),
+        cdate = f
+            .contract_date
+            .as_deref()
+            .map(jdate)
+            .unwrap_or_else(|| "　　年　月　日".into()),
         title = esc(&f.contract_title),
     );
     let media: Vec<String> = f.media.iter().map(|m| esc(m)).collect();
@@ -373,32 +465,62 @@ tr {{ page-break-inside: avoid; }}
         let _ = write!(two, "<div class=\"sub\">（国名）{}</div><div class=\"sub\">（日本国外に保存する機密データの概要）{}</div>", esc(&country_names(&f.countries_abroad)), esc(&f.abroad_summary.join("／")));
     }
     let _ = writeln!(s, "<tr><td class=\"item\">２　機密データを記憶する記録媒体等の物理的な所在地等<div class=\"ex\">例　米国、システム管理に関するログ情報を保管</div></td><td>{two}</td></tr>");
-    let mut three = format!("<div class=\"box\">{}　有</div>", cb(!f.cloud_services.is_empty()));
+    let mut three = format!(
+        "<div class=\"box\">{}　有</div>",
+        cb(!f.cloud_services.is_empty())
+    );
     if !f.cloud_services.is_empty() {
         three.push_str("<div class=\"sub\">（利用契約先の情報）</div>");
         for e in &f.cloud_services {
             let _ = write!(three, "<div class=\"sub\">ア　サービス名称：{}<br>イ　利用契約先の名称：{}<br>ウ　機密データの物理的保存先に係る情報等：{}</div>", esc(&e.name), esc(&e.vendor), esc(&e.location));
         }
     }
-    let _ = write!(three, "<div class=\"box\">{}　無</div>", cb(f.cloud_services.is_empty()));
+    let _ = write!(
+        three,
+        "<div class=\"box\">{}　無</div>",
+        cb(f.cloud_services.is_empty())
+    );
     let _ = writeln!(s, "<tr><td class=\"item\">３　オンラインストレージ等のクラウドサービスの利用の有無<div class=\"note\">※　利用契約先が複数ある場合には、サービスごとに記載してください。</div></td><td>{three}</td></tr>");
     let mut four = format!("<div class=\"box\">{}　有</div>", cb(f.certified));
-    for e in f.cloud_services.iter().filter(|e| !e.certifications.is_empty()) {
-        let _ = write!(four, "<div class=\"sub\">{}（第三者認証の名称：{}）</div>", esc(&e.name), esc(&e.certifications.join("、")));
+    for e in f
+        .cloud_services
+        .iter()
+        .filter(|e| !e.certifications.is_empty())
+    {
+        let _ = write!(
+            four,
+            "<div class=\"sub\">{}（第三者認証の名称：{}）</div>",
+            esc(&e.name),
+            esc(&e.certifications.join("、"))
+        );
     }
     let _ = write!(four, "<div class=\"box\">{}　無</div>", cb(!f.certified));
     let _ = writeln!(s, "<tr><td class=\"item\">４　利用するオンラインストレージ等のクラウドサービスの第三者認証の情報<div class=\"note\">※　３が「有」の場合のみ記載してください。<br>※　利用契約先が複数ある場合には、サービスごとに記載してください。</div></td><td>{four}</td></tr>");
-    let mut five = format!("<div class=\"box\">{}　有</div>", cb(!f.ai_services.is_empty()));
+    let mut five = format!(
+        "<div class=\"box\">{}　有</div>",
+        cb(!f.ai_services.is_empty())
+    );
     for a in &f.ai_services {
         let _ = write!(five, "<div class=\"sub\">ア　利用サービス名：{}<br>イ　サービス提供事業者：{}<br>ウ　生成ＡＩを利用する業務及び作業の具体的内容：{}</div>", esc(&a.name), esc(&a.vendor), esc(&a.work));
     }
-    let _ = write!(five, "<div class=\"box\">{}　無</div>", cb(f.ai_services.is_empty()));
+    let _ = write!(
+        five,
+        "<div class=\"box\">{}　無</div>",
+        cb(f.ai_services.is_empty())
+    );
     let _ = writeln!(s, "<tr><td class=\"item\">５　生成ＡＩの利用の有無<div class=\"note\">※　本業務の機密データの取扱いについて、生成ＡＩ又は生成ＡＩを利用したサービスでの利用の有無を回答してください。また、有とした場合にはアからウについて記載してください。</div></td><td>{five}</td></tr>");
-    let mut six = format!("<div class=\"box\">{}　有</div>", cb(!f.subcontractors.is_empty()));
+    let mut six = format!(
+        "<div class=\"box\">{}　有</div>",
+        cb(!f.subcontractors.is_empty())
+    );
     for x in &f.subcontractors {
         let _ = write!(six, "<div class=\"sub\">（再委託先等の名称）{}<br>（再委託先等に委託する具体的な業務内容）{}</div>", esc(&x.name), esc(&x.work));
     }
-    let _ = write!(six, "<div class=\"box\">{}　無</div>", cb(f.subcontractors.is_empty()));
+    let _ = write!(
+        six,
+        "<div class=\"box\">{}　無</div>",
+        cb(f.subcontractors.is_empty())
+    );
     let _ = writeln!(s, "<tr><td class=\"item\">６　再委託等の有無<div class=\"note\">※　本契約に係る業務に関して機密データの全部又は一部の取扱いを第三者に委託する予定がある場合は「有」としてください。</div></td><td>{six}</td></tr>");
     let _ = writeln!(s, "</table>\n<p class=\"foot\">※　今回の届出事項に変更があった場合には、再度届出を行ってください。</p>\n</body></html>");
     s

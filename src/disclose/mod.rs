@@ -30,7 +30,7 @@ impl std::str::FromStr for Lang {
 }
 
 /// Endpoints that produce content a deliverable can contain.
-const GENERATIVE: &[&str] = &["chat.completions", "responses", "messages"];
+pub(crate) const GENERATIVE: &[&str] = &["chat.completions", "responses", "messages"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContractRef {
@@ -104,12 +104,18 @@ pub struct Query {
 }
 
 /// Registrations by (provider, version), read once.
-async fn registrations(store: &Store, ids: &BTreeSet<String>) -> anyhow::Result<HashMap<(String, i64), Registration>> {
+async fn registrations(
+    store: &Store,
+    ids: &BTreeSet<String>,
+) -> anyhow::Result<HashMap<(String, i64), Registration>> {
     let mut out = HashMap::new();
     for id in ids {
         let (versions, _) = store.provider_history(id).await?;
         for v in versions {
-            out.insert((id.clone(), v.version), Registration::from_json(&v.registration)?);
+            out.insert(
+                (id.clone(), v.version),
+                Registration::from_json(&v.registration)?,
+            );
         }
     }
     Ok(out)
@@ -123,7 +129,11 @@ pub fn select<'a>(records: &'a [LogRecord], q: &Query) -> Vec<&'a LogRecord> {
         .filter(|r| r.outcome == "ok" && GENERATIVE.contains(&r.endpoint.as_str()))
         .filter(|r| match &q.only {
             Some(only) => only.contains(&r.request_id),
-            None => q.deliverable.is_none() || r.deliverable == q.deliverable || q.also.contains(&r.request_id),
+            None => {
+                q.deliverable.is_none()
+                    || r.deliverable == q.deliverable
+                    || q.also.contains(&r.request_id)
+            }
         })
         .collect()
 }
@@ -133,11 +143,19 @@ pub async fn build(store: &Store, q: &Query) -> anyhow::Result<Disclosure> {
         .contract(&q.contract)
         .await?
         .with_context(|| format!("no contract `{}`; see `mamori contract list`", q.contract))?;
-    let all = store.contract_records(&q.contract).await?;
+    let all = store.disclosure_rows(&q.contract, GENERATIVE).await?;
     let chosen = select(&all, q);
-    let provider_ids: BTreeSet<String> = chosen.iter().filter_map(|r| r.provider_id.clone()).collect();
+    let provider_ids: BTreeSet<String> = chosen
+        .iter()
+        .filter_map(|r| r.provider_id.clone())
+        .collect();
     let regs = registrations(store, &provider_ids).await?;
-    let staff_names: HashMap<String, String> = store.staff_list().await?.into_iter().map(|s| (s.id, s.name)).collect();
+    let staff_names: HashMap<String, String> = store
+        .staff_list()
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect();
 
     let mut services: BTreeMap<String, ServiceUse> = BTreeMap::new();
     let mut purposes = BTreeSet::new();
@@ -157,7 +175,11 @@ pub async fn build(store: &Store, q: &Query) -> anyhow::Result<Disclosure> {
         });
         s.interactions += 1;
         let model = r.model.clone().unwrap_or_default();
-        let model = model.split_once('/').filter(|(p, _)| *p == pid).map(|(_, m)| m.to_string()).unwrap_or(model);
+        let model = model
+            .split_once('/')
+            .filter(|(p, _)| *p == pid)
+            .map(|(_, m)| m.to_string())
+            .unwrap_or(model);
         if !s.models.contains(&model) {
             s.models.push(model.clone());
         }
@@ -184,7 +206,10 @@ pub async fn build(store: &Store, q: &Query) -> anyhow::Result<Disclosure> {
         s.registration_versions.sort_unstable();
     }
     let services: Vec<ServiceUse> = services.into_values().collect();
-    let period = match (records.iter().map(|r| &r.at).min(), records.iter().map(|r| &r.at).max()) {
+    let period = match (
+        records.iter().map(|r| &r.at).min(),
+        records.iter().map(|r| &r.at).max(),
+    ) {
         (Some(a), Some(b)) => Some((a.clone(), b.clone())),
         _ => None,
     };
@@ -193,7 +218,11 @@ pub async fn build(store: &Store, q: &Query) -> anyhow::Result<Disclosure> {
         format: FORMAT.to_string(),
         generated_at: q.generated_at.clone(),
         lang: q.lang,
-        contract: ContractRef { id: contract.id, title: contract.title, client: contract.client },
+        contract: ContractRef {
+            id: contract.id,
+            title: contract.title,
+            client: contract.client,
+        },
         deliverable: q.deliverable.clone(),
         statement,
         services,
@@ -201,7 +230,10 @@ pub async fn build(store: &Store, q: &Query) -> anyhow::Result<Disclosure> {
         period,
         staff: staff
             .into_iter()
-            .map(|id| StaffRef { name: staff_names.get(&id).cloned().unwrap_or_default(), id })
+            .map(|id| StaffRef {
+                name: staff_names.get(&id).cloned().unwrap_or_default(),
+                id,
+            })
             .collect(),
         interactions: records.len() as u64,
         records,

@@ -114,7 +114,12 @@ pub fn statement(lang: Lang, services: &[ServiceUse]) -> String {
     let list: Vec<String> = services
         .iter()
         .map(|s| match lang {
-            Lang::Ja => format!("{}（{}、モデル: {}）", s.name, s.vendor, s.models.join("、")),
+            Lang::Ja => format!(
+                "{}（{}、モデル: {}）",
+                s.name,
+                s.vendor,
+                s.models.join("、")
+            ),
             Lang::En => format!("{} ({}; models: {})", s.name, s.vendor, s.models.join(", ")),
         })
         .collect();
@@ -132,7 +137,11 @@ fn period(d: &Disclosure, w: &Words) -> String {
 }
 
 fn list_or_none(items: &[String], w: &Words, sep: &str) -> String {
-    if items.is_empty() { w.none.to_string() } else { items.join(sep) }
+    if items.is_empty() {
+        w.none.to_string()
+    } else {
+        items.join(sep)
+    }
 }
 
 /// The machine-readable header that lets `disclose verify` regenerate the file.
@@ -162,34 +171,84 @@ fn markdown(d: &Disclosure) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}", meta_line(d));
     let _ = writeln!(s, "# {}\n", w.title);
-    let _ = writeln!(s, "- {}: {}", w.deliverable, d.deliverable.as_deref().unwrap_or(w.whole_contract));
-    let _ = writeln!(s, "- {}: {}（{}） `{}`\n", w.contract, d.contract.title, d.contract.client, d.contract.id);
+    let _ = writeln!(
+        s,
+        "- {}: {}",
+        w.deliverable,
+        d.deliverable.as_deref().unwrap_or(w.whole_contract)
+    );
+    let _ = writeln!(
+        s,
+        "- {}: {}（{}） `{}`\n",
+        w.contract, d.contract.title, d.contract.client, d.contract.id
+    );
     let _ = writeln!(s, "> {}\n", d.statement);
     let _ = writeln!(s, "## {}\n", w.services);
-    let _ = writeln!(s, "| {} | {} | {} | {} | {} |", w.service, w.vendor, w.models, w.versions, w.uses);
+    let _ = writeln!(
+        s,
+        "| {} | {} | {} | {} | {} |",
+        w.service, w.vendor, w.models, w.versions, w.uses
+    );
     let _ = writeln!(s, "| --- | --- | --- | --- | ---: |");
     for x in &d.services {
-        let v: Vec<String> = x.registration_versions.iter().map(|v| format!("v{v}")).collect();
-        let _ = writeln!(s, "| {} | {} | {} | {} | {} |", md_cell(&x.name), md_cell(&x.vendor), md_cell(&x.models.join(", ")), v.join(", "), x.interactions);
+        let v: Vec<String> = x
+            .registration_versions
+            .iter()
+            .map(|v| format!("v{v}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            md_cell(&x.name),
+            md_cell(&x.vendor),
+            md_cell(&x.models.join(", ")),
+            v.join(", "),
+            x.interactions
+        );
     }
-    let _ = writeln!(s, "\n- {}: {}", w.purposes, list_or_none(&d.purposes, w, "、"));
+    let _ = writeln!(
+        s,
+        "\n- {}: {}",
+        w.purposes,
+        list_or_none(&d.purposes, w, "、")
+    );
     let _ = writeln!(s, "- {}: {}", w.period, period(d, w));
-    let staff: Vec<String> = d.staff.iter().map(|p| format!("{} ({})", p.name, p.id)).collect();
+    let staff: Vec<String> = d
+        .staff
+        .iter()
+        .map(|p| format!("{} ({})", p.name, p.id))
+        .collect();
     let _ = writeln!(s, "- {}: {}", w.staff, list_or_none(&staff, w, "、"));
     let _ = writeln!(s, "- {}: {}\n", w.interactions, d.interactions);
     let _ = writeln!(s, "## {}\n", w.appendix);
     let _ = writeln!(s, "{}\n", w.appendix_note);
-    let _ = writeln!(s, "| # | {} | {} | {} | {} |", w.request_id, w.at, w.service, w.hash);
+    let _ = writeln!(
+        s,
+        "| # | {} | {} | {} | {} |",
+        w.request_id, w.at, w.service, w.hash
+    );
     let _ = writeln!(s, "| ---: | --- | --- | --- | --- |");
     for (i, r) in d.records.iter().enumerate() {
-        let _ = writeln!(s, "| {} | `{}` | {} | {} / {} | `{}` |", i + 1, r.request_id, r.at, md_cell(&r.provider_id), md_cell(&r.model), r.output_sha256);
+        let _ = writeln!(
+            s,
+            "| {} | `{}` | {} | {} / {} | `{}` |",
+            i + 1,
+            r.request_id,
+            r.at,
+            md_cell(&r.provider_id),
+            md_cell(&r.model),
+            r.output_sha256
+        );
     }
     let _ = writeln!(s, "\n---\n{} ({}, {}).", w.footer, d.format, d.generated_at);
     s
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn html(d: &Disclosure) -> String {
@@ -202,23 +261,72 @@ fn html(d: &Disclosure) -> String {
     let _ = writeln!(s, "<!DOCTYPE html>\n{}\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{}</title>", meta_line(d), esc(w.title));
     let _ = writeln!(s, "<style>@page{{size:A4;margin:18mm}}body{{font-family:\"Noto Sans CJK JP\",\"Noto Sans JP\",sans-serif;font-size:10.5pt;line-height:1.6;color:#000}}table{{border-collapse:collapse;width:100%;margin:6px 0}}th,td{{border:1px solid #444;padding:3px 6px;text-align:left;vertical-align:top}}blockquote{{border-left:4px solid #333;margin:8px 0;padding:4px 10px;background:#f4f4f4}}code{{font-size:8.5pt;word-break:break-all}}.n{{text-align:right}}</style></head><body>");
     let _ = writeln!(s, "<h1>{}</h1>", esc(w.title));
-    let _ = writeln!(s, "<p>{}: {}<br>{}: {}（{}） <code>{}</code></p>", esc(w.deliverable), esc(d.deliverable.as_deref().unwrap_or(w.whole_contract)), esc(w.contract), esc(&d.contract.title), esc(&d.contract.client), esc(&d.contract.id));
+    let _ = writeln!(
+        s,
+        "<p>{}: {}<br>{}: {}（{}） <code>{}</code></p>",
+        esc(w.deliverable),
+        esc(d.deliverable.as_deref().unwrap_or(w.whole_contract)),
+        esc(w.contract),
+        esc(&d.contract.title),
+        esc(&d.contract.client),
+        esc(&d.contract.id)
+    );
     let _ = writeln!(s, "<blockquote>{}</blockquote>", esc(&d.statement));
-    let _ = writeln!(s, "<h2>{}</h2>\n<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>", esc(w.services), esc(w.service), esc(w.vendor), esc(w.models), esc(w.versions), esc(w.uses));
+    let _ = writeln!(
+        s,
+        "<h2>{}</h2>\n<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        esc(w.services),
+        esc(w.service),
+        esc(w.vendor),
+        esc(w.models),
+        esc(w.versions),
+        esc(w.uses)
+    );
     for x in &d.services {
-        let v: Vec<String> = x.registration_versions.iter().map(|v| format!("v{v}")).collect();
-        let _ = writeln!(s, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>", esc(&x.name), esc(&x.vendor), esc(&x.models.join(", ")), v.join(", "), x.interactions);
+        let v: Vec<String> = x
+            .registration_versions
+            .iter()
+            .map(|v| format!("v{v}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+            esc(&x.name),
+            esc(&x.vendor),
+            esc(&x.models.join(", ")),
+            v.join(", "),
+            x.interactions
+        );
     }
     let _ = writeln!(s, "</table>");
-    let staff: Vec<String> = d.staff.iter().map(|p| format!("{} ({})", p.name, p.id)).collect();
-    let _ = writeln!(s, "<ul><li>{}: {}</li><li>{}: {}</li><li>{}: {}</li><li>{}: {}</li></ul>",
-        esc(w.purposes), esc(&list_or_none(&d.purposes, w, "、")), esc(w.period), esc(&period(d, w)),
-        esc(w.staff), esc(&list_or_none(&staff, w, "、")), esc(w.interactions), d.interactions);
+    let staff: Vec<String> = d
+        .staff
+        .iter()
+        .map(|p| format!("{} ({})", p.name, p.id))
+        .collect();
+    let _ = writeln!(
+        s,
+        "<ul><li>{}: {}</li><li>{}: {}</li><li>{}: {}</li><li>{}: {}</li></ul>",
+        esc(w.purposes),
+        esc(&list_or_none(&d.purposes, w, "、")),
+        esc(w.period),
+        esc(&period(d, w)),
+        esc(w.staff),
+        esc(&list_or_none(&staff, w, "、")),
+        esc(w.interactions),
+        d.interactions
+    );
     let _ = writeln!(s, "<h2>{}</h2>\n<p>{}</p>\n<table><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>", esc(w.appendix), esc(w.appendix_note), esc(w.request_id), esc(w.at), esc(w.service), esc(w.hash));
     for (i, r) in d.records.iter().enumerate() {
         let _ = writeln!(s, "<tr><td class=\"n\">{}</td><td><code>{}</code></td><td>{}</td><td>{} / {}</td><td><code>{}</code></td></tr>", i + 1, esc(&r.request_id), esc(&r.at), esc(&r.provider_id), esc(&r.model), esc(&r.output_sha256));
     }
-    let _ = writeln!(s, "</table>\n<p><small>{} ({}, {}).</small></p>\n</body></html>", esc(w.footer), esc(&d.format), esc(&d.generated_at));
+    let _ = writeln!(
+        s,
+        "</table>\n<p><small>{} ({}, {}).</small></p>\n</body></html>",
+        esc(w.footer),
+        esc(&d.format),
+        esc(&d.generated_at)
+    );
     s
 }
 
@@ -234,7 +342,21 @@ fn csv_field(s: &str) -> String {
 fn csv(d: &Disclosure) -> String {
     let w = words(d.lang);
     let mut s = String::new();
-    let head = ["format", "generated_at", "lang", "contract", "deliverable", "request_id", "at", "provider_id", w.service, w.vendor, "model", "endpoint", "output_sha256"];
+    let head = [
+        "format",
+        "generated_at",
+        "lang",
+        "contract",
+        "deliverable",
+        "request_id",
+        "at",
+        "provider_id",
+        w.service,
+        w.vendor,
+        "model",
+        "endpoint",
+        "output_sha256",
+    ];
     let _ = writeln!(s, "{}", head.map(csv_field).join(","));
     let lang = match d.lang {
         Lang::Ja => "ja",

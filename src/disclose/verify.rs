@@ -32,9 +32,21 @@ struct Parsed {
 fn parse(path: &Path, text: &str) -> anyhow::Result<Parsed> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if ext == "json" || text.trim_start().starts_with('{') {
-        let d: Disclosure = serde_json::from_str(text).context("not a mamori disclosure in JSON")?;
-        let ids = d.records.iter().map(|r| (r.request_id.clone(), r.output_sha256.clone())).collect();
-        return Ok(Parsed { format: Format::Json, contract: d.contract.id, deliverable: d.deliverable, lang: d.lang, generated_at: d.generated_at, ids });
+        let d: Disclosure =
+            serde_json::from_str(text).context("not a mamori disclosure in JSON")?;
+        let ids = d
+            .records
+            .iter()
+            .map(|r| (r.request_id.clone(), r.output_sha256.clone()))
+            .collect();
+        return Ok(Parsed {
+            format: Format::Json,
+            contract: d.contract.id,
+            deliverable: d.deliverable,
+            lang: d.lang,
+            generated_at: d.generated_at,
+            ids,
+        });
     }
     if ext == "csv" || text.starts_with("format,") {
         let mut lines = text.lines();
@@ -54,18 +66,37 @@ fn parse(path: &Path, text: &str) -> anyhow::Result<Parsed> {
         let Some((contract, deliverable, lang, generated_at)) = meta else {
             bail!("the CSV lists no records; there is nothing to verify");
         };
-        return Ok(Parsed { format: Format::Csv, contract, deliverable, lang, generated_at, ids });
+        return Ok(Parsed {
+            format: Format::Csv,
+            contract,
+            deliverable,
+            lang,
+            generated_at,
+            ids,
+        });
     }
-    let start = text.find("<!-- mamori-disclosure ").context("no mamori-disclosure header: not a disclosure exported by mamori")?;
+    let start = text
+        .find("<!-- mamori-disclosure ")
+        .context("no mamori-disclosure header: not a disclosure exported by mamori")?;
     let rest = &text[start + "<!-- mamori-disclosure ".len()..];
-    let end = rest.find(" -->").context("the mamori-disclosure header is cut off")?;
-    let meta: serde_json::Value = serde_json::from_str(&rest[..end]).context("the mamori-disclosure header was edited")?;
-    let format = if text.trim_start().starts_with("<!DOCTYPE html>") { Format::Html } else { Format::Md };
+    let end = rest
+        .find(" -->")
+        .context("the mamori-disclosure header is cut off")?;
+    let meta: serde_json::Value =
+        serde_json::from_str(&rest[..end]).context("the mamori-disclosure header was edited")?;
+    let format = if text.trim_start().starts_with("<!DOCTYPE html>") {
+        Format::Html
+    } else {
+        Format::Md
+    };
     // Appendix rows carry `req_…` ids followed (on the same row) by a 64-hex hash.
     let mut ids = Vec::new();
     for line in text.lines() {
         let Some(i) = line.find("req_") else { continue };
-        let id: String = line[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let id: String = line[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         let hash = line
             .split(|c: char| !c.is_ascii_hexdigit())
             .find(|t| t.len() == 64)
@@ -105,25 +136,45 @@ fn csv_split(line: &str) -> Vec<String> {
 }
 
 pub async fn verify_file(store: &Store, path: &Path) -> anyhow::Result<Outcome> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let p = parse(path, &text).with_context(|| format!("{} is not a disclosure mamori can check", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let p = parse(path, &text)
+        .with_context(|| format!("{} is not a disclosure mamori can check", path.display()))?;
     let mut problems = Vec::new();
-    let all = store.contract_records(&p.contract).await?;
+    let all = store
+        .disclosure_rows(&p.contract, super::GENERATIVE)
+        .await?;
+    let by_id: std::collections::HashMap<&str, &crate::store::LogRecord> =
+        all.iter().map(|r| (r.request_id.as_str(), r)).collect();
     for (id, hash) in &p.ids {
-        match all.iter().find(|r| &r.request_id == id) {
-            None => problems.push(format!("request {id} is not in the log of contract `{}`", p.contract)),
-            Some(r) if r.output_sha256.as_deref() != Some(hash.as_str()) => {
-                problems.push(format!("request {id}: the output hash in the file differs from the log"))
-            }
+        match by_id.get(id.as_str()) {
+            None => problems.push(format!(
+                "request {id} is not in the log of contract `{}`",
+                p.contract
+            )),
+            Some(r) if r.output_sha256.as_deref() != Some(hash.as_str()) => problems.push(format!(
+                "request {id}: the output hash in the file differs from the log"
+            )),
             Some(_) => {}
         }
     }
     let only: BTreeSet<String> = p.ids.iter().map(|(id, _)| id.clone()).collect();
-    let q = Query { contract: p.contract.clone(), deliverable: p.deliverable.clone(), also: BTreeSet::new(), only: Some(only.clone()), lang: p.lang, generated_at: p.generated_at.clone() };
+    let q = Query {
+        contract: p.contract.clone(),
+        deliverable: p.deliverable.clone(),
+        also: BTreeSet::new(),
+        only: Some(only.clone()),
+        lang: p.lang,
+        generated_at: p.generated_at.clone(),
+    };
     let again = render(&build(store, &q).await?, p.format)?;
     let normalized = text.replace("\r\n", "\n");
     if again != normalized {
-        let line = again.lines().zip(normalized.lines()).position(|(a, b)| a != b).unwrap_or_else(|| again.lines().count().min(normalized.lines().count()));
+        let line = again
+            .lines()
+            .zip(normalized.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| again.lines().count().min(normalized.lines().count()));
         problems.push(format!(
             "the file differs from what the log produces, first at line {}: it was edited after export, or the log changed",
             line + 1
@@ -131,6 +182,14 @@ pub async fn verify_file(store: &Store, path: &Path) -> anyhow::Result<Outcome> 
     }
     let now = Query { only: None, ..q };
     let current = super::select(&all, &now);
-    let newer_records = current.iter().filter(|r| !only.contains(&r.request_id)).count();
-    Ok(Outcome { matches: problems.is_empty(), records: p.ids.len(), problems, newer_records })
+    let newer_records = current
+        .iter()
+        .filter(|r| !only.contains(&r.request_id))
+        .count();
+    Ok(Outcome {
+        matches: problems.is_empty(),
+        records: p.ids.len(),
+        problems,
+        newer_records,
+    })
 }

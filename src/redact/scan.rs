@@ -230,25 +230,41 @@ const INLINE_STOPS: &[char] = &[
 ];
 
 fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
+    if hits.is_empty() {
+        return;
+    }
     hits.sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
-    for (i, h) in hits.iter().enumerate() {
-        if !field_name_edges_ok(t, h.start, h.end) {
+    // Every lookup below is a binary search, so a megabyte-long line full of field names stays
+    // linear.
+    let newlines: Vec<usize> = t.match_indices('\n').map(|(i, _)| i).collect();
+    let line_of = |p: usize| {
+        let k = newlines.partition_point(|&n| n < p);
+        let start = k
+            .checked_sub(1)
+            .and_then(|j| newlines.get(j))
+            .map_or(0, |n| n + 1);
+        (start, newlines.get(k).copied().unwrap_or(t.len()))
+    };
+    // Where a next `name:` begins, a value on the same line ends.
+    let colon_starts: Vec<usize> = hits
+        .iter()
+        .filter(|h| field_name_edges_ok(t, h.start, h.end) && colon_after(t, h.end).is_some())
+        .map(|h| h.start)
+        .collect();
+    let mut covered = 0;
+    for h in hits.iter() {
+        // A name inside a value already taken is part of that value.
+        if h.start < covered || !field_name_edges_ok(t, h.start, h.end) {
             continue;
         }
-        // Where a next `name:` on the same line begins, a line value ends.
-        let line_end = t
-            .get(h.end..)
-            .and_then(|r| r.find('\n'))
-            .map_or(t.len(), |k| h.end + k);
-        let next_field = hits
-            .get(i + 1..)
-            .into_iter()
-            .flatten()
-            .take_while(|n| n.start < line_end)
-            .filter(|n| n.start >= h.end && field_name_edges_ok(t, n.start, n.end))
-            .find(|n| colon_after(t, n.end).is_some())
-            .map(|n| n.start);
-        for (a, b) in field_values(t, h.start, h.end, next_field) {
+        let (line_start, line_end) = line_of(h.start);
+        let limit = colon_starts
+            .get(colon_starts.partition_point(|&s| s < h.end))
+            .copied()
+            .filter(|&s| s < line_end)
+            .unwrap_or(line_end);
+        let first_on_line = at_line_start(t, line_start, h.start);
+        for (a, b) in field_values(t, h.start, h.end, first_on_line, limit) {
             if a < b {
                 out.push(Span {
                     start: a,
@@ -256,6 +272,7 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
                     treatment: h.treatment,
                     rank: RANK_FIELD,
                 });
+                covered = covered.max(b);
             }
         }
     }
@@ -292,7 +309,15 @@ fn skip_spaces(t: &str, p: usize) -> usize {
     p + (rest.len() - rest.trim_start_matches([' ', '\t']).len())
 }
 
-fn field_values(t: &str, s: usize, e: usize, next_field: Option<usize>) -> Vec<(usize, usize)> {
+/// The value spans of the field name at `s..e`. `limit` is where the line, or the next field on
+/// it, begins.
+fn field_values(
+    t: &str,
+    s: usize,
+    e: usize,
+    first_on_line: bool,
+    limit: usize,
+) -> Vec<(usize, usize)> {
     let before = t.get(..s).unwrap_or("");
     let after = t.get(e..).unwrap_or("");
     // `"name": value`, `'name': value`, and `\"name\": value` (JSON inside a JSON string).
@@ -304,12 +329,13 @@ fn field_values(t: &str, s: usize, e: usize, next_field: Option<usize>) -> Vec<(
             return json_value(t, skip_spaces(t, p), q);
         }
     }
-    // `<name>value</name>`
+    // `<name>value</name>`, the value without markup.
     if before.ends_with('<') && after.starts_with('>') {
-        let close = format!("</{}>", t.get(s..e).unwrap_or(""));
         let from = e + 1;
-        return match t.get(from..).and_then(|r| r.find(&close)) {
-            Some(k) if !t.get(from..from + k).unwrap_or("").contains('<') => {
+        let rest = t.get(from..).unwrap_or("");
+        let close = format!("</{}>", t.get(s..e).unwrap_or(""));
+        return match rest.find('<') {
+            Some(k) if rest.get(k..).is_some_and(|r| r.starts_with(&close)) => {
                 vec![trim_value(t, from, from + k)]
             }
             _ => Vec::new(),
@@ -320,32 +346,24 @@ fn field_values(t: &str, s: usize, e: usize, next_field: Option<usize>) -> Vec<(
         && after.trim_start_matches([' ', '\t']).starts_with('|')
     {
         let cell = e + (after.len() - after.trim_start_matches([' ', '\t']).len()) + 1;
-        let rest = t.get(cell..).unwrap_or("");
-        let end = cell + rest.find(['|', '\n']).unwrap_or(rest.len());
+        let rest = t.get(cell..limit.max(cell)).unwrap_or("");
+        let end = cell + rest.find('|').unwrap_or(rest.len());
         return vec![trim_value(t, cell, end)];
     }
-    // `name: value` and `name：value`
+    // `name: value` and `name：value`: the rest of the line when the name begins it, else up to
+    // the first list punctuation.
     let Some(p) = colon_after(t, e) else {
         return Vec::new();
     };
     let start = skip_spaces(t, p);
-    let rest = t.get(start..).unwrap_or("");
+    let rest = t.get(start..limit.max(start)).unwrap_or("");
     if rest.starts_with("//") {
         // `http://…`-like, not a field.
         return Vec::new();
     }
-    let mut end = if at_line_start(t, s) {
-        start + rest.find(['\n', '\r']).unwrap_or(rest.len())
-    } else {
-        start + rest.find(INLINE_STOPS).unwrap_or(rest.len())
-    };
-    if let Some(nf) = next_field {
-        if nf >= start && nf < end {
-            end = nf;
-        }
-    }
-    let (a, b) = trim_value(t, start, end);
-    vec![(a, b)]
+    let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
+    let end = start + rest.find(stops).unwrap_or(rest.len());
+    vec![trim_value(t, start, end)]
 }
 
 /// Trims spaces and list punctuation around a value, and one pair of enclosing quotes.
@@ -366,30 +384,30 @@ fn trim_value(t: &str, a: usize, b: usize) -> (usize, usize) {
 }
 
 /// Only spaces and list or quote markers between the line start and `s`.
-fn at_line_start(t: &str, s: usize) -> bool {
-    let before = t.get(..s).unwrap_or("");
-    let line = before.rsplit('\n').next().unwrap_or("");
-    line.len() <= 32
-        && line.chars().all(|c| {
-            matches!(
-                c,
-                ' ' | '\t'
-                    | '-'
-                    | '*'
-                    | '+'
-                    | '>'
-                    | '#'
-                    | '・'
-                    | '•'
-                    | '●'
-                    | '○'
-                    | '■'
-                    | '□'
-                    | '◆'
-                    | '.'
-                    | ')'
-                    | '\r'
-            ) || c.is_ascii_digit()
+fn at_line_start(t: &str, line_start: usize, s: usize) -> bool {
+    s - line_start.min(s) <= 32
+        && t.get(line_start..s).is_some_and(|line| {
+            line.chars().all(|c| {
+                matches!(
+                    c,
+                    ' ' | '\t'
+                        | '-'
+                        | '*'
+                        | '+'
+                        | '>'
+                        | '#'
+                        | '・'
+                        | '•'
+                        | '●'
+                        | '○'
+                        | '■'
+                        | '□'
+                        | '◆'
+                        | '.'
+                        | ')'
+                        | '\r'
+                ) || c.is_ascii_digit()
+            })
         })
 }
 
@@ -670,10 +688,37 @@ fn scan_window(
                     });
                     pos = end;
                 }
-                None => pos = next_char(t, ms),
+                None => pos = retry_from(d.boundary, t, ms),
             },
-            Verdict::Reject => pos = next_char(t, ms),
+            Verdict::Reject => pos = retry_from(d.boundary, t, ms),
         }
+    }
+}
+
+/// Where to look for the next match after rejecting one at `ms`. When `ms` failed the left
+/// boundary, so does every start inside the same run of digits (letters and digits for `alnum`):
+/// skip the run, so that a megabyte of digits costs one search per detector, not one per digit.
+fn retry_from(b: Boundary, t: &str, ms: usize) -> usize {
+    if left_ok(b, t, ms) {
+        return next_char(t, ms);
+    }
+    let bytes = t.as_bytes();
+    let mut p = ms;
+    loop {
+        match (b, bytes.get(p), bytes.get(p + 1)) {
+            (Boundary::Number, Some(c), _) if c.is_ascii_digit() => p += 1,
+            // `1-2-3`, `1.2.3`: a start after a separator between digits fails too.
+            (Boundary::Number, Some(b'-' | b'.'), Some(n)) if p > ms && n.is_ascii_digit() => {
+                p += 1
+            }
+            (Boundary::Alnum, Some(c), _) if c.is_ascii_alphanumeric() => p += 1,
+            _ => break,
+        }
+    }
+    if p == ms {
+        next_char(t, ms)
+    } else {
+        p
     }
 }
 

@@ -222,3 +222,47 @@ proptest! {
         prop_assert_eq!(session.total(), 1);
     }
 }
+
+/// Adversarial shapes that would make a careless scanner quadratic: each must stay linear. The
+/// bound is loose (debug build, shared CI machine); quadratic behaviour on 200 KB takes minutes.
+#[test]
+fn pathological_inputs_stay_linear() {
+    let n = 200_000;
+    let inputs = [
+        "氏名".repeat(n / 6),
+        "氏名:".repeat(n / 7),
+        "\"氏名\": \"".repeat(n / 12),
+        "<氏名>".repeat(n / 8),
+        "| 氏名 ".repeat(n / 9),
+        "@".repeat(n),
+        "a@".repeat(n / 2),
+        "1".repeat(n),
+        "1-".repeat(n / 2),
+        "個人番号1234 ".repeat(n / 16),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n".repeat(n / 32),
+        "sk-".repeat(n / 3),
+        "TOKEN=".repeat(n / 6),
+        "<機密>".repeat(n / 8) + &"</機密>".repeat(n / 8),
+        "東雲物産".repeat(n / 12),
+        "ー\u{200B}".repeat(n / 6),
+        "ｶﾞ".repeat(n / 6),
+        "e\u{301}\u{302}".repeat(n / 5),
+    ];
+    for text in &inputs {
+        let t = std::time::Instant::now();
+        let mut s = all_pseudonymized().session(terms());
+        let out = s.redact_text(text);
+        let took = t.elapsed();
+        if std::env::var_os("REDACTION_SHOW").is_some() {
+            eprintln!("{:?}: {took:?}", text.chars().take(8).collect::<String>());
+        }
+        assert!(
+            took < std::time::Duration::from_secs(20),
+            "{:?}… took {took:?}",
+            text.chars().take(12).collect::<String>()
+        );
+        if let Ok(out) = out {
+            assert_eq!(s.pseudonyms().restore(&out), text.as_str());
+        }
+    }
+}
