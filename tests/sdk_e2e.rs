@@ -388,6 +388,10 @@ fn official_sdks_against_the_real_gateway() {
         cli.run(&args);
     };
     contract("e2e", &[]);
+    // The corpus's term cases assume this contract term list (shared/testdata/README.md).
+    let mut terms = vec!["contract", "terms", "e2e", "add"];
+    terms.extend_from_slice(CORPUS_TERMS);
+    cli.run(&terms);
     contract("e2e-ended", &["--ends", "2021-03-31"]);
     contract(
         "e2e-anthropic-only",
@@ -430,6 +434,7 @@ fn official_sdks_against_the_real_gateway() {
     let pytest_started = Instant::now();
     let log_path = dir.path().join("pytest.log");
     let ids_path = dir.path().join("request-ids.tsv");
+    let corpus_ids = dir.path().join("corpus-ids.tsv");
     let log = fs::File::create(&log_path).unwrap();
     let mut cmd = Command::new(&python);
     cmd.args([
@@ -440,6 +445,7 @@ fn official_sdks_against_the_real_gateway() {
         "-p",
         "no:cacheprovider",
         "test_sdks.py",
+        "test_corpus.py",
     ])
     .current_dir(e2e_dir())
     .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -454,6 +460,8 @@ fn official_sdks_against_the_real_gateway() {
     .env("MAMORI_KEY_ANTHROPIC_ONLY", &anthropic_only)
     .env("MAMORI_KEY_OPENAI_ONLY", &openai_only)
     .env("MAMORI_E2E_IDS", &ids_path)
+    .env("MAMORI_CORPUS", corpus_path())
+    .env("MAMORI_E2E_CORPUS_IDS", &corpus_ids)
     .stdin(Stdio::null())
     .stdout(log.try_clone().unwrap())
     .stderr(log);
@@ -523,6 +531,7 @@ fn official_sdks_against_the_real_gateway() {
     );
 
     check_records(&cli, &ids_path, &key);
+    check_corpus_records(&cli, &corpus_ids);
 
     eprintln!(
         "{}\nSDK end-to-end: setup {setup:?}, pytest {pytest_time:?}, total {:?}",
@@ -612,4 +621,76 @@ fn check_records(cli: &Cli, ids_path: &Path, key: &str) {
             "test_sdks.py noted no request id for `{name}`"
         );
     }
+}
+
+const CORPUS_TERMS: &[&str] = &[
+    "株式会社みなと商事",
+    "北斗システムズ株式会社",
+    "東雲物産",
+    "青葉ロジスティクス",
+    "桜川製薬",
+    "プロジェクト・カワセミ",
+    "Project BLUEJAY",
+    "案件コードKAGURA",
+    "ORCA-7",
+    "ひばり計画",
+];
+
+fn corpus_path() -> PathBuf {
+    let shared =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/redaction-cases.jsonl");
+    if shared.exists() {
+        shared
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/redaction-cases.jsonl")
+    }
+}
+
+/// Folds width, case and separators, so a secret is found in any form it might take.
+fn fold(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfkc()
+        .flat_map(char::to_lowercase)
+        .filter(|c| {
+            !c.is_whitespace()
+                && !"-‐‑‒–—―−ーｰ.・\u{200b}\u{200c}\u{200d}\u{2060}\u{feff}".contains(*c)
+        })
+        .collect()
+}
+
+/// No secret of any corpus case is in the request as sent upstream or in the logged output.
+fn check_corpus_records(cli: &Cli, ids_path: &Path) {
+    let cases: std::collections::HashMap<String, Vec<String>> = fs::read_to_string(corpus_path())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let secrets = v["secrets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect();
+            (v["id"].as_str().unwrap().to_string(), secrets)
+        })
+        .collect();
+    let noted = fs::read_to_string(ids_path).expect("test_corpus.py noted no request ids");
+    let mut checked = 0;
+    for line in noted.lines() {
+        let (case, rid) = line.split_once('\t').unwrap();
+        let shown = cli.run(&["--json", "log", "show", rid]);
+        let folded = fold(&shown);
+        for s in &cases[case] {
+            assert!(
+                !shown.contains(s.as_str()) && !folded.contains(&fold(s)),
+                "{case}: a secret is in the log record {rid}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= cases.len() * 2,
+        "only {checked} corpus records were checked"
+    );
 }
