@@ -69,7 +69,7 @@ fn main() {
                 })
                 .collect();
             store
-                .append_chained(&mut batch, &mamori::audit::chain::record_hash)
+                .append_chained(&mut batch, mamori::audit::chain::record_hash)
                 .await
                 .unwrap();
         }

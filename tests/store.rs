@@ -132,7 +132,7 @@ async fn contracts_terms_staff_and_keys() {
 }
 
 async fn append(s: &Store, mut records: Vec<LogRecord>) -> anyhow::Result<(i64, String)> {
-    s.append_chained(&mut records, &mamori::audit::chain::record_hash)
+    s.append_chained(&mut records, mamori::audit::chain::record_hash)
         .await
 }
 
@@ -226,7 +226,7 @@ async fn log_records_round_trip_and_filter() {
     assert!(s
         .append_chained(
             &mut [record("r4", "c1", None), record("r1", "c1", None)],
-            &mamori::audit::chain::record_hash
+            mamori::audit::chain::record_hash
         )
         .await
         .is_err());

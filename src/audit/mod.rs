@@ -418,7 +418,7 @@ async fn write_batch(
     let entries: Vec<_> = pending.iter().map(|(_, e)| e.clone()).collect();
     let mut all: Vec<LogRecord> = records.iter().map(|(_, r)| r.clone()).collect();
     match store
-        .write_log_batch(instance, &entries, &mut all, &chain::record_hash)
+        .write_log_batch(instance, &entries, &mut all, chain::record_hash)
         .await
     {
         Ok(head) => {
@@ -442,7 +442,7 @@ async fn write_batch(
     let mut head = None;
     for (i, r) in &records {
         let mut one = [r.clone()];
-        match store.append_chained(&mut one, &chain::record_hash).await {
+        match store.append_chained(&mut one, chain::record_hash).await {
             Ok(h) => {
                 oks[*i] = true;
                 head = Some(h);

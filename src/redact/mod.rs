@@ -48,7 +48,6 @@ pub use contract::{ContractMatcher, ContractRedaction};
 pub use restore::{Pseudonyms, Restorer};
 pub use rules::{Action, Rules};
 pub use session::{json_strings_mut, Session};
-pub use validate::Validator;
 
 use crate::refusal::Code;
 use std::fmt;

@@ -110,7 +110,7 @@ pub struct LogFilter {
     pub limit: i64,
 }
 
-const COLUMNS: &[&str] = &[
+pub(crate) const COLUMNS: &[&str] = &[
     "seq",
     "request_id",
     "at",
@@ -139,6 +139,9 @@ const COLUMNS: &[&str] = &[
     "prev_hash",
     "record_hash",
 ];
+
+/// Computes a record's chain hash from its position and the previous hash (`audit::chain`).
+pub type Link = fn(i64, &str, &LogRecord) -> String;
 
 /// Rows per INSERT statement: few round trips, well under both backends' parameter limits.
 const ROWS_PER_INSERT: usize = 32;
@@ -223,15 +226,10 @@ impl Store {
     /// writers, even in several processes, append in one total order), gives each record its
     /// `seq` and `prev_hash`, asks `link` for its hash, inserts them, moves the head and removes
     /// their pending entries. All are committed or none. Returns the new head.
-    pub async fn append_chained(
-        &self,
-        records: &mut [LogRecord],
-        link: &(dyn Fn(i64, &str, &LogRecord) -> String + Sync),
-    ) -> anyhow::Result<(i64, String)> {
-        let mut tx = self.write_tx().await?;
-        let head = self.append_in(&mut tx, records, link).await?;
-        tx.commit().await?;
-        Ok(head)
+    pub async fn append_chained(&self, records: &mut [LogRecord], link: Link) -> anyhow::Result<(i64, String)> {
+        self.write_log_batch("", &[], records, link)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no records to append"))
     }
 
     /// One group commit of the log writer: pending notes of requests about to be forwarded and
@@ -241,8 +239,11 @@ impl Store {
         instance_id: &str,
         pending: &[(String, String)],
         records: &mut [LogRecord],
-        link: &(dyn Fn(i64, &str, &LogRecord) -> String + Sync),
+        link: Link,
     ) -> anyhow::Result<Option<(i64, String)>> {
+        if let Some(w) = &self.sqlite_log {
+            return w.write(instance_id, pending, records, link).await;
+        }
         let mut tx = self.write_tx().await?;
         self.pending_in(&mut tx, instance_id, pending).await?;
         let head = if records.is_empty() {
@@ -286,7 +287,7 @@ impl Store {
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         records: &mut [LogRecord],
-        link: &(dyn Fn(i64, &str, &LogRecord) -> String + Sync),
+        link: Link,
     ) -> anyhow::Result<(i64, String)> {
         let tx = &mut **tx;
         let now = super::now_text();
@@ -465,14 +466,8 @@ impl Store {
     }
 
     /// Notes requests about to be forwarded (one transaction), so a crash cannot lose them.
-    pub async fn insert_pending(
-        &self,
-        instance_id: &str,
-        entries: &[(String, String)],
-    ) -> anyhow::Result<()> {
-        let mut tx = self.write_tx().await?;
-        self.pending_in(&mut tx, instance_id, entries).await?;
-        tx.commit().await?;
+    pub async fn insert_pending(&self, instance_id: &str, entries: &[(String, String)]) -> anyhow::Result<()> {
+        self.write_log_batch(instance_id, entries, &mut [], |_, _, _| String::new()).await?;
         Ok(())
     }
 

@@ -3,8 +3,9 @@
 //! folders and the few statements that differ. Every value is bound, never formatted into SQL.
 mod log;
 mod registry;
+mod sqlite_log;
 
-pub use log::{Checkpoint, DataKeyRow, LogFilter, LogRecord, LogRecordSummary};
+pub use log::{Checkpoint, DataKeyRow, Link, LogFilter, LogRecord, LogRecordSummary};
 pub use registry::*;
 
 use anyhow::Context;
@@ -32,6 +33,8 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite only: the log's own writer thread (see `sqlite_log.rs`).
+    sqlite_log: Option<sqlite_log::SqliteLog>,
 }
 
 impl std::fmt::Debug for Store {
@@ -81,11 +84,16 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the database {shown}"))?;
-        let store = Self { pool, dialect };
+        let mut store = Self { pool, dialect, sqlite_log: None };
         store
             .migrate()
             .await
             .with_context(|| format!("cannot migrate the database {shown}"))?;
+        if dialect == Dialect::Sqlite {
+            let file = url.trim_start_matches("sqlite://");
+            let file = file.split('?').next().unwrap_or(file);
+            store.sqlite_log = Some(sqlite_log::SqliteLog::start(file).with_context(|| format!("cannot open the log writer on {shown}"))?);
+        }
         Ok(store)
     }
 

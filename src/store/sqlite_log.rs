@@ -1,0 +1,163 @@
+//! The SQLite side of the log's group commit, on a thread of its own with its own connection.
+//! Through sqlx every statement is a hand-off to sqlx's worker thread and back; a commit of
+//! pending notes and chained records is half a dozen statements, so the hand-offs alone would
+//! dominate a request's latency. Here the whole transaction runs in one place, and the async
+//! side waits for one reply per batch. WAL checkpoints run on another thread so that no commit
+//! waits for one.
+use super::log::{LogRecord, Link, COLUMNS};
+use rusqlite::{params, Connection, TransactionBehavior};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+type Reply = oneshot::Sender<Result<(Option<(i64, String)>, Vec<LogRecord>), String>>;
+
+struct Batch {
+    instance: String,
+    pending: Vec<(String, String)>,
+    records: Vec<LogRecord>,
+    link: Link,
+    reply: Reply,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteLog {
+    /// The only sender: when the last `Store` clone goes, both threads end.
+    tx: Arc<mpsc::Sender<Batch>>,
+}
+
+fn open(path: &str) -> rusqlite::Result<Connection> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(Duration::from_secs(5))?;
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON; PRAGMA wal_autocheckpoint=0;",
+    )?;
+    Ok(c)
+}
+
+impl SqliteLog {
+    /// Starts the writer and checkpoint threads for the database file at `path`.
+    pub(crate) fn start(path: &str) -> anyhow::Result<Self> {
+        let conn = open(path)?;
+        let (tx, rx) = mpsc::channel::<Batch>();
+        std::thread::Builder::new().name("mamori-log-sqlite".into()).spawn(move || {
+            let mut conn = conn;
+            while let Ok(b) = rx.recv() {
+                let mut records = b.records;
+                let r = write(&mut conn, &b.instance, &b.pending, &mut records, b.link).map_err(|e| e.to_string());
+                let _ = b.reply.send(r.map(|head| (head, records)));
+            }
+        })?;
+        let tx = Arc::new(tx);
+        let alive = Arc::downgrade(&tx);
+        let cp = open(path)?;
+        std::thread::Builder::new().name("mamori-log-checkpoint".into()).spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(500));
+            if alive.upgrade().is_none() {
+                return;
+            }
+            if let Err(e) = cp.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::debug!(error = %e, "WAL checkpoint skipped");
+            }
+        })?;
+        Ok(Self { tx })
+    }
+
+    pub(crate) async fn write(
+        &self,
+        instance: &str,
+        pending: &[(String, String)],
+        records: &mut [LogRecord],
+        link: Link,
+    ) -> anyhow::Result<Option<(i64, String)>> {
+        let (reply, wait) = oneshot::channel();
+        let batch = Batch { instance: instance.to_string(), pending: pending.to_vec(), records: records.to_vec(), link, reply };
+        self.tx.send(batch).map_err(|_| anyhow::anyhow!("the SQLite log writer has stopped"))?;
+        let (head, written) = wait
+            .await
+            .map_err(|_| anyhow::anyhow!("the SQLite log writer has stopped"))?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        records.clone_from_slice(&written);
+        Ok(head)
+    }
+}
+
+fn write(
+        &self,
+        instance: &str,
+        pending: &[(String, String)],
+        records: &mut [LogRecord],
+        link: Link,
+    ) -> anyhow::Result<Option<(i64, String)>> {
+        let (reply, wait) = oneshot::channel();
+        let batch = Batch { instance: instance.to_string(), pending: pending.to_vec(), records: records.to_vec(), link, reply };
+        self.tx.send(batch).map_err(|_| anyhow::anyhow!("the SQLite log writer has stopped"))?;
+        let (head, written) = wait
+            .await
+            .map_err(|_| anyhow::anyhow!("the SQLite log writer has stopped"))?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        records.clone_from_slice(&written);
+        Ok(head)
+    }
+}
+
+impl Batch {
+    /// An empty batch, used by the checkpoint thread to learn whether the writer still runs.
+    fn noop() -> Self {
+        let (reply, _) = oneshot::channel();
+        Batch { instance: String::new(), pending: Vec::new(), records: Vec::new(), link: |_, _, _| String::new(), reply }
+    }
+}
+
+fn write(
+    conn: &mut Connection,
+    instance: &str,
+    pending: &[(String, String)],
+    records: &mut [LogRecord],
+    link: Link,
+) -> rusqlite::Result<Option<(i64, String)>> {
+    if pending.is_empty() && records.is_empty() {
+        return Ok(None);
+    }
+    let now = super::now_text();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut st = tx.prepare_cached("INSERT INTO pending_requests (request_id, instance_id, record, at) VALUES (?1, ?2, ?3, ?4)")?;
+        for (id, json) in pending {
+            st.execute(params![id, instance, json, now])?;
+        }
+    }
+    let mut head = None;
+    if !records.is_empty() {
+        let (mut seq, mut prev): (i64, String) = tx.query_row(
+            "UPDATE chain_head SET updated_at = ?1 WHERE id = 1 RETURNING seq, record_hash",
+            [&now],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        {
+            let cols = COLUMNS.join(", ");
+            let marks: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("?{i}")).collect();
+            let mut ins = tx.prepare_cached(&format!("INSERT INTO log_records ({cols}) VALUES ({})", marks.join(", ")))?;
+            let mut del = tx.prepare_cached("DELETE FROM pending_requests WHERE request_id = ?1")?;
+            for r in records.iter_mut() {
+                seq += 1;
+                r.seq = seq;
+                r.prev_hash = prev;
+                r.record_hash = link(seq, &r.prev_hash, r);
+                prev = r.record_hash.clone();
+                ins.execute(params![
+                    r.seq, r.request_id, r.at, r.staff_id, r.key_id, r.contract_id, r.deliverable, r.purpose,
+                    r.provider_id, r.provider_version, r.model, r.endpoint, i64::from(r.streamed), r.outcome,
+                    r.code, r.http_status, r.latency_us, r.input_tokens, r.output_tokens, r.redactions,
+                    r.request_body, r.output_body, r.request_sha256, r.output_sha256, r.bodies_deleted,
+                    r.prev_hash, r.record_hash,
+                ])?;
+                del.execute([&r.request_id])?;
+            }
+        }
+        tx.execute("UPDATE chain_head SET seq = ?1, record_hash = ?2 WHERE id = 1", params![seq, prev])?;
+        head = Some((seq, prev));
+    }
+    tx.commit()?;
+    Ok(head)
+}

@@ -1,0 +1,251 @@
+//! The redaction engine over the shared corpus (tests/data/redaction-cases.jsonl, a copy of
+//! shared/testdata) and our adversarial one (tests/data/redaction-adversarial.jsonl): no secret
+//! survives in any width or separator form, every must-keep string does, refusals carry no
+//! plaintext, and with every action set to pseudonymize the restored text is the original.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+use mamori::redact::{ContractMatcher, ContractRedaction, Rules};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Deserialize)]
+struct Case {
+    id: String,
+    text: String,
+    secrets: Vec<String>,
+    must_keep: Vec<String>,
+    /// A refusal code when the request must be refused.
+    #[serde(default)]
+    expect: Option<String>,
+}
+
+/// The term lists testdata/README.md assumes.
+const TERMS: [&str; 10] = [
+    "株式会社みなと商事",
+    "北斗システムズ株式会社",
+    "東雲物産",
+    "青葉ロジスティクス",
+    "桜川製薬",
+    "プロジェクト・カワセミ",
+    "Project BLUEJAY",
+    "案件コードKAGURA",
+    "ORCA-7",
+    "ひばり計画",
+];
+
+fn cases() -> Vec<Case> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut out = Vec::new();
+    for f in ["redaction-cases.jsonl", "redaction-adversarial.jsonl"] {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            out.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    assert!(out.len() > 100);
+    out
+}
+
+fn rule_files() -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| {
+            (
+                p.display().to_string(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn contract() -> ContractMatcher {
+    ContractMatcher::new(&ContractRedaction {
+        terms: TERMS.iter().map(|t| t.to_string()).collect(),
+        extra_fields: vec![],
+    })
+    .unwrap()
+}
+
+/// What a reader (or a model) would still recognise: width folded, separators and invisible
+/// characters dropped, ASCII case ignored.
+fn canonical(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfkc()
+        .filter(|c| {
+            !c.is_whitespace()
+                && !matches!(
+                    c,
+                    '-' | '‐' | '‑' | '‒' | '–' | '—' | '―' | '−' | 'ー' | '.' | '\u{200B}'
+                        ..='\u{200D}' | '\u{2060}' | '\u{FEFF}'
+                )
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn assert_no_secret(id: &str, out: &str, secrets: &[String]) {
+    let canon_out = canonical(out);
+    for s in secrets {
+        assert!(
+            !out.contains(s.as_str()),
+            "{id}: secret {s:?} remains in {out:?}"
+        );
+        let c = canonical(s);
+        assert!(
+            c.chars().count() < 2 || !canon_out.contains(&c),
+            "{id}: secret {s:?} remains (as {c:?}) in {out:?}"
+        );
+    }
+}
+
+#[test]
+fn shipped_rules_redact_every_case() {
+    let rules = Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction")).unwrap();
+    let contract = contract();
+    let mut failures = Vec::new();
+    for c in cases() {
+        let mut s = rules.session(&contract);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match (s.redact_text(&c.text), &c.expect) {
+                (Ok(out), None) => {
+                    if std::env::var_os("REDACTION_SHOW").is_some() {
+                        eprintln!("{}: {out}  {:?}", c.id, s.counts());
+                    }
+                    assert_no_secret(&c.id, &out, &c.secrets);
+                    for k in &c.must_keep {
+                        assert!(
+                            out.contains(k.as_str()),
+                            "{}: {k:?} was changed: {out:?}",
+                            c.id
+                        );
+                    }
+                    assert_eq!(
+                        s.total() > 0,
+                        !c.secrets.is_empty(),
+                        "{}: counts {:?}",
+                        c.id,
+                        s.counts()
+                    );
+                    let debug = format!("{s:?} {:?}", s.pseudonyms());
+                    assert_no_secret(&c.id, &debug, &c.secrets);
+                }
+                (Err(e), Some(code)) => {
+                    assert_eq!(e.code().as_str(), code, "{}", c.id);
+                    assert_no_secret(&c.id, &format!("{e} {e:?}"), &c.secrets);
+                }
+                (Ok(out), Some(code)) => panic!("{}: expected {code}, got {out:?}", c.id),
+                (Err(e), None) => panic!("{}: refused: {e}", c.id),
+            }
+        }));
+        if let Err(p) = result {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(msg);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// With every source pseudonymized, the client gets back exactly what it sent, whole or streamed.
+#[test]
+fn pseudonymized_cases_restore_to_the_original() {
+    let files: Vec<(String, String)> = rule_files()
+        .into_iter()
+        .map(|(n, t)| {
+            let t = t
+                .replace("action = \"mask\"", "action = \"pseudonymize\"")
+                .replace("action = \"block\"", "action = \"pseudonymize\"");
+            (n, t)
+        })
+        .collect();
+    let rules = Rules::from_sources(files.iter().map(|(n, t)| (n.as_str(), t.as_str()))).unwrap();
+    let contract = contract();
+    for c in cases() {
+        let mut s = rules.session(&contract);
+        let Ok(out) = s.redact_text(&c.text) else {
+            assert_eq!(
+                c.expect.as_deref(),
+                Some("confidential_tag_unclosed"),
+                "{}",
+                c.id
+            );
+            continue;
+        };
+        assert_no_secret(&c.id, &out, &c.secrets);
+        let map = s.pseudonyms();
+        assert_eq!(map.restore(&out), c.text, "{}", c.id);
+        // Streamed in chunks of every size from 1 to 7 characters.
+        for size in 1..8 {
+            let chars: Vec<char> = out.chars().collect();
+            let mut r = map.stream();
+            let mut got = String::new();
+            for chunk in chars.chunks(size) {
+                got += &r.push(&chunk.iter().collect::<String>());
+            }
+            got += &r.finish();
+            assert_eq!(got, c.text, "{} (chunks of {size})", c.id);
+        }
+    }
+}
+
+/// All texts of a request in one batch: one placeholder per value across texts, and a value
+/// found in a later text is replaced in an earlier one too.
+#[test]
+fn a_batch_shares_placeholders_across_texts() {
+    let rules = Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction")).unwrap();
+    let contract = contract();
+    let mut body = serde_json::json!({
+        "messages": [
+            {"role": "system", "content": "山田由美さんからの問い合わせに答えてください。"},
+            {"role": "user", "content": "氏名：山田由美\n電話：090-1234-5678"},
+            {"role": "user", "content": [{"type": "text", "text": "山田由美さん（090-1234-5678）宛の返信を。"}]}
+        ]
+    });
+    let mut s = rules.session(&contract);
+    s.redact_json(&mut body["messages"]).unwrap();
+    let text = body.to_string();
+    assert!(
+        !text.contains("山田由美") && !text.contains("090-1234-5678"),
+        "{text}"
+    );
+    let map = s.pseudonyms();
+    let system = body["messages"][0]["content"].as_str().unwrap().to_string();
+    let last = body["messages"][2]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let name_placeholder = system.split('さ').next().unwrap();
+    assert!(last.starts_with(name_placeholder), "{system} / {last}");
+    assert_eq!(
+        map.restore(&last),
+        "山田由美さん（090-1234-5678）宛の返信を。"
+    );
+    assert_eq!(s.counts().get("person_name"), Some(&3));
+}
+
+/// The contract's term list never appears in Debug output.
+#[test]
+fn contract_debug_hides_terms() {
+    let c = ContractRedaction {
+        terms: vec!["東雲物産".into()],
+        extra_fields: vec!["案件名".into()],
+    };
+    let m = ContractMatcher::new(&c).unwrap();
+    let shown = format!("{c:?} {m:?}");
+    assert!(
+        !shown.contains("東雲物産") && !shown.contains("案件名"),
+        "{shown}"
+    );
+}
