@@ -188,7 +188,8 @@ impl Restorer {
             None => 0,
         };
         let hold = self.hold_from(&buf, tail);
-        let (emit, keep) = buf.split_at(hold);
+        // `hold` is a `[` or the end, so always a character boundary.
+        let (emit, keep) = buf.split_at_checked(hold).unwrap_or((buf.as_ref(), ""));
         self.held = keep.to_string();
         self.map.replace(emit, self.escaped).into_owned()
     }

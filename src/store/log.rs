@@ -226,7 +226,11 @@ impl Store {
     /// writers, even in several processes, append in one total order), gives each record its
     /// `seq` and `prev_hash`, asks `link` for its hash, inserts them, moves the head and removes
     /// their pending entries. All are committed or none. Returns the new head.
-    pub async fn append_chained(&self, records: &mut [LogRecord], link: Link) -> anyhow::Result<(i64, String)> {
+    pub async fn append_chained(
+        &self,
+        records: &mut [LogRecord],
+        link: Link,
+    ) -> anyhow::Result<(i64, String)> {
         self.write_log_batch("", &[], records, link)
             .await?
             .ok_or_else(|| anyhow::anyhow!("no records to append"))
@@ -466,8 +470,13 @@ impl Store {
     }
 
     /// Notes requests about to be forwarded (one transaction), so a crash cannot lose them.
-    pub async fn insert_pending(&self, instance_id: &str, entries: &[(String, String)]) -> anyhow::Result<()> {
-        self.write_log_batch(instance_id, entries, &mut [], |_, _, _| String::new()).await?;
+    pub async fn insert_pending(
+        &self,
+        instance_id: &str,
+        entries: &[(String, String)],
+    ) -> anyhow::Result<()> {
+        self.write_log_batch(instance_id, entries, &mut [], |_, _, _| String::new())
+            .await?;
         Ok(())
     }
 

@@ -84,7 +84,11 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the database {shown}"))?;
-        let mut store = Self { pool, dialect, sqlite_log: None };
+        let mut store = Self {
+            pool,
+            dialect,
+            sqlite_log: None,
+        };
         store
             .migrate()
             .await
@@ -92,7 +96,10 @@ impl Store {
         if dialect == Dialect::Sqlite {
             let file = url.trim_start_matches("sqlite://");
             let file = file.split('?').next().unwrap_or(file);
-            store.sqlite_log = Some(sqlite_log::SqliteLog::start(file).with_context(|| format!("cannot open the log writer on {shown}"))?);
+            store.sqlite_log = Some(
+                sqlite_log::SqliteLog::start(file)
+                    .with_context(|| format!("cannot open the log writer on {shown}"))?,
+            );
         }
         Ok(store)
     }

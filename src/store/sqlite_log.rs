@@ -4,7 +4,7 @@
 //! dominate a request's latency. Here the whole transaction runs in one place, and the async
 //! side waits for one reply per batch. WAL checkpoints run on another thread so that no commit
 //! waits for one.
-use super::log::{LogRecord, Link, COLUMNS};
+use super::log::{Link, LogRecord, COLUMNS};
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -40,26 +40,31 @@ impl SqliteLog {
     pub(crate) fn start(path: &str) -> anyhow::Result<Self> {
         let conn = open(path)?;
         let (tx, rx) = mpsc::channel::<Batch>();
-        std::thread::Builder::new().name("mamori-log-sqlite".into()).spawn(move || {
-            let mut conn = conn;
-            while let Ok(b) = rx.recv() {
-                let mut records = b.records;
-                let r = write(&mut conn, &b.instance, &b.pending, &mut records, b.link).map_err(|e| e.to_string());
-                let _ = b.reply.send(r.map(|head| (head, records)));
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("mamori-log-sqlite".into())
+            .spawn(move || {
+                let mut conn = conn;
+                while let Ok(b) = rx.recv() {
+                    let mut records = b.records;
+                    let r = write(&mut conn, &b.instance, &b.pending, &mut records, b.link)
+                        .map_err(|e| e.to_string());
+                    let _ = b.reply.send(r.map(|head| (head, records)));
+                }
+            })?;
         let tx = Arc::new(tx);
         let alive = Arc::downgrade(&tx);
         let cp = open(path)?;
-        std::thread::Builder::new().name("mamori-log-checkpoint".into()).spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(500));
-            if alive.upgrade().is_none() {
-                return;
-            }
-            if let Err(e) = cp.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::debug!(error = %e, "WAL checkpoint skipped");
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("mamori-log-checkpoint".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_millis(500));
+                if alive.upgrade().is_none() {
+                    return;
+                }
+                if let Err(e) = cp.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::debug!(error = %e, "WAL checkpoint skipped");
+                }
+            })?;
         Ok(Self { tx })
     }
 
@@ -71,8 +76,16 @@ impl SqliteLog {
         link: Link,
     ) -> anyhow::Result<Option<(i64, String)>> {
         let (reply, wait) = oneshot::channel();
-        let batch = Batch { instance: instance.to_string(), pending: pending.to_vec(), records: records.to_vec(), link, reply };
-        self.tx.send(batch).map_err(|_| anyhow::anyhow!("the SQLite log writer has stopped"))?;
+        let batch = Batch {
+            instance: instance.to_string(),
+            pending: pending.to_vec(),
+            records: records.to_vec(),
+            link,
+            reply,
+        };
+        self.tx
+            .send(batch)
+            .map_err(|_| anyhow::anyhow!("the SQLite log writer has stopped"))?;
         let (head, written) = wait
             .await
             .map_err(|_| anyhow::anyhow!("the SQLite log writer has stopped"))?
@@ -81,34 +94,6 @@ impl SqliteLog {
         Ok(head)
     }
 }
-
-fn write(
-        &self,
-        instance: &str,
-        pending: &[(String, String)],
-        records: &mut [LogRecord],
-        link: Link,
-    ) -> anyhow::Result<Option<(i64, String)>> {
-        let (reply, wait) = oneshot::channel();
-        let batch = Batch { instance: instance.to_string(), pending: pending.to_vec(), records: records.to_vec(), link, reply };
-        self.tx.send(batch).map_err(|_| anyhow::anyhow!("the SQLite log writer has stopped"))?;
-        let (head, written) = wait
-            .await
-            .map_err(|_| anyhow::anyhow!("the SQLite log writer has stopped"))?
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        records.clone_from_slice(&written);
-        Ok(head)
-    }
-}
-
-impl Batch {
-    /// An empty batch, used by the checkpoint thread to learn whether the writer still runs.
-    fn noop() -> Self {
-        let (reply, _) = oneshot::channel();
-        Batch { instance: String::new(), pending: Vec::new(), records: Vec::new(), link: |_, _, _| String::new(), reply }
-    }
-}
-
 fn write(
     conn: &mut Connection,
     instance: &str,
@@ -137,8 +122,12 @@ fn write(
         {
             let cols = COLUMNS.join(", ");
             let marks: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("?{i}")).collect();
-            let mut ins = tx.prepare_cached(&format!("INSERT INTO log_records ({cols}) VALUES ({})", marks.join(", ")))?;
-            let mut del = tx.prepare_cached("DELETE FROM pending_requests WHERE request_id = ?1")?;
+            let mut ins = tx.prepare_cached(&format!(
+                "INSERT INTO log_records ({cols}) VALUES ({})",
+                marks.join(", ")
+            ))?;
+            let mut del =
+                tx.prepare_cached("DELETE FROM pending_requests WHERE request_id = ?1")?;
             for r in records.iter_mut() {
                 seq += 1;
                 r.seq = seq;
@@ -146,16 +135,41 @@ fn write(
                 r.record_hash = link(seq, &r.prev_hash, r);
                 prev = r.record_hash.clone();
                 ins.execute(params![
-                    r.seq, r.request_id, r.at, r.staff_id, r.key_id, r.contract_id, r.deliverable, r.purpose,
-                    r.provider_id, r.provider_version, r.model, r.endpoint, i64::from(r.streamed), r.outcome,
-                    r.code, r.http_status, r.latency_us, r.input_tokens, r.output_tokens, r.redactions,
-                    r.request_body, r.output_body, r.request_sha256, r.output_sha256, r.bodies_deleted,
-                    r.prev_hash, r.record_hash,
+                    r.seq,
+                    r.request_id,
+                    r.at,
+                    r.staff_id,
+                    r.key_id,
+                    r.contract_id,
+                    r.deliverable,
+                    r.purpose,
+                    r.provider_id,
+                    r.provider_version,
+                    r.model,
+                    r.endpoint,
+                    i64::from(r.streamed),
+                    r.outcome,
+                    r.code,
+                    r.http_status,
+                    r.latency_us,
+                    r.input_tokens,
+                    r.output_tokens,
+                    r.redactions,
+                    r.request_body,
+                    r.output_body,
+                    r.request_sha256,
+                    r.output_sha256,
+                    r.bodies_deleted,
+                    r.prev_hash,
+                    r.record_hash,
                 ])?;
                 del.execute([&r.request_id])?;
             }
         }
-        tx.execute("UPDATE chain_head SET seq = ?1, record_hash = ?2 WHERE id = 1", params![seq, prev])?;
+        tx.execute(
+            "UPDATE chain_head SET seq = ?1, record_hash = ?2 WHERE id = 1",
+            params![seq, prev],
+        )?;
         head = Some((seq, prev));
     }
     tx.commit()?;
