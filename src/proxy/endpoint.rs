@@ -66,6 +66,10 @@ pub struct ClientRequest {
     pub body: Map<String, Value>,
     pub model: String,
     pub stream: bool,
+    /// The bytes the client sent, forwarded as they are when nothing in `body` changed.
+    pub raw: Option<bytes::Bytes>,
+    /// Whether `body` was changed (by redaction) since it was parsed.
+    pub changed: bool,
 }
 
 /// Content part types that carry something other than text; they cannot be redacted.
@@ -159,7 +163,14 @@ impl ClientRequest {
             body,
             model,
             stream,
+            raw: None,
+            changed: false,
         })
+    }
+
+    pub fn with_raw(mut self, raw: bytes::Bytes) -> Self {
+        self.raw = Some(raw);
+        self
     }
 
     /// The first non-text content type in the conversation, if any.

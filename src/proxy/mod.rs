@@ -250,7 +250,7 @@ pub async fn handle(
         Ok(b) => b,
         Err(r) => return Err(ex.refuse(gw, r)),
     };
-    let req = match ClientRequest::parse(endpoint, &body) {
+    let req = match ClientRequest::parse(endpoint, &body).map(|r| r.with_raw(body.clone())) {
         Ok(r) => r,
         Err(r) => return Err(ex.refuse(gw, r)),
     };
@@ -281,6 +281,7 @@ pub async fn handle(
         Err(r) => return Err(ex.refuse(gw, r)),
     };
     ex.rec.redactions = redaction.counts_json.clone();
+    req.changed |= redaction.total > 0;
     if !gw.log.is_healthy() {
         let r = Refusal::new(Code::AuditLogUnavailable, "the output log cannot be written, so nothing is forwarded; try again shortly or tell your administrator");
         return Err(ex.refuse(gw, r));
@@ -313,10 +314,17 @@ fn upstream_body(
     mut req: ClientRequest,
     route: &Route,
 ) -> Result<Vec<u8>, Refusal> {
+    let add_store = endpoint == Endpoint::Responses && !req.body.contains_key("store");
+    // Nothing to change (the usual case without redactions): send the client's bytes as they are.
+    if !req.changed && !add_store && route.model == req.model {
+        if let Some(raw) = req.raw.take() {
+            return Ok(raw.to_vec());
+        }
+    }
     req.body
         .insert("model".into(), Value::String(route.model.clone()));
     // Responses keeps conversation state at the provider unless told not to.
-    if endpoint == Endpoint::Responses && !req.body.contains_key("store") {
+    if add_store {
         req.body.insert("store".into(), Value::Bool(false));
     }
     serde_json::to_vec(&req.body).map_err(|e| {
