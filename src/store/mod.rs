@@ -70,9 +70,9 @@ impl Store {
         };
         let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         if dialect == Dialect::Sqlite {
-            opts = opts.max_connections(8).after_connect(|conn, _| {
+            opts = opts.max_connections(4).after_connect(|conn, _| {
                 Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;")
+                    conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; PRAGMA cache_size=-1024;")
                         .await?;
                     Ok(())
                 })
