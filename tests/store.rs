@@ -97,7 +97,10 @@ async fn contracts_terms_staff_and_keys() {
     assert!(s.add_term("c", "term", "極秘プロジェクトX").await.unwrap());
     assert!(!s.add_term("c", "term", "極秘プロジェクトX").await.unwrap());
     assert_eq!(s.terms("c", "term").await.unwrap(), ["極秘プロジェクトX"]);
-    assert!(s.remove_term("c", "term", "極秘プロジェクトX").await.unwrap());
+    assert!(s
+        .remove_term("c", "term", "極秘プロジェクトX")
+        .await
+        .unwrap());
     assert!(s.terms("c", "term").await.unwrap().is_empty());
     assert!(s.terms("missing", "term").await.is_err());
 
