@@ -51,6 +51,50 @@ impl Env {
         String::from_utf8(o.stdout).unwrap()
     }
 
+    /// Starts the mock provider on a free port; returns it and the local-mock registration
+    /// pointing at it.
+    fn mock(&self) -> (Killed, String) {
+        let mut mock = Killed(
+            self.cmd(&["mock-provider", "--listen", "127.0.0.1:0"])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let line = BufReader::new(mock.0.stderr.take().unwrap())
+            .lines()
+            .next()
+            .unwrap()
+            .unwrap();
+        let base = line
+            .split("http://")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches("/v1")
+            .to_string();
+        let reg = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local-mock.toml"),
+        )
+        .unwrap()
+        .replace("127.0.0.1:9999", &base);
+        (mock, reg)
+    }
+
+    /// Starts `mamori serve`; returns it, its address and what it printed until it listened.
+    fn serve(&self) -> (Killed, String, String) {
+        let mut serve = Killed(self.cmd(&["serve"]).stderr(Stdio::piped()).spawn().unwrap());
+        let mut lines = BufReader::new(serve.0.stderr.take().unwrap()).lines();
+        let mut startup = String::new();
+        let addr = loop {
+            let l = lines.next().expect("serve exited").unwrap();
+            startup.push_str(&l);
+            if let Some(rest) = l.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        (serve, addr, startup)
+    }
+
     /// Runs and expects failure; returns stderr.
     fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args);
@@ -151,28 +195,7 @@ fn bad_registration_files_are_refused_with_the_key_and_reason_and_never_echo_a_s
 fn the_quick_start_works_through_the_cli() {
     let env = Env::new();
     // A mock provider on a free port.
-    let mut mock = Killed(
-        env.cmd(&["mock-provider", "--listen", "127.0.0.1:0"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let line = BufReader::new(mock.0.stderr.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
-    let base = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches("/v1")
-        .to_string();
-    let reg = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local-mock.toml"),
-    )
-    .unwrap()
-    .replace("127.0.0.1:9999", &base);
+    let (mock, reg) = env.mock();
     let f = write_registration(&env, "mock.toml", &reg);
 
     assert!(env
@@ -261,15 +284,7 @@ fn the_quick_start_works_through_the_cli() {
     );
 
     // Serve and send one request through.
-    let mut serve = Killed(env.cmd(&["serve"]).stderr(Stdio::piped()).spawn().unwrap());
-    let mut lines = BufReader::new(serve.0.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let l = lines.next().expect("serve exited").unwrap();
-        if let Some(rest) = l.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let (serve, addr, _) = env.serve();
     let resp = reqwest::blocking_free_post(&addr, &key);
     assert_eq!(resp.0, 200, "{}", resp.1);
     let v: Value = serde_json::from_str(&resp.1).unwrap();
@@ -360,28 +375,7 @@ mod reqwest {
 #[test]
 fn master_key_rotation_keeps_bodies_readable_and_verify_exits_non_zero_on_tampering() {
     let env = Env::new();
-    let mut mock = Killed(
-        env.cmd(&["mock-provider", "--listen", "127.0.0.1:0"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let line = BufReader::new(mock.0.stderr.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
-    let base = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches("/v1")
-        .to_string();
-    let reg = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local-mock.toml"),
-    )
-    .unwrap()
-    .replace("127.0.0.1:9999", &base);
+    let (mock, reg) = env.mock();
     let f = write_registration(&env, "mock.toml", &reg);
     env.ok(&["provider", "register", &f]);
     env.ok(&[
@@ -407,16 +401,7 @@ fn master_key_rotation_keeps_bodies_readable_and_verify_exits_non_zero_on_tamper
     ]))
     .unwrap();
     let key = issued["key"].as_str().unwrap().to_string();
-    let mut serve = Killed(env.cmd(&["serve"]).stderr(Stdio::piped()).spawn().unwrap());
-    let mut lines = BufReader::new(serve.0.stderr.take().unwrap()).lines();
-    let mut startup = String::new();
-    let addr = loop {
-        let l = lines.next().expect("serve exited").unwrap();
-        startup.push_str(&l);
-        if let Some(rest) = l.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let (serve, addr, startup) = env.serve();
     assert!(
         startup.contains("back it up"),
         "the first run must tell the operator to back up the master key: {startup}"
@@ -492,28 +477,7 @@ fn master_key_rotation_keeps_bodies_readable_and_verify_exits_non_zero_on_tamper
 #[test]
 fn an_auditor_exports_verifies_files_the_form_and_scans_a_deliverable() {
     let env = Env::new();
-    let mut mock = Killed(
-        env.cmd(&["mock-provider", "--listen", "127.0.0.1:0"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let line = BufReader::new(mock.0.stderr.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
-    let base = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches("/v1")
-        .to_string();
-    let reg = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local-mock.toml"),
-    )
-    .unwrap()
-    .replace("127.0.0.1:9999", &base);
+    let (mock, reg) = env.mock();
     let f = write_registration(&env, "mock.toml", &reg);
     env.ok(&["provider", "register", &f]);
     env.ok(&[
@@ -560,15 +524,7 @@ fn an_auditor_exports_verifies_files_the_form_and_scans_a_deliverable() {
         "demo",
     ]))
     .unwrap();
-    let mut serve = Killed(env.cmd(&["serve"]).stderr(Stdio::piped()).spawn().unwrap());
-    let mut lines = BufReader::new(serve.0.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let l = lines.next().expect("serve exited").unwrap();
-        if let Some(rest) = l.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let (serve, addr, _) = env.serve();
     assert_eq!(
         reqwest::blocking_free_post(&addr, k1["key"].as_str().unwrap()).0,
         200
