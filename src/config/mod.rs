@@ -106,7 +106,7 @@ struct RawLog {
 }
 
 /// The validated configuration every part of mamori reads.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
@@ -163,6 +163,18 @@ impl AuditConfig {
             }
             None => Self::defaults(base, false),
         }
+    }
+}
+
+// A database URL may carry a password: never print it.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("audit", &self.audit)
+            .finish_non_exhaustive()
     }
 }
 
