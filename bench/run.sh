@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mamori benchmark: the gateway side by side with calling the mock provider directly, in one run.
 #
-#   bench/run.sh                 build (own target dir) and run everything, ~2 minutes
+#   bench/run.sh                 build (own target dir) and run everything, ~1 minute plus the build
 #
 # Environment (all optional):
 #   MAMORI_BIN=PATH     use this binary instead of building
@@ -45,7 +45,7 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 
 # --- tools -------------------------------------------------------------------------------------
 OHA="$(command -v oha || true)"
-[[ -z "$OHA" && -x "$HOME/.cargo/bin/oha" ]] && OHA="$HOME/.cargo/bin/oha"
+if [[ -z "$OHA" && -x "$HOME/.cargo/bin/oha" ]]; then OHA="$HOME/.cargo/bin/oha"; fi
 if [[ -z "$OHA" ]]; then
     log "oha not found; installing it with cargo install oha --locked"
     cargo install oha --locked
@@ -266,7 +266,7 @@ stream_rc=0
     --key "$KEY" --body "$PROMPT_STREAM" --requests "$STREAM_N" >"$WORK/out/stream-openai.json" || stream_rc=1
 "${LOAD_PIN[@]}" python3 "$HERE/stream_ttfb.py" --api anthropic --direct-port "$MOCK_PORT" --gateway-port "$GW_PORT" \
     --key "$KEY" --body "$PROMPT_ASTREAM" --requests "$STREAM_N" >"$WORK/out/stream-anthropic.json" || stream_rc=1
-# Each stream run: 1 reference + 20 warm-up + STREAM_N measured + 400 concurrent via the gateway.
+# Each stream run sends via the gateway: 20 warm-up + STREAM_N measured + 400 concurrent.
 GW_SENT=$((GW_SENT + 2 * (20 + STREAM_N + 400)))
 
 # --- memory after the load ---------------------------------------------------------------------

@@ -54,7 +54,12 @@ impl Gateway {
         // Announce this instance before it forwards anything, so that no other instance takes
         // its pending requests for a crashed instance's.
         store.heartbeat(log.instance_id()).await?;
-        crate::audit::spawn_upkeep(store.clone(), log.clone(), &config.audit);
+        crate::audit::spawn_upkeep(
+            store.clone(),
+            log.clone(),
+            &config.audit,
+            config.upstream_timeout,
+        );
         let client = reqwest::Client::builder()
             // The upstream is always the registered one: never follow a redirect elsewhere.
             .redirect(reqwest::redirect::Policy::none())

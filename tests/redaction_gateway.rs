@@ -322,3 +322,70 @@ async fn unclosed_tags_and_blocked_content_send_nothing() {
         "a refused request reached the provider"
     );
 }
+
+#[tokio::test]
+async fn a_repeated_key_cannot_smuggle_unredacted_content() {
+    let app = spawn_app().await;
+    // serde keeps the last copy of a repeated key; the first must not reach the provider as sent.
+    let raw = r#"{"model":"gpt-test","messages":[{"role":"user","content":"氏名：山田由美 <機密>予定価格4億円</機密>"}],"messages":[{"role":"user","content":"こんにちは"}]}"#;
+    let r = app
+        .http
+        .post(format!("{}/v1/chat/completions", app.addr))
+        .bearer_auth(&app.key)
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    let (s, _, _) = read(r).await;
+    if s == 200 {
+        let sent = app.mock.received().last().unwrap().body.to_string();
+        assert!(
+            !sent.contains("山田由美") && !sent.contains("4億円"),
+            "{sent}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn values_under_structural_looking_keys_are_redacted_too() {
+    let app = spawn_app().await;
+    // A tool call's input echoed back by the client, with a person's name under `name`.
+    let body = json!({"model": "claude-test", "max_tokens": 50, "messages": [
+        {"role": "user", "content": "送付先を確認"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "send", "input": {"name": "山田由美", "memo": "住所：東京都品川区西新宿1-1-6"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "送付しました"}]}
+    ]});
+    app.store.add_term("c1", "term", "山田由美").await.unwrap();
+    app.wait_for_policy().await;
+    let (s, b, _) = app.call("/v1/messages", &body).await;
+    assert_eq!(s, 200, "{b}");
+    let sent = app.mock.received().last().unwrap().body.to_string();
+    assert!(
+        !sent.contains("山田由美") && !sent.contains("西新宿"),
+        "{sent}"
+    );
+    assert!(
+        sent.contains("\"name\":\"send\""),
+        "tool names stay: {sent}"
+    );
+}
+
+#[tokio::test]
+async fn features_that_reach_other_servers_are_refused() {
+    let app = spawn_app().await;
+    for body in [
+        json!({"model": "claude-test", "max_tokens": 10, "mcp_servers": [{"type": "url", "url": "https://attacker.example/mcp", "name": "x"}], "messages": [{"role": "user", "content": "hi"}]}),
+        json!({"model": "gpt-test", "input": "hi", "tools": [{"type": "mcp", "server_label": "x", "server_url": "https://attacker.example/mcp"}]}),
+    ] {
+        let path = if body.get("input").is_some() {
+            "/v1/responses"
+        } else {
+            "/v1/messages"
+        };
+        let (s, b, _) = app.call(path, &body).await;
+        assert_eq!(s, 400, "{b}");
+        assert!(b.to_string().contains("invalid_request"), "{b}");
+    }
+    assert!(app.mock.received().is_empty());
+}

@@ -569,3 +569,26 @@ async fn nothing_is_forwarded_or_delivered_when_the_log_cannot_be_written() {
     }
     assert!(ok, "the gateway did not recover after the log came back");
 }
+
+#[tokio::test]
+async fn a_provider_refusing_the_gateways_credential_is_an_upstream_error_not_the_staff_key() {
+    let app = spawn_app().await;
+    register(
+        &app.store,
+        &mock_registration("badcred", "openai", &app.mock_base, &["mock-unauthorized"]),
+    )
+    .await;
+    app.wait_for_policy().await;
+    let (s, b, _) = app
+        .call("/v1/chat/completions", &chat("mock-unauthorized"))
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (502, Some("upstream_error")),
+        "{b}"
+    );
+    assert!(
+        !b.to_string().contains("sk-proj"),
+        "the provider's message about its key leaked: {b}"
+    );
+}

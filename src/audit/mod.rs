@@ -170,16 +170,13 @@ impl DataKeys {
             return Ok(());
         }
         r.sealed = true;
-        r.request_sha256 = r
-            .request_body
-            .as_deref()
-            .map(sha256_hex)
-            .or(r.request_sha256.take());
-        r.output_sha256 = r
-            .output_body
-            .as_deref()
-            .map(sha256_hex)
-            .or(r.output_sha256.take());
+        // The proxy hashes the bytes as it handles them; hash here only what it did not.
+        if r.request_sha256.is_none() {
+            r.request_sha256 = r.request_body.as_deref().map(sha256_hex);
+        }
+        if r.output_sha256.is_none() {
+            r.output_sha256 = r.output_body.as_deref().map(sha256_hex);
+        }
         if r.request_body.is_none() && r.output_body.is_none() {
             return Ok(());
         }
@@ -313,17 +310,20 @@ impl LogWriter {
         wait.await.unwrap_or(false)
     }
 
-    /// Queues a record without waiting (refusals, where nothing was delivered).
+    /// Queues a record without waiting (refusals, where nothing was delivered). If the queue is
+    /// full — a flood of refused requests — the record is dropped and counted, but the log is not
+    /// declared down: refusals must not be a way to stop the gateway.
     pub fn submit(&self, record: LogRecord) {
-        if let Err(e) = self.tx.try_send(Job::Record(Box::new(record), None)) {
-            let id = match &e {
-                mpsc::error::TrySendError::Full(Job::Record(r, _) | Job::Pending(r, _))
-                | mpsc::error::TrySendError::Closed(Job::Record(r, _) | Job::Pending(r, _)) => {
-                    r.request_id.clone()
-                }
-            };
-            tracing::error!(request_id = %id, "log queue full or closed; record dropped");
-            self.healthy.store(false, Ordering::Release);
+        match self.tx.try_send(Job::Record(Box::new(record), None)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("mamori_refusal_records_dropped_total").increment(1);
+                tracing::warn!("log queue full; a refusal record was dropped");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("log writer stopped; refusing requests");
+                self.healthy.store(false, Ordering::Release);
+            }
         }
     }
 }
@@ -480,8 +480,10 @@ async fn probe(store: Store, healthy: Arc<AtomicBool>) {
 
 /// Background upkeep: heartbeat, recovery of requests a crashed instance forwarded but never
 /// logged, and deletion of bodies past their contract's retention.
-pub fn spawn_upkeep(store: Store, writer: LogWriter, cfg: &AuditConfig) {
+/// `longest_request` bounds how long a request can be in flight (the upstream timeout).
+pub fn spawn_upkeep(store: Store, writer: LogWriter, cfg: &AuditConfig, longest_request: Duration) {
     let stale = cfg.instance_stale;
+    let abandoned = longest_request + Duration::from_secs(60);
     let retention_every = cfg.retention_interval;
     tokio::spawn(async move {
         let beat = (stale / 3).max(Duration::from_millis(200));
@@ -494,7 +496,7 @@ pub fn spawn_upkeep(store: Store, writer: LogWriter, cfg: &AuditConfig) {
                 continue;
             }
             forget_closed_contracts(&store, &writer).await;
-            if let Err(e) = recover(&store, &writer, stale).await {
+            if let Err(e) = recover(&store, &writer, stale, abandoned).await {
                 tracing::warn!(error = %format!("{e:#}"), "recovery of interrupted requests failed");
             }
             if last_retention.is_none_or(|t| t.elapsed() >= retention_every) {
@@ -516,10 +518,20 @@ async fn forget_closed_contracts(store: &Store, writer: &LogWriter) {
     }
 }
 
-async fn recover(store: &Store, writer: &LogWriter, stale: Duration) -> anyhow::Result<()> {
-    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(stale)?;
-    let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    for (request_id, json) in store.orphaned_pending(&cutoff).await? {
+async fn recover(
+    store: &Store,
+    writer: &LogWriter,
+    stale: Duration,
+    abandoned: Duration,
+) -> anyhow::Result<()> {
+    let ago = |d: Duration| -> anyhow::Result<String> {
+        Ok((chrono::Utc::now() - chrono::Duration::from_std(d)?)
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    };
+    for (request_id, json) in store
+        .orphaned_pending(&ago(stale)?, &ago(abandoned)?)
+        .await?
+    {
         if store.log_record(&request_id).await?.is_some() {
             continue;
         }

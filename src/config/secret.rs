@@ -46,7 +46,7 @@ impl SecretRef {
             if ok {
                 return Ok(Self(s.to_string()));
             }
-            return Err(format!("`{s}` is not a valid environment variable reference; write env:NAME with letters, digits and _"));
+            return Err("not a valid environment variable reference; write env:NAME with letters, digits and _ (the value is not shown: it may be a secret)".to_string());
         }
         if let Some(path) = s.strip_prefix("file:") {
             if !path.is_empty() {

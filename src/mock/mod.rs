@@ -2,7 +2,8 @@
 //! It serves the quick start, the tests and the benchmark; it never reaches anything.
 //! It answers by echoing the last user text (whole), calls the first tool when tools are offered,
 //! records what it received, and has special models:
-//! `mock-error` answers 500 in the API's error shape; `mock-gated` streams its first event, then
+//! `mock-error` answers 500 in the API's error shape; `mock-unauthorized` (chat) answers 401 as for a
+//! wrong provider key; `mock-gated` streams its first event, then
 //! waits for [`MockProvider::release`] before the rest (to prove events are not buffered).
 use axum::body::Body;
 use axum::extract::State;
@@ -238,6 +239,11 @@ async fn chat(
     let model = model(&body);
     if model == "mock-error" {
         return error(StatusCode::INTERNAL_SERVER_ERROR, false);
+    }
+    if model == "mock-unauthorized" {
+        // What a provider says when the gateway's own credential is wrong.
+        let body = json!({"error": {"message": "Incorrect API key provided: sk-proj-****wxyz.", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}});
+        return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
     }
     let text = reply_text(&body);
     let tool = first_tool(&body);

@@ -350,6 +350,7 @@ pub struct Policy {
     store: Store,
     training_valid_days: u32,
     reload: tokio::sync::Mutex<()>,
+    last_unknown_refresh: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Policy {
@@ -360,6 +361,7 @@ impl Policy {
             store,
             training_valid_days,
             reload: tokio::sync::Mutex::new(()),
+            last_unknown_refresh: std::sync::Mutex::new(None),
         }))
     }
 
@@ -368,6 +370,23 @@ impl Policy {
             Ok(g) => Arc::clone(&g),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+
+    /// Refreshes on behalf of an unknown key, at most once per 100 ms, so that a flood of
+    /// made-up keys cannot turn into a flood of database queries.
+    pub async fn refresh_for_unknown_key(&self) -> anyhow::Result<bool> {
+        let now = std::time::Instant::now();
+        {
+            let mut last = match self.last_unknown_refresh.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if last.is_some_and(|t| now.duration_since(t) < Duration::from_millis(100)) {
+                return Ok(false);
+            }
+            *last = Some(now);
+        }
+        self.refresh().await
     }
 
     /// Reloads if the database's generation moved. One reload at a time.

@@ -264,10 +264,14 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, Strin
 }
 
 fn check_base_url(url: &str) -> anyhow::Result<()> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| anyhow::anyhow!("key `base_url`: `{url}` is not a URL ({e})"))?;
-    if parsed.query().is_some() || parsed.fragment().is_some() || !parsed.username().is_empty() {
-        bail!("key `base_url`: `{url}` must not carry a query, fragment or credentials");
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("key `base_url`: not a URL ({e})"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Not repeated: it holds credentials.
+        bail!("key `base_url`: must not carry credentials; reference the key with api_key = \"env:NAME\" instead");
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        bail!("key `base_url`: `{url}` must not carry a query or fragment");
     }
     let host = parsed.host_str().unwrap_or("");
     match parsed.scheme() {

@@ -66,10 +66,6 @@ pub struct ClientRequest {
     pub body: Map<String, Value>,
     pub model: String,
     pub stream: bool,
-    /// The bytes the client sent, forwarded as they are when nothing in `body` changed.
-    pub raw: Option<bytes::Bytes>,
-    /// Whether `body` was changed (by redaction) since it was parsed.
-    pub changed: bool,
 }
 
 /// Content part types that carry something other than text; they cannot be redacted.
@@ -163,14 +159,24 @@ impl ClientRequest {
             body,
             model,
             stream,
-            raw: None,
-            changed: false,
         })
     }
 
-    pub fn with_raw(mut self, raw: bytes::Bytes) -> Self {
-        self.raw = Some(raw);
-        self
+    /// A feature that would have the provider send conversation data to a place the client
+    /// names (MCP servers, URL fetching): the upstream must only ever be the registered one.
+    pub fn reaches_elsewhere(&self) -> Option<String> {
+        if self.body.contains_key("mcp_servers") {
+            return Some("`mcp_servers`".into());
+        }
+        let tools = self.body.get("tools").and_then(Value::as_array);
+        for t in tools.into_iter().flatten() {
+            let ty = t.get("type").and_then(Value::as_str).unwrap_or("");
+            if t.get("server_url").is_some() || ty.starts_with("mcp") || ty.starts_with("web_fetch")
+            {
+                return Some(format!("a `{ty}` tool"));
+            }
+        }
+        None
     }
 
     /// The first non-text content type in the conversation, if any.

@@ -22,13 +22,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// What the HTTP layer extracted from a data-plane request.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Incoming {
     pub key: Option<String>,
     pub deliverable: Option<String>,
     pub purpose: Option<String>,
     pub anthropic_version: Option<String>,
     pub anthropic_beta: Option<String>,
+}
+
+// The staff key is a secret: `Debug` says only whether one was sent.
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("key", &self.key.as_ref().map(|_| "***"))
+            .field("deliverable", &self.deliverable)
+            .field("purpose", &self.purpose)
+            .finish_non_exhaustive()
+    }
 }
 
 pub enum ReplyBody {
@@ -150,25 +161,18 @@ const STRUCTURAL_KEYS: &[&str] = &[
     "role",
     "type",
     "id",
-    "name",
     "tool_call_id",
     "tool_use_id",
     "call_id",
     "previous_response_id",
     "encoding_format",
     "media_type",
-    "data",
-    "url",
-    "file_id",
     "signature",
-    "stop",
     "service_tier",
     "tool_choice",
     "reasoning_effort",
     "effort",
     "truncation",
-    "voice",
-    "format",
 ];
 
 fn content_strings<'a>(v: &'a mut Value, out: &mut Vec<&'a mut String>) {
@@ -225,7 +229,7 @@ async fn authenticate(gw: &Gateway, key: Option<&str>) -> Result<Caller, Refusal
     })?;
     let snap = gw.policy.snapshot();
     if !snap.knows_key(key) {
-        if let Err(e) = gw.policy.refresh().await {
+        if let Err(e) = gw.policy.refresh_for_unknown_key().await {
             tracing::warn!(error = %format!("{e:#}"), "policy refresh on unknown key failed");
         }
         return gw.policy.snapshot().authenticate(key);
@@ -250,7 +254,7 @@ pub async fn handle(
         Ok(b) => b,
         Err(r) => return Err(ex.refuse(gw, r)),
     };
-    let req = match ClientRequest::parse(endpoint, &body).map(|r| r.with_raw(body.clone())) {
+    let req = match ClientRequest::parse(endpoint, &body) {
         Ok(r) => r,
         Err(r) => return Err(ex.refuse(gw, r)),
     };
@@ -275,13 +279,16 @@ pub async fn handle(
             return Err(ex.refuse(gw, Refusal::new(Code::UnsupportedContent, msg)));
         }
     }
+    if let Some(what) = req.reaches_elsewhere() {
+        let msg = format!("the request uses {what}, which would let the provider send conversation data to a server the request names; mamori only lets data reach the registered provider — remove it");
+        return Err(ex.refuse(gw, Refusal::new(Code::InvalidRequest, msg)));
+    }
     let mut req = req;
     let redaction = match redact_request(gw, &caller, &mut req) {
         Ok(r) => r,
         Err(r) => return Err(ex.refuse(gw, r)),
     };
     ex.rec.redactions = redaction.counts_json.clone();
-    req.changed |= redaction.total > 0;
     if !gw.log.is_healthy() {
         let r = Refusal::new(Code::AuditLogUnavailable, "the output log cannot be written, so nothing is forwarded; try again shortly or tell your administrator");
         return Err(ex.refuse(gw, r));
@@ -314,13 +321,9 @@ fn upstream_body(
     mut req: ClientRequest,
     route: &Route,
 ) -> Result<Vec<u8>, Refusal> {
+    // Always the re-serialized object: the client's bytes could carry a repeated key whose
+    // other copy was never checked or redacted.
     let add_store = endpoint == Endpoint::Responses && !req.body.contains_key("store");
-    // Nothing to change (the usual case without redactions): send the client's bytes as they are.
-    if !req.changed && !add_store && route.model == req.model {
-        if let Some(raw) = req.raw.take() {
-            return Ok(raw.to_vec());
-        }
-    }
     req.body
         .insert("model".into(), Value::String(route.model.clone()));
     // Responses keeps conversation state at the provider unless told not to.
@@ -449,6 +452,13 @@ async fn forward(
     };
     metrics::histogram!("mamori_upstream_seconds", "provider" => p.reg.id.clone())
         .record(upstream_started.elapsed().as_secs_f64());
+    if status == 401 || status == 403 {
+        // The provider refused *our* credential. Its body may quote part of that credential and
+        // the SDKs would report it as the staff key being wrong: say what it is instead.
+        tracing::error!(request_id = %ex.rec.request_id, provider = %p.reg.id, status, "provider refused the gateway's credential");
+        let r = Refusal::new(Code::UpstreamError, format!("provider `{}` refused the gateway's credential for it (HTTP {status}); tell your administrator", p.reg.id));
+        return Err(ex.refuse(gw, r));
+    }
     let usage = serde_json::from_slice::<Value>(&body)
         .map(|v| usage_of(&v))
         .unwrap_or_default();

@@ -481,15 +481,20 @@ impl Store {
     }
 
     /// Pending entries left by instances not seen since `stale_before`.
+    /// Pending entries of instances not seen since `stale_before`, and any noted before
+    /// `abandoned_before` (older than the longest a request may take: its record was lost to a
+    /// failed write while its instance lived on).
     pub async fn orphaned_pending(
         &self,
         stale_before: &str,
+        abandoned_before: &str,
     ) -> anyhow::Result<Vec<(String, String)>> {
         let rows = sqlx::query(
             "SELECT p.request_id, p.record FROM pending_requests p LEFT JOIN instances i ON i.id = p.instance_id \
-             WHERE (i.id IS NULL AND p.at < $1) OR i.last_seen < $1 ORDER BY p.at",
+             WHERE (i.id IS NULL AND p.at < $1) OR i.last_seen < $1 OR p.at < $2 ORDER BY p.at",
         )
         .bind(stale_before)
+        .bind(abandoned_before)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
