@@ -353,7 +353,7 @@ async fn values_under_structural_looking_keys_are_redacted_too() {
     // A tool call's input echoed back by the client, with a person's name under `name`.
     let body = json!({"model": "claude-test", "max_tokens": 50, "messages": [
         {"role": "user", "content": "送付先を確認"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "send", "input": {"name": "山田由美", "memo": "住所：東京都品川区西新宿1-1-6"}}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "send", "input": {"name": "山田由美", "住所": "東京都品川区西新宿1-1-6", "memo": "電話は090-1234-5678"}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "送付しました"}]}
     ]});
     app.store.add_term("c1", "term", "山田由美").await.unwrap();

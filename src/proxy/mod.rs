@@ -175,14 +175,43 @@ const STRUCTURAL_KEYS: &[&str] = &[
     "truncation",
 ];
 
-fn content_strings<'a>(v: &'a mut Value, out: &mut Vec<&'a mut String>) {
+/// Keys of the wire formats that hold prose: their strings are redacted as they are.
+const TEXT_KEYS: &[&str] = &[
+    "content",
+    "text",
+    "input",
+    "instructions",
+    "system",
+    "description",
+    "arguments",
+    "output",
+    "prompt",
+    "query",
+    "thinking",
+    "summary",
+    "title",
+    "partial_json",
+    "refusal",
+];
+
+/// A string to redact; `field` is the object key it sits under when that key may itself say
+/// the value is confidential (structured data such as `{"住所": "…"}` in a tool call's input).
+struct Slot<'a> {
+    value: &'a mut String,
+    field: Option<String>,
+}
+
+fn content_strings<'a>(v: &'a mut Value, key: Option<&str>, out: &mut Vec<Slot<'a>>) {
     match v {
-        Value::String(s) => out.push(s),
-        Value::Array(a) => a.iter_mut().for_each(|x| content_strings(x, out)),
+        Value::String(s) => {
+            let field = key.filter(|k| !TEXT_KEYS.contains(k)).map(str::to_string);
+            out.push(Slot { value: s, field });
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| content_strings(x, key, out)),
         Value::Object(m) => {
             for (k, x) in m.iter_mut() {
                 if !(STRUCTURAL_KEYS.contains(&k.as_str()) && x.is_string()) {
-                    content_strings(x, out);
+                    content_strings(x, Some(k.as_str()), out);
                 }
             }
         }
@@ -191,7 +220,8 @@ fn content_strings<'a>(v: &'a mut Value, out: &mut Vec<&'a mut String>) {
 }
 
 /// Redacts every content string of the request in one batch (so a value found anywhere is
-/// replaced everywhere), or refuses it. Nothing is sent if this fails.
+/// replaced everywhere), or refuses it. Nothing is sent if this fails. A value under a data key
+/// is redacted as the line `key：value`, so that tagged-field rules (氏名, 住所…) see its key.
 fn redact_request(
     gw: &Gateway,
     caller: &Caller,
@@ -199,15 +229,41 @@ fn redact_request(
 ) -> Result<Redaction, Refusal> {
     let matcher = gw.policy.snapshot().matcher(&caller.contract.id)?;
     let mut session = gw.rules.session(&matcher);
-    let mut strings = Vec::new();
+    let mut slots = Vec::new();
     for (k, v) in req.body.iter_mut() {
         if k != "model" {
-            content_strings(v, &mut strings);
+            content_strings(v, None, &mut slots);
         }
     }
+    let mut texts: Vec<String> = slots
+        .iter()
+        .map(|s| match &s.field {
+            Some(k) => format!("{k}：{}", s.value),
+            None => s.value.clone(),
+        })
+        .collect();
     session
-        .redact_strings(strings)
+        .redact_strings(texts.iter_mut())
         .map_err(|r| Refusal::new(r.code(), r.to_string()))?;
+    for (slot, text) in slots.into_iter().zip(texts) {
+        match slot.field {
+            None => *slot.value = text,
+            Some(k) => {
+                let prefix = format!("{k}：");
+                match text.strip_prefix(&prefix) {
+                    Some(rest) => *slot.value = rest.to_string(),
+                    // The key itself was redacted (a term in a key): redact the value alone.
+                    None => {
+                        let alone = session
+                            .redact_text(slot.value)
+                            .map_err(|r| Refusal::new(r.code(), r.to_string()))?
+                            .into_owned();
+                        *slot.value = alone;
+                    }
+                }
+            }
+        }
+    }
     for (label, n) in session.counts() {
         metrics::counter!("mamori_redactions_total", "label" => label.clone())
             .increment(u64::from(*n));
