@@ -94,8 +94,12 @@ fn incoming(h: &HeaderMap) -> Incoming {
 
 async fn read_body(gw: &Gateway, body: Body) -> Result<bytes::Bytes, Refusal> {
     let limit = gw.config.max_body_bytes;
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        Refusal::new(Code::RequestTooLarge, format!("the request body is larger than this gateway's limit of {limit} bytes (or was cut off); send less"))
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if e.into_inner().downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            Refusal::new(Code::RequestTooLarge, format!("the request body is larger than this gateway's limit of {limit} bytes; send less"))
+        } else {
+            Refusal::new(Code::InvalidRequest, "the request body could not be read (the connection broke off or the body was malformed); send it again")
+        }
     })
 }
 
