@@ -46,7 +46,8 @@ impl Gateway {
     /// Opens the database, loads the policy and starts the background tasks.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
         let rules = Arc::new(load_rules(&config)?);
-        let store = Store::connect(&config.database_url).await?;
+        let store =
+            Store::connect_with(&config.database_url, config.audit.fsync_each_commit).await?;
         let policy = Policy::load(store.clone(), config.training_valid_days).await?;
         policy.spawn_refresher(config.refresh_interval);
         let keys = crate::audit::load_keys(&config.audit)?;

@@ -2,6 +2,13 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Like other command-line tools, end quietly when the reader of our output goes away
+    // (`mamori log list | head`), instead of panicking on a broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = mamori::cli::Cli::parse();
     mamori::commands::run(cli)
 }

@@ -83,6 +83,7 @@ struct RawAudit {
     checkpoint_interval_seconds: Option<u64>,
     instance_stale_seconds: Option<u64>,
     retention_interval_seconds: Option<u64>,
+    fsync_each_commit: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,6 +138,8 @@ pub struct AuditConfig {
     pub checkpoint_interval: Duration,
     pub instance_stale: Duration,
     pub retention_interval: Duration,
+    /// SQLite: fsync each log commit (power-loss safe) rather than only surviving a killed process.
+    pub fsync_each_commit: bool,
 }
 
 impl AuditConfig {
@@ -151,6 +154,7 @@ impl AuditConfig {
             checkpoint_interval: Duration::from_secs(60),
             instance_stale: Duration::from_secs(30),
             retention_interval: Duration::from_secs(3600),
+            fsync_each_commit: false,
         }
     }
 
@@ -269,6 +273,9 @@ impl Config {
         }
         if let Some(p) = a.checkpoint_file {
             audit.checkpoint_file = abs(p);
+        }
+        if let Some(f) = a.fsync_each_commit {
+            audit.fsync_each_commit = f;
         }
         if let Some(n) = a.checkpoint_every_records {
             if n == 0 {

@@ -48,6 +48,12 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating the SQLite file if needed) and migrates the database at `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with(url, false).await
+    }
+
+    /// As [`Store::connect`]; `sqlite_full_sync` makes every log commit on SQLite wait for an
+    /// fsync, so records survive a power loss or OS crash, not only a killed process.
+    pub async fn connect_with(url: &str, sqlite_full_sync: bool) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let shown = crate::config::redact_url(url);
         let (dialect, url) = if let Some(path) = url.strip_prefix("sqlite://") {
@@ -97,7 +103,7 @@ impl Store {
             let file = url.trim_start_matches("sqlite://");
             let file = file.split('?').next().unwrap_or(file);
             store.sqlite_log = Some(
-                sqlite_log::SqliteLog::start(file)
+                sqlite_log::SqliteLog::start(file, sqlite_full_sync)
                     .with_context(|| format!("cannot open the log writer on {shown}"))?,
             );
         }

@@ -26,19 +26,25 @@ pub(crate) struct SqliteLog {
     tx: Arc<mpsc::Sender<Batch>>,
 }
 
-fn open(path: &str) -> rusqlite::Result<Connection> {
+/// `full_sync`: fsync every commit (survives power loss), instead of only a process kill.
+fn open(path: &str, full_sync: bool) -> rusqlite::Result<Connection> {
     let c = Connection::open(path)?;
     c.busy_timeout(Duration::from_secs(5))?;
     c.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-2048;",
+        "PRAGMA journal_mode=WAL; PRAGMA secure_delete=ON; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-2048;",
     )?;
+    c.execute_batch(if full_sync {
+        "PRAGMA synchronous=FULL;"
+    } else {
+        "PRAGMA synchronous=NORMAL;"
+    })?;
     Ok(c)
 }
 
 impl SqliteLog {
     /// Starts the writer and checkpoint threads for the database file at `path`.
-    pub(crate) fn start(path: &str) -> anyhow::Result<Self> {
-        let conn = open(path)?;
+    pub(crate) fn start(path: &str, full_sync: bool) -> anyhow::Result<Self> {
+        let conn = open(path, full_sync)?;
         let (tx, rx) = mpsc::channel::<Batch>();
         std::thread::Builder::new()
             .name("mamori-log-sqlite".into())
@@ -53,7 +59,7 @@ impl SqliteLog {
             })?;
         let tx = Arc::new(tx);
         let alive = Arc::downgrade(&tx);
-        let cp = open(path)?;
+        let cp = open(path, full_sync)?;
         std::thread::Builder::new()
             .name("mamori-log-checkpoint".into())
             .spawn(move || loop {
