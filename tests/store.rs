@@ -236,3 +236,11 @@ async fn log_records_round_trip_and_filter() {
     assert!(s.log_record("r4").await.unwrap().is_none());
     assert_eq!(s.log_count().await.unwrap(), 3);
 }
+
+#[tokio::test]
+async fn the_log_can_fsync_every_commit() {
+    let db = fresh_db().await;
+    let s = Store::connect_with(&db.url, true).await.unwrap();
+    append(&s, vec![record("f1", "c1", None)]).await.unwrap();
+    assert_eq!(s.log_record("f1").await.unwrap().unwrap().seq, 1);
+}
