@@ -44,6 +44,11 @@ pub(crate) fn fold(text: &str, mut emit: impl FnMut(char, usize, usize)) {
     let mut cluster = String::new();
     while let Some((start, c)) = it.next() {
         let joined = matches!(it.peek(), Some(&(_, d)) if joins_previous(d));
+        // A mark with nothing to attach to (say, after a dropped space) is dropped too: emitted,
+        // it would attach to whatever came before on a second fold, and folding must be stable.
+        if is_mark(c) {
+            continue;
+        }
         if !joined {
             let end = start + c.len_utf8();
             if c.is_ascii() {
@@ -72,8 +77,16 @@ pub(crate) fn fold(text: &str, mut emit: impl FnMut(char, usize, usize)) {
             end = j + d.len_utf8();
             it.next();
         }
+        // Marks whose base folds away (a space before `ﾞ`) go with it, for the same reason.
+        let mut based = false;
         for n in cluster.nfkc() {
-            fold_char(n, |f| emit(f, start, end));
+            if is_mark(n) && !based {
+                continue;
+            }
+            fold_char(n, |f| {
+                based = true;
+                emit(f, start, end)
+            });
         }
     }
 }
@@ -99,6 +112,14 @@ fn joins_previous(c: char) -> bool {
     matches!(c, '\u{FF9E}' | '\u{FF9F}' | '\u{309B}' | '\u{309C}')
         || canonical_combining_class(c) != 0
         || is_nfkc_quick(std::iter::once(c)) == IsNormalized::Maybe
+}
+
+/// Voicing marks (spacing, half-width or combining) and other combining marks.
+fn is_mark(c: char) -> bool {
+    !c.is_ascii()
+        && !is_plain(c)
+        && (matches!(c, '\u{FF9E}' | '\u{FF9F}' | '\u{309B}' | '\u{309C}')
+            || canonical_combining_class(c) != 0)
 }
 
 /// Voicing marks as their combining forms, so `か゛` and `ｶﾞ` compose to `が`.
