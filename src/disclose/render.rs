@@ -144,6 +144,23 @@ fn list_or_none(items: &[String], w: &Words, sep: &str) -> String {
     }
 }
 
+/// A service's registration versions, as `v1, v2`.
+fn versions(x: &ServiceUse) -> String {
+    let v: Vec<String> = x
+        .registration_versions
+        .iter()
+        .map(|v| format!("v{v}"))
+        .collect();
+    v.join(", ")
+}
+
+fn staff_names(d: &Disclosure) -> Vec<String> {
+    d.staff
+        .iter()
+        .map(|p| format!("{} ({})", p.name, p.id))
+        .collect()
+}
+
 /// The machine-readable header that lets `disclose verify` regenerate the file.
 pub fn meta_line(d: &Disclosure) -> String {
     let meta = serde_json::json!({
@@ -191,18 +208,13 @@ fn markdown(d: &Disclosure) -> String {
     );
     let _ = writeln!(s, "| --- | --- | --- | --- | ---: |");
     for x in &d.services {
-        let v: Vec<String> = x
-            .registration_versions
-            .iter()
-            .map(|v| format!("v{v}"))
-            .collect();
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} |",
             md_cell(&x.name),
             md_cell(&x.vendor),
             md_cell(&x.models.join(", ")),
-            v.join(", "),
+            versions(x),
             x.interactions
         );
     }
@@ -213,11 +225,7 @@ fn markdown(d: &Disclosure) -> String {
         list_or_none(&d.purposes, w, "、")
     );
     let _ = writeln!(s, "- {}: {}", w.period, period(d, w));
-    let staff: Vec<String> = d
-        .staff
-        .iter()
-        .map(|p| format!("{} ({})", p.name, p.id))
-        .collect();
+    let staff = staff_names(d);
     let _ = writeln!(s, "- {}: {}", w.staff, list_or_none(&staff, w, "、"));
     let _ = writeln!(s, "- {}: {}\n", w.interactions, d.interactions);
     let _ = writeln!(s, "## {}\n", w.appendix);
@@ -283,27 +291,18 @@ fn html(d: &Disclosure) -> String {
         esc(w.uses)
     );
     for x in &d.services {
-        let v: Vec<String> = x
-            .registration_versions
-            .iter()
-            .map(|v| format!("v{v}"))
-            .collect();
         let _ = writeln!(
             s,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
             esc(&x.name),
             esc(&x.vendor),
             esc(&x.models.join(", ")),
-            v.join(", "),
+            versions(x),
             x.interactions
         );
     }
     let _ = writeln!(s, "</table>");
-    let staff: Vec<String> = d
-        .staff
-        .iter()
-        .map(|p| format!("{} ({})", p.name, p.id))
-        .collect();
+    let staff = staff_names(d);
     let _ = writeln!(
         s,
         "<ul><li>{}: {}</li><li>{}: {}</li><li>{}: {}</li><li>{}: {}</li></ul>",

@@ -364,24 +364,6 @@ impl Store {
         Ok((seq, prev))
     }
 
-    /// A contract's records without bodies, in chain order (disclosures read only metadata).
-    pub async fn contract_records(&self, contract: &str) -> anyhow::Result<Vec<LogRecord>> {
-        let cols: Vec<&str> = COLUMNS
-            .iter()
-            .copied()
-            .filter(|c| !c.ends_with("_body"))
-            .collect();
-        let sql = format!(
-            "SELECT {}, NULL AS request_body, NULL AS output_body FROM log_records WHERE contract_id = $1 ORDER BY seq",
-            cols.join(", ")
-        );
-        let rows = sqlx::query(&sql)
-            .bind(contract)
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(record_from_row).collect()
-    }
-
     /// What a disclosure needs of a contract's served generative records, in chain order: only
     /// the columns it prints, so that 100,000 records read in well under a second.
     pub async fn disclosure_rows(
