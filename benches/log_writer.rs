@@ -46,9 +46,9 @@ async fn run(label: &str, url: &str, dir: &std::path::Path) {
         })
         .await
         .unwrap();
-    let mut cfg = AuditConfig::for_database("sqlite://x", dir);
+    let mut cfg = AuditConfig::for_database(&format!("sqlite://{}/keys.db", dir.display()), dir);
     cfg.create_keys = true;
-    let writer = LogWriter::spawn(store.clone(), load_keys(&cfg).unwrap(), &cfg);
+    let writer = LogWriter::spawn(store.clone(), load_keys(&cfg).unwrap(), &cfg).unwrap();
     let body = Arc::new(
         "社内向けの報告書を要約してください。"
             .repeat(50)

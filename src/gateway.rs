@@ -51,10 +51,7 @@ impl Gateway {
         let policy = Policy::load(store.clone(), config.training_valid_days).await?;
         policy.spawn_refresher(config.refresh_interval);
         let keys = crate::audit::load_keys(&config.audit)?;
-        let log = LogWriter::spawn(store.clone(), keys, &config.audit);
-        // Announce this instance before it forwards anything, so that no other instance takes
-        // its pending requests for a crashed instance's.
-        store.heartbeat(log.instance_id()).await?;
+        let log = LogWriter::spawn(store.clone(), keys, &config.audit)?;
         crate::audit::spawn_upkeep(
             store.clone(),
             log.clone(),

@@ -62,11 +62,11 @@ async fn sigkill_under_load_loses_no_completed_response() {
     let (mock, mock_base) = common::spawn_mock().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, "listen = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://data/m.db\"\n[policy]\nrefresh_interval_ms = 100\n[audit]\ninstance_stale_seconds = 1\ncheckpoint_every_records = 50\n").unwrap();
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://data/m.db\"\n[policy]\nrefresh_interval_ms = 100\n[audit]\ncheckpoint_every_records = 50\n").unwrap();
     let reg = dir.path().join("p.toml");
     std::fs::write(
         &reg,
-        common::mock_registration("p", "openai", &mock_base, &["gpt-test"])
+        common::mock_registration("p", "openai", &mock_base, &["gpt-test", "mock-hang"])
             .replace("env:MAMORI_TEST_PROVIDER_KEY", "none"),
     )
     .unwrap();
@@ -140,6 +140,35 @@ async fn sigkill_under_load_loses_no_completed_response() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // One request that is at the provider when the gateway dies: only the journal knows it.
+    let hung = {
+        let (addr, key) = (addr.clone(), key.clone());
+        tokio::spawn(async move {
+            let body = json!({"model": "mock-hang", "messages": [{"role": "user", "content": "長い作業"}]});
+            let _ = reqwest::Client::new()
+                .post(format!("http://{addr}/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await;
+        })
+    };
+    for _ in 0..500 {
+        if mock
+            .received()
+            .iter()
+            .any(|r| r.body["model"] == "mock-hang")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        mock.received()
+            .iter()
+            .any(|r| r.body["model"] == "mock-hang"),
+        "the hanging request never reached the provider"
+    );
     let mut gateway = gateway;
     gateway.0.kill().unwrap(); // SIGKILL
     gateway.0.wait().unwrap();
@@ -177,6 +206,18 @@ async fn sigkill_under_load_loses_no_completed_response() {
         forwarded,
         records.len()
     );
+    let interrupted: Vec<_> = records
+        .iter()
+        .filter(|r| r.model.as_deref() == Some("mock-hang"))
+        .collect();
+    assert_eq!(
+        interrupted.len(),
+        1,
+        "the request in flight at the kill has one record"
+    );
+    assert_eq!(interrupted[0].outcome, "interrupted");
+    assert!(interrupted[0].request_sha256.is_some());
+    hung.abort();
     for (id, sha) in &completed {
         let r = records
             .iter()

@@ -6,6 +6,7 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod crypto;
+pub mod journal;
 pub mod verify;
 
 use crate::config::AuditConfig;
@@ -13,6 +14,7 @@ use crate::store::{LogRecord, Store};
 use anyhow::Context;
 use crypto::{Key, MasterKeys};
 use ed25519_dalek::SigningKey;
+use journal::Journal;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -204,26 +206,23 @@ impl DataKeys {
     }
 }
 
-enum Job {
-    /// A finished request's record.
-    Record(Box<LogRecord>, Option<oneshot::Sender<bool>>),
-    /// A request about to be forwarded: kept until its record lands, recovered after a crash.
-    Pending(Box<LogRecord>, oneshot::Sender<bool>),
-}
+/// A record to write, and who waits for it to be committed (none for refusals).
+struct Job(Box<LogRecord>, Option<oneshot::Sender<bool>>);
 
 #[derive(Clone)]
 pub struct LogWriter {
     tx: mpsc::Sender<Job>,
     healthy: Arc<AtomicBool>,
     pub data_keys: Arc<DataKeys>,
-    instance_id: Arc<str>,
+    journal: Arc<Journal>,
+    journal_sync: bool,
 }
 
 impl std::fmt::Debug for LogWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogWriter")
             .field("healthy", &self.is_healthy())
-            .field("instance", &self.instance_id)
+            .field("journal", &self.journal)
             .finish()
     }
 }
@@ -238,11 +237,17 @@ struct Checkpointing {
 }
 
 impl LogWriter {
-    pub fn spawn(store: Store, keys: AuditKeys, cfg: &AuditConfig) -> Self {
+    /// Starts the writer; opens this instance's request journal in `cfg.journal_dir`.
+    pub fn spawn(store: Store, keys: AuditKeys, cfg: &AuditConfig) -> anyhow::Result<Self> {
+        let instance = uuid::Uuid::now_v7().simple().to_string();
+        let journal = Arc::new(Journal::open(
+            &cfg.journal_dir,
+            &instance,
+            cfg.fsync_each_commit,
+        )?);
         let (tx, rx) = mpsc::channel(QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
         let data_keys = Arc::new(DataKeys::new(store.clone(), keys.master));
-        let instance_id: Arc<str> = uuid::Uuid::now_v7().simple().to_string().into();
         let cp = Checkpointing {
             signing: keys.signing,
             every: cfg.checkpoint_every_records,
@@ -254,22 +259,19 @@ impl LogWriter {
         tokio::spawn(run(
             store.clone(),
             Arc::clone(&data_keys),
-            Arc::clone(&instance_id),
+            Arc::clone(&journal),
             rx,
             Arc::clone(&healthy),
             cp,
         ));
         tokio::spawn(probe(store, Arc::clone(&healthy)));
-        Self {
+        Ok(Self {
             tx,
             healthy,
             data_keys,
-            instance_id,
-        }
-    }
-
-    pub fn instance_id(&self) -> &str {
-        &self.instance_id
+            journal,
+            journal_sync: cfg.fsync_each_commit,
+        })
     }
 
     /// Whether records are being written; the gateway forwards nothing while this is false.
@@ -287,7 +289,7 @@ impl LogWriter {
         let (done, wait) = oneshot::channel();
         if self
             .tx
-            .send(Job::Record(Box::new(record), Some(done)))
+            .send(Job(Box::new(record), Some(done)))
             .await
             .is_err()
         {
@@ -296,25 +298,32 @@ impl LogWriter {
         wait.await.unwrap_or(false)
     }
 
-    /// Durably notes a request before it is forwarded. `false`: do not forward.
+    /// Notes a request in the journal before it is forwarded, so that even a crash leaves a
+    /// record of it. `false`: do not forward.
     pub async fn begin(&self, record: &LogRecord) -> bool {
-        let (done, wait) = oneshot::channel();
-        if self
-            .tx
-            .send(Job::Pending(Box::new(record.clone()), done))
-            .await
-            .is_err()
-        {
-            return false;
+        let noted = if self.journal_sync {
+            // An fsync takes milliseconds: not on an async worker.
+            let (journal, rec) = (Arc::clone(&self.journal), record.without_bodies());
+            tokio::task::spawn_blocking(move || journal.note(&rec))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("journal task failed: {e}")))
+        } else {
+            self.journal.note(record)
+        };
+        match noted {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(request_id = %record.request_id, journal = %self.journal.dir().display(), error = %format!("{e:#}"), "cannot write the request journal; not forwarding");
+                false
+            }
         }
-        wait.await.unwrap_or(false)
     }
 
     /// Queues a record without waiting (refusals, where nothing was delivered). If the queue is
     /// full — a flood of refused requests — the record is dropped and counted, but the log is not
     /// declared down: refusals must not be a way to stop the gateway.
     pub fn submit(&self, record: LogRecord) {
-        match self.tx.try_send(Job::Record(Box::new(record), None)) {
+        match self.tx.try_send(Job(Box::new(record), None)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 metrics::counter!("mamori_refusal_records_dropped_total").increment(1);
@@ -331,7 +340,7 @@ impl LogWriter {
 async fn run(
     store: Store,
     keys: Arc<DataKeys>,
-    instance: Arc<str>,
+    journal: Arc<Journal>,
     mut rx: mpsc::Receiver<Job>,
     healthy: Arc<AtomicBool>,
     mut cp: Checkpointing,
@@ -346,11 +355,29 @@ async fn run(
             }
         }
         metrics::gauge!("mamori_log_queue_depth").set(rx.len() as f64);
-        let (oks, head) = write_batch(&store, &keys, &instance, &batch).await;
+        let mut records = Vec::with_capacity(batch.len());
+        let mut waiting = Vec::with_capacity(batch.len());
+        for Job(mut r, done) in batch.drain(..) {
+            // Records from `submit` (refusals) are usually bodiless; seal any that are not yet.
+            match keys.seal(&mut r).await {
+                Ok(()) => {
+                    records.push(*r);
+                    waiting.push(done);
+                }
+                Err(e) => {
+                    tracing::error!(request_id = %r.request_id, error = %format!("{e:#}"), "cannot seal log record");
+                    if let Some(done) = done {
+                        let _ = done.send(false);
+                    }
+                }
+            }
+        }
+        let ids: Vec<String> = records.iter().map(|r| r.request_id.clone()).collect();
+        let (oks, head) = write_batch(&store, records).await;
         let failed = oks.iter().filter(|ok| !**ok).count();
         if failed == oks.len() && !oks.is_empty() {
             tracing::error!(
-                jobs = batch.len(),
+                records = oks.len(),
                 "log write failed; refusing requests until the database is back"
             );
             healthy.store(false, Ordering::Release);
@@ -370,85 +397,44 @@ async fn run(
             .increment((oks.len() - failed) as u64);
         metrics::counter!("mamori_log_records_total", "result" => "failed")
             .increment(failed as u64);
-        for (job, ok) in batch.drain(..).zip(oks) {
-            match job {
-                Job::Record(_, Some(done)) | Job::Pending(_, done) => {
-                    let _ = done.send(ok);
-                }
-                Job::Record(_, None) => {}
+        for ((id, done), ok) in ids.iter().zip(waiting).zip(oks) {
+            if ok {
+                journal.done(id);
+            }
+            if let Some(done) = done {
+                let _ = done.send(ok);
             }
         }
     }
 }
 
-/// Writes one batch: pending notes, then the chained records, each group in one transaction.
-/// If a group fails, its jobs are retried one by one so that one bad record (say, a request id
-/// already recorded by crash recovery) does not take the others down with it.
-/// Returns each job's outcome, in order, and the new chain head if records were appended.
-async fn write_batch(
-    store: &Store,
-    keys: &DataKeys,
-    instance: &str,
-    batch: &[Job],
-) -> (Vec<bool>, Option<(i64, String)>) {
-    let mut oks = vec![false; batch.len()];
-    let mut pending = Vec::new();
-    let mut records = Vec::new();
-    for (i, job) in batch.iter().enumerate() {
-        match job {
-            Job::Pending(r, _) => match serde_json::to_string(r.as_ref()) {
-                Ok(json) => pending.push((i, (r.request_id.clone(), json))),
-                Err(e) => {
-                    tracing::error!(request_id = %r.request_id, error = %e, "cannot encode pending entry")
-                }
-            },
-            Job::Record(r, _) => {
-                let mut r = r.as_ref().clone();
-                // Records from `submit` (refusals) are usually bodiless; seal any that are not yet.
-                match keys.seal(&mut r).await {
-                    Ok(()) => records.push((i, r)),
-                    Err(e) => {
-                        tracing::error!(request_id = %r.request_id, error = %format!("{e:#}"), "cannot seal log record")
-                    }
-                }
-            }
-        }
+/// Writes one batch of sealed records in one transaction. If that fails, they are retried one
+/// by one so that one bad record (say, a request id already recorded by crash recovery) does
+/// not take the others down with it.
+/// Returns each record's outcome, in order, and the new chain head if records were appended.
+async fn write_batch(store: &Store, records: Vec<LogRecord>) -> (Vec<bool>, Option<(i64, String)>) {
+    let n = records.len();
+    if n == 0 {
+        return (Vec::new(), None);
     }
-    // The common case: everything in one transaction.
-    let entries: Vec<_> = pending.iter().map(|(_, e)| e.clone()).collect();
-    let mut all: Vec<LogRecord> = records.iter().map(|(_, r)| r.clone()).collect();
-    match store
-        .write_log_batch(instance, &entries, &mut all, chain::record_hash)
-        .await
-    {
-        Ok(head) => {
-            let written = pending
-                .iter()
-                .map(|(i, _)| *i)
-                .chain(records.iter().map(|(i, _)| *i));
-            written.for_each(|i| oks[i] = true);
-            return (oks, head);
-        }
+    let (records, result) = store.append_owned(records, chain::record_hash).await;
+    match result {
+        Ok(head) => return (vec![true; n], Some(head)),
         Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), jobs = batch.len(), "log batch failed; retrying one by one")
+            tracing::warn!(error = %format!("{e:#}"), records = n, "log batch failed; retrying one by one")
         }
     }
-    for (i, entry) in &pending {
-        oks[*i] = store
-            .insert_pending(instance, std::slice::from_ref(entry))
-            .await
-            .is_ok();
-    }
+    let mut oks = vec![false; n];
     let mut head = None;
-    for (i, r) in &records {
-        let mut one = [r.clone()];
-        match store.append_chained(&mut one, chain::record_hash).await {
+    for (i, r) in records.into_iter().enumerate() {
+        let id = r.request_id.clone();
+        match store.append_owned(vec![r], chain::record_hash).await.1 {
             Ok(h) => {
-                oks[*i] = true;
+                oks[i] = true;
                 head = Some(h);
             }
             Err(e) => {
-                tracing::error!(request_id = %r.request_id, error = %format!("{e:#}"), "log record not written")
+                tracing::error!(request_id = %id, error = %format!("{e:#}"), "log record not written")
             }
         }
     }
@@ -478,25 +464,21 @@ async fn probe(store: Store, healthy: Arc<AtomicBool>) {
     }
 }
 
-/// Background upkeep: heartbeat, recovery of requests a crashed instance forwarded but never
-/// logged, and deletion of bodies past their contract's retention.
-/// `longest_request` bounds how long a request can be in flight (the upstream timeout).
+/// Background upkeep: recovery of requests that were forwarded but never logged (a crashed
+/// instance's journal, or a record this instance failed to write), and deletion of bodies past
+/// their contract's retention. `longest_request` bounds how long a request can be in flight
+/// (the upstream timeout).
 pub fn spawn_upkeep(store: Store, writer: LogWriter, cfg: &AuditConfig, longest_request: Duration) {
-    let stale = cfg.instance_stale;
     let abandoned = longest_request + Duration::from_secs(60);
     let retention_every = cfg.retention_interval;
+    let every = cfg.upkeep_interval;
     tokio::spawn(async move {
-        let beat = (stale / 3).max(Duration::from_millis(200));
-        let mut tick = tokio::time::interval(beat);
+        let mut tick = tokio::time::interval(every);
         let mut last_retention: Option<Instant> = None;
         loop {
             tick.tick().await;
-            if let Err(e) = store.heartbeat(writer.instance_id()).await {
-                tracing::warn!(error = %format!("{e:#}"), "heartbeat failed");
-                continue;
-            }
             forget_closed_contracts(&store, &writer).await;
-            if let Err(e) = recover(&store, &writer, stale, abandoned).await {
+            if let Err(e) = recover(&store, &writer, abandoned).await {
                 tracing::warn!(error = %format!("{e:#}"), "recovery of interrupted requests failed");
             }
             if last_retention.is_none_or(|t| t.elapsed() >= retention_every) {
@@ -518,29 +500,51 @@ async fn forget_closed_contracts(store: &Store, writer: &LogWriter) {
     }
 }
 
-async fn recover(
+/// Records, as `interrupted`, requests noted in the journal that have no record: those of dead
+/// instances' segments, and this instance's own that are older than any request may take.
+async fn recover(store: &Store, writer: &LogWriter, abandoned: Duration) -> anyhow::Result<()> {
+    let journal = Arc::clone(&writer.journal);
+    let orphans = tokio::task::spawn_blocking(move || journal.orphans()).await??;
+    for orphan in orphans {
+        let ids: Vec<String> = orphan
+            .records
+            .iter()
+            .map(|r| r.request_id.clone())
+            .collect();
+        let missing = store.missing_records(&ids).await?;
+        for r in orphan
+            .records
+            .iter()
+            .filter(|r| missing.contains(&r.request_id))
+        {
+            record_interrupted(store, writer, r.clone()).await?;
+        }
+        tracing::info!(segment = %orphan.path.display(), interrupted = missing.len(), "recovered a crashed instance's request journal");
+        orphan.finish();
+    }
+    for r in writer.journal.overdue(abandoned) {
+        let id = r.request_id.clone();
+        record_interrupted(store, writer, r).await?;
+        writer.journal.done(&id);
+    }
+    Ok(())
+}
+
+async fn record_interrupted(
     store: &Store,
     writer: &LogWriter,
-    stale: Duration,
-    abandoned: Duration,
+    mut r: LogRecord,
 ) -> anyhow::Result<()> {
-    let ago = |d: Duration| -> anyhow::Result<String> {
-        Ok((chrono::Utc::now() - chrono::Duration::from_std(d)?)
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-    };
-    for (request_id, json) in store
-        .orphaned_pending(&ago(stale)?, &ago(abandoned)?)
-        .await?
-    {
-        if store.log_record(&request_id).await?.is_some() {
-            continue;
-        }
-        let mut r: LogRecord = serde_json::from_str(&json)?;
-        r.outcome = "interrupted".into();
-        r.code = None;
-        tracing::warn!(request_id = %request_id, "recording a request interrupted by a crash");
-        if !writer.commit(r).await {
-            anyhow::bail!("could not record interrupted request {request_id}");
+    if store.log_record(&r.request_id).await?.is_some() {
+        return Ok(());
+    }
+    r.outcome = "interrupted".into();
+    r.code = None;
+    tracing::warn!(request_id = %r.request_id, "recording a request interrupted before its record was written");
+    if !writer.commit(r.clone()).await {
+        // Another instance may have recorded it meanwhile (the request id is unique).
+        if store.log_record(&r.request_id).await?.is_none() {
+            anyhow::bail!("could not record interrupted request {}", r.request_id);
         }
     }
     Ok(())

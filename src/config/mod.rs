@@ -81,7 +81,8 @@ struct RawAudit {
     checkpoint_file: Option<PathBuf>,
     checkpoint_every_records: Option<u64>,
     checkpoint_interval_seconds: Option<u64>,
-    instance_stale_seconds: Option<u64>,
+    upkeep_interval_seconds: Option<u64>,
+    journal_dir: Option<PathBuf>,
     retention_interval_seconds: Option<u64>,
     fsync_each_commit: Option<bool>,
 }
@@ -136,7 +137,10 @@ pub struct AuditConfig {
     pub create_keys: bool,
     pub checkpoint_every_records: u64,
     pub checkpoint_interval: Duration,
-    pub instance_stale: Duration,
+    /// How often upkeep looks for crashed instances' journals and applies retention checks.
+    pub upkeep_interval: Duration,
+    /// Where requests are noted before they are forwarded (see `audit::journal`).
+    pub journal_dir: PathBuf,
     pub retention_interval: Duration,
     /// SQLite: fsync each log commit (power-loss safe) rather than only surviving a killed process.
     pub fsync_each_commit: bool,
@@ -152,7 +156,8 @@ impl AuditConfig {
             create_keys,
             checkpoint_every_records: 1000,
             checkpoint_interval: Duration::from_secs(60),
-            instance_stale: Duration::from_secs(30),
+            upkeep_interval: Duration::from_secs(10),
+            journal_dir: key_dir.join("mamori-journal"),
             retention_interval: Duration::from_secs(3600),
             fsync_each_commit: false,
         }
@@ -274,6 +279,9 @@ impl Config {
         if let Some(p) = a.checkpoint_file {
             audit.checkpoint_file = abs(p);
         }
+        if let Some(p) = a.journal_dir {
+            audit.journal_dir = abs(p);
+        }
         if let Some(f) = a.fsync_each_commit {
             audit.fsync_each_commit = f;
         }
@@ -290,9 +298,9 @@ impl Config {
                 &mut audit.checkpoint_interval,
             ),
             (
-                "instance_stale_seconds",
-                a.instance_stale_seconds,
-                &mut audit.instance_stale,
+                "upkeep_interval_seconds",
+                a.upkeep_interval_seconds,
+                &mut audit.upkeep_interval,
             ),
             (
                 "retention_interval_seconds",

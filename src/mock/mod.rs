@@ -4,7 +4,8 @@
 //! records what it received, and has special models:
 //! `mock-error` answers 500 in the API's error shape; `mock-unauthorized` (chat) answers 401 as for a
 //! wrong provider key; `mock-gated` streams its first event, then
-//! waits for [`MockProvider::release`] before the rest (to prove events are not buffered).
+//! waits for [`MockProvider::release`] before the rest (to prove events are not buffered);
+//! `mock-hang` (chat) never answers (a request in flight when the gateway is killed).
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -239,6 +240,9 @@ async fn chat(
     let model = model(&body);
     if model == "mock-error" {
         return error(StatusCode::INTERNAL_SERVER_ERROR, false);
+    }
+    if model == "mock-hang" {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
     }
     if model == "mock-unauthorized" {
         // What a provider says when the gateway's own credential is wrong.

@@ -52,6 +52,37 @@ pub struct LogRecord {
     pub sealed: bool,
 }
 
+impl LogRecord {
+    /// The record's metadata, for places bodies must never go (the request journal).
+    pub fn without_bodies(&self) -> Self {
+        Self {
+            request_id: self.request_id.clone(),
+            at: self.at.clone(),
+            staff_id: self.staff_id.clone(),
+            key_id: self.key_id.clone(),
+            contract_id: self.contract_id.clone(),
+            deliverable: self.deliverable.clone(),
+            purpose: self.purpose.clone(),
+            provider_id: self.provider_id.clone(),
+            provider_version: self.provider_version,
+            model: self.model.clone(),
+            endpoint: self.endpoint.clone(),
+            streamed: self.streamed,
+            outcome: self.outcome.clone(),
+            code: self.code.clone(),
+            http_status: self.http_status,
+            latency_us: self.latency_us,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            redactions: self.redactions.clone(),
+            request_sha256: self.request_sha256.clone(),
+            output_sha256: self.output_sha256.clone(),
+            bodies_deleted: self.bodies_deleted.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 /// A signed checkpoint of the chain head (see `audit::checkpoint`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -224,67 +255,42 @@ fn summary(r: &AnyRow) -> anyhow::Result<LogRecordSummary> {
 impl Store {
     /// Appends records to the chain in one transaction: locks the chain head (so several
     /// writers, even in several processes, append in one total order), gives each record its
-    /// `seq` and `prev_hash`, asks `link` for its hash, inserts them, moves the head and removes
-    /// their pending entries. All are committed or none. Returns the new head.
+    /// `seq` and `prev_hash`, asks `link` for its hash, inserts them and moves the head. All are
+    /// committed or none. Returns the new head.
     pub async fn append_chained(
         &self,
         records: &mut [LogRecord],
         link: Link,
     ) -> anyhow::Result<(i64, String)> {
-        self.write_log_batch("", &[], records, link)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("no records to append"))
+        let owned = records.iter_mut().map(std::mem::take).collect();
+        let (back, head) = self.append_owned(owned, link).await;
+        for (slot, r) in records.iter_mut().zip(back) {
+            *slot = r;
+        }
+        head
     }
 
-    /// One group commit of the log writer: pending notes of requests about to be forwarded and
-    /// finished records, in a single transaction. Returns the new head if records were appended.
-    pub async fn write_log_batch(
+    /// `append_chained` for the log writer: takes the records and hands them back (linked if
+    /// the append succeeded), so a batch is never copied on its way to the database.
+    pub async fn append_owned(
         &self,
-        instance_id: &str,
-        pending: &[(String, String)],
-        records: &mut [LogRecord],
+        mut records: Vec<LogRecord>,
         link: Link,
-    ) -> anyhow::Result<Option<(i64, String)>> {
+    ) -> (Vec<LogRecord>, anyhow::Result<(i64, String)>) {
+        if records.is_empty() {
+            return (records, Err(anyhow::anyhow!("no records to append")));
+        }
         if let Some(w) = &self.sqlite_log {
-            return w.write(instance_id, pending, records, link).await;
+            return w.append(records, link).await;
         }
-        let mut tx = self.write_tx().await?;
-        self.pending_in(&mut tx, instance_id, pending).await?;
-        let head = if records.is_empty() {
-            None
-        } else {
-            Some(self.append_in(&mut tx, records, link).await?)
-        };
-        tx.commit().await?;
-        Ok(head)
-    }
-
-    async fn pending_in(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        instance_id: &str,
-        entries: &[(String, String)],
-    ) -> anyhow::Result<()> {
-        let now = super::now_text();
-        for chunk in entries.chunks(ROWS_PER_INSERT * 4) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", placeholders(self.dialect(), i * 4 + 1, 4)))
-                .collect();
-            let sql = format!(
-                "INSERT INTO pending_requests (request_id, instance_id, record, at) VALUES {}",
-                rows.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for (request_id, record_json) in chunk {
-                q = q
-                    .bind(request_id)
-                    .bind(instance_id)
-                    .bind(record_json)
-                    .bind(&now);
-            }
-            q.execute(&mut **tx).await?;
+        let head = async {
+            let mut tx = self.write_tx().await?;
+            let head = self.append_in(&mut tx, &mut records, link).await?;
+            tx.commit().await?;
+            Ok(head)
         }
-        Ok(())
+        .await;
+        (records, head)
     }
 
     async fn append_in(
@@ -342,17 +348,6 @@ impl Store {
                     .bind(&r.bodies_deleted)
                     .bind(&r.prev_hash)
                     .bind(&r.record_hash);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for chunk in records.chunks(ROWS_PER_INSERT * 8) {
-            let sql = format!(
-                "DELETE FROM pending_requests WHERE request_id IN ({})",
-                placeholders(self.dialect(), 1, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                q = q.bind(&r.request_id);
             }
             q.execute(&mut *tx).await?;
         }
@@ -451,48 +446,27 @@ impl Store {
             .collect()
     }
 
-    /// Notes requests about to be forwarded (one transaction), so a crash cannot lose them.
-    pub async fn insert_pending(
-        &self,
-        instance_id: &str,
-        entries: &[(String, String)],
-    ) -> anyhow::Result<()> {
-        self.write_log_batch(instance_id, entries, &mut [], |_, _, _| String::new())
-            .await?;
-        Ok(())
-    }
-
-    /// Pending entries left by instances not seen since `stale_before`.
-    /// Pending entries of instances not seen since `stale_before`, and any noted before
-    /// `abandoned_before` (older than the longest a request may take: its record was lost to a
-    /// failed write while its instance lived on).
-    pub async fn orphaned_pending(
-        &self,
-        stale_before: &str,
-        abandoned_before: &str,
-    ) -> anyhow::Result<Vec<(String, String)>> {
-        let rows = sqlx::query(
-            "SELECT p.request_id, p.record FROM pending_requests p LEFT JOIN instances i ON i.id = p.instance_id \
-             WHERE (i.id IS NULL AND p.at < $1) OR i.last_seen < $1 OR p.at < $2 ORDER BY p.at",
-        )
-        .bind(stale_before)
-        .bind(abandoned_before)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
-    }
-
-    /// Says this instance is alive (its pending entries are its own business).
-    pub async fn heartbeat(&self, instance_id: &str) -> anyhow::Result<()> {
-        let now = super::now_text();
-        sqlx::query("INSERT INTO instances (id, started_at, last_seen) VALUES ($1, $2, $2) ON CONFLICT (id) DO UPDATE SET last_seen = $2")
-            .bind(instance_id)
-            .bind(&now)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+    /// Which of these request ids have no record.
+    pub async fn missing_records(&self, ids: &[String]) -> anyhow::Result<Vec<String>> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in ids.chunks(ROWS_PER_INSERT * 16) {
+            let sql = format!(
+                "SELECT request_id FROM log_records WHERE request_id IN ({})",
+                placeholders(self.dialect(), 1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for row in q.fetch_all(self.pool()).await? {
+                found.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter(|id| !found.contains(*id))
+            .cloned()
+            .collect())
     }
 
     pub async fn data_key(&self, contract: &str) -> anyhow::Result<Option<DataKeyRow>> {

@@ -1,7 +1,7 @@
 //! The SQLite side of the log's group commit, on a thread of its own with its own connection.
 //! Through sqlx every statement is a hand-off to sqlx's worker thread and back; a commit of
-//! pending notes and chained records is half a dozen statements, so the hand-offs alone would
-//! dominate a request's latency. Here the whole transaction runs in one place, and the async
+//! chained records is several statements, so the hand-offs alone would dominate a request's
+//! latency. Here the whole transaction runs in one place, and the async
 //! side waits for one reply per batch. WAL checkpoints run on another thread so that no commit
 //! waits for one.
 use super::log::{Link, LogRecord, COLUMNS};
@@ -10,11 +10,9 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-type Reply = oneshot::Sender<Result<(Option<(i64, String)>, Vec<LogRecord>), String>>;
+type Reply = oneshot::Sender<(Vec<LogRecord>, Result<(i64, String), String>)>;
 
 struct Batch {
-    instance: String,
-    pending: Vec<(String, String)>,
     records: Vec<LogRecord>,
     link: Link,
     reply: Reply,
@@ -52,9 +50,8 @@ impl SqliteLog {
                 let mut conn = conn;
                 while let Ok(b) = rx.recv() {
                     let mut records = b.records;
-                    let r = write(&mut conn, &b.instance, &b.pending, &mut records, b.link)
-                        .map_err(|e| e.to_string());
-                    let _ = b.reply.send(r.map(|head| (head, records)));
+                    let r = write(&mut conn, &mut records, b.link).map_err(|e| e.to_string());
+                    let _ = b.reply.send((records, r));
                 }
             })?;
         let tx = Arc::new(tx);
@@ -74,52 +71,35 @@ impl SqliteLog {
         Ok(Self { tx })
     }
 
-    pub(crate) async fn write(
+    pub(crate) async fn append(
         &self,
-        instance: &str,
-        pending: &[(String, String)],
-        records: &mut [LogRecord],
+        records: Vec<LogRecord>,
         link: Link,
-    ) -> anyhow::Result<Option<(i64, String)>> {
+    ) -> (Vec<LogRecord>, anyhow::Result<(i64, String)>) {
+        let stopped = || anyhow::anyhow!("the SQLite log writer has stopped");
         let (reply, wait) = oneshot::channel();
-        let batch = Batch {
-            instance: instance.to_string(),
-            pending: pending.to_vec(),
-            records: records.to_vec(),
+        if let Err(mpsc::SendError(b)) = self.tx.send(Batch {
+            records,
             link,
             reply,
-        };
-        self.tx
-            .send(batch)
-            .map_err(|_| anyhow::anyhow!("the SQLite log writer has stopped"))?;
-        let (head, written) = wait
-            .await
-            .map_err(|_| anyhow::anyhow!("the SQLite log writer has stopped"))?
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        records.clone_from_slice(&written);
-        Ok(head)
+        }) {
+            return (b.records, Err(stopped()));
+        }
+        match wait.await {
+            Ok((records, r)) => (records, r.map_err(|e| anyhow::anyhow!("{e}"))),
+            // The thread died with the batch: nothing to hand back.
+            Err(_) => (Vec::new(), Err(stopped())),
+        }
     }
 }
 fn write(
     conn: &mut Connection,
-    instance: &str,
-    pending: &[(String, String)],
     records: &mut [LogRecord],
     link: Link,
-) -> rusqlite::Result<Option<(i64, String)>> {
-    if pending.is_empty() && records.is_empty() {
-        return Ok(None);
-    }
+) -> rusqlite::Result<(i64, String)> {
     let now = super::now_text();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
-        let mut st = tx.prepare_cached("INSERT INTO pending_requests (request_id, instance_id, record, at) VALUES (?1, ?2, ?3, ?4)")?;
-        for (id, json) in pending {
-            st.execute(params![id, instance, json, now])?;
-        }
-    }
-    let mut head = None;
-    if !records.is_empty() {
         let (mut seq, mut prev): (i64, String) = tx.query_row(
             "UPDATE chain_head SET updated_at = ?1 WHERE id = 1 RETURNING seq, record_hash",
             [&now],
@@ -132,8 +112,6 @@ fn write(
                 "INSERT INTO log_records ({cols}) VALUES ({})",
                 marks.join(", ")
             ))?;
-            let mut del =
-                tx.prepare_cached("DELETE FROM pending_requests WHERE request_id = ?1")?;
             for r in records.iter_mut() {
                 seq += 1;
                 r.seq = seq;
@@ -169,15 +147,13 @@ fn write(
                     r.prev_hash,
                     r.record_hash,
                 ])?;
-                del.execute([&r.request_id])?;
             }
         }
         tx.execute(
             "UPDATE chain_head SET seq = ?1, record_hash = ?2 WHERE id = 1",
             params![seq, prev],
         )?;
-        head = Some((seq, prev));
+        tx.commit()?;
+        Ok((seq, prev))
     }
-    tx.commit()?;
-    Ok(head)
 }

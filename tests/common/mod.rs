@@ -27,7 +27,8 @@ impl TestDb {
         a.checkpoint_file = self.dir.path().join("checkpoints.jsonl");
         a.create_keys = true;
         a.checkpoint_every_records = 5;
-        a.instance_stale = Duration::from_secs(1);
+        a.journal_dir = self.dir.path().join("journal");
+        a.upkeep_interval = Duration::from_millis(500);
         a
     }
 }
