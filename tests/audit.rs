@@ -422,3 +422,53 @@ async fn one_bad_record_does_not_take_the_log_down() {
     assert!(app.gw.log.is_healthy());
     assert!(check(&app, &[]).await.ok());
 }
+
+#[tokio::test]
+async fn a_writer_outside_the_gateway_delays_records_without_stalling_the_gateway() {
+    let app = spawn_app().await;
+    let rec = |id: &str| LogRecord {
+        request_id: id.into(),
+        at: mamori::store::now_text(),
+        endpoint: "chat.completions".into(),
+        outcome: "ok".into(),
+        http_status: 200,
+        redactions: "{}".into(),
+        ..Default::default()
+    };
+    assert!(app.gw.log.commit(rec("before")).await);
+    // Another connection (an admin command, another process) holds the write lock.
+    let mut other = raw(&app).await;
+    let begin = if app.db.url.starts_with("sqlite") {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN"
+    };
+    sqlx::query(begin).execute(&mut other).await.unwrap();
+    sqlx::query("UPDATE chain_head SET updated_at = updated_at WHERE id = 1")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let gw = std::sync::Arc::clone(&app.gw);
+    let pending = tokio::spawn(async move { gw.log.commit(rec("during")).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !pending.is_finished(),
+        "the record cannot land while the lock is held"
+    );
+    // Meanwhile the gateway still answers.
+    let r = app
+        .http
+        .get(format!("{}/healthz", app.addr))
+        .timeout(std::time::Duration::from_secs(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    assert!(
+        pending.await.unwrap(),
+        "the record lands once the lock is free"
+    );
+    assert!(app.gw.log.is_healthy());
+    assert!(check(&app, &[]).await.ok());
+}

@@ -38,7 +38,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
-    /// SQLite only: the log's own writer thread (see `sqlite_log.rs`).
+    /// SQLite only: the log's own connection (see `sqlite_log.rs`).
     sqlite_log: Option<sqlite_log::SqliteLog>,
 }
 
@@ -83,7 +83,7 @@ impl Store {
         if dialect == Dialect::Sqlite {
             opts = opts.max_connections(4).after_connect(|conn, _| {
                 Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; PRAGMA cache_size=-1024;")
+                    conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; PRAGMA cache_size=-1024; PRAGMA wal_autocheckpoint=0;")
                         .await?;
                     Ok(())
                 })
