@@ -23,9 +23,19 @@ pub struct Provider {
     pub suspended: Option<String>,
     /// `Err` holds why the credential could not be resolved (never the credential).
     pub credential: Result<Option<Secret>, String>,
+    /// `base_url` parsed once, not on every request (`None` only if it does not parse).
+    pub base: Option<reqwest::Url>,
 }
 
 impl Provider {
+    /// The provider's URL for `path` (e.g. `/chat/completions`), under its base URL.
+    pub fn url(&self, path: &str) -> Option<reqwest::Url> {
+        let mut u = self.base.clone()?;
+        let joined = format!("{}{path}", u.path().trim_end_matches('/'));
+        u.set_path(&joined);
+        Some(u)
+    }
+
     fn unroutable_reason(&self, today: NaiveDate) -> Option<String> {
         if let Some(reason) = &self.suspended {
             return Some(format!(
@@ -79,7 +89,9 @@ impl Snapshot {
             match Registration::from_json(&row.registration) {
                 Ok(reg) => {
                     let credential = reg.api_key.resolve();
+                    let base = reqwest::Url::parse(&reg.base_url).ok();
                     providers.push(Arc::new(Provider {
+                        base,
                         reg,
                         version: row.version,
                         suspended: row

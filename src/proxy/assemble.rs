@@ -22,6 +22,37 @@ pub fn usage_of(body: &Value) -> Usage {
     }
 }
 
+/// The usage of a whole (non-streamed) answer. Reads only the usage fields, skipping the rest
+/// without building it; falls back to a full parse for answers whose fields are unusual.
+pub fn usage_of_body(body: &[u8]) -> Usage {
+    #[derive(serde::Deserialize)]
+    struct Counts {
+        prompt_tokens: Option<i64>,
+        input_tokens: Option<i64>,
+        completion_tokens: Option<i64>,
+        output_tokens: Option<i64>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Only {
+        usage: Option<Counts>,
+        input_tokens: Option<i64>,
+    }
+    match serde_json::from_slice::<Only>(body) {
+        Ok(o) => {
+            let u = o.usage.as_ref();
+            Usage {
+                input: u
+                    .and_then(|u| u.prompt_tokens.or(u.input_tokens))
+                    .or(o.input_tokens),
+                output: u.and_then(|u| u.completion_tokens.or(u.output_tokens)),
+            }
+        }
+        Err(_) => serde_json::from_slice::<Value>(body)
+            .map(|v| usage_of(&v))
+            .unwrap_or_default(),
+    }
+}
+
 /// Whether this event ends the answer; the gateway holds it back until the log is committed.
 pub fn is_terminal(endpoint: Endpoint, ev: &Event) -> bool {
     match endpoint {
@@ -305,6 +336,31 @@ mod tests {
         }
         let (usage, term) = (a.usage, a.saw_terminal);
         (serde_json::from_slice(&a.finish()).unwrap(), usage, term)
+    }
+
+    #[test]
+    fn usage_of_a_whole_body_reads_only_what_it_needs_and_agrees_with_the_full_parse() {
+        for body in [
+            r#"{"id":"x","usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#,
+            r#"{"type":"message","usage":{"input_tokens":7,"output_tokens":2}}"#,
+            r#"{"input_tokens":42}"#,
+            r#"{"usage":{"prompt_tokens":null,"input_tokens":5}}"#,
+            r#"{"usage":{"prompt_tokens":1.5,"completion_tokens":2}}"#,
+            r#"{"usage":null}"#,
+            r#"{"data":[{"embedding":[0.1,0.2]}],"usage":{"prompt_tokens":4,"total_tokens":4}}"#,
+            "not json",
+        ] {
+            let full = serde_json::from_slice::<Value>(body.as_bytes())
+                .map(|v| usage_of(&v))
+                .unwrap_or_default();
+            let fast = usage_of_body(body.as_bytes());
+            assert_eq!(
+                (fast.input, fast.output),
+                (full.input, full.output),
+                "{body}"
+            );
+        }
+        assert_eq!(usage_of_body(br#"{"input_tokens":42}"#).input, Some(42));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::gateway::Gateway;
 use crate::policy::{Caller, Route, WireApi};
 use crate::refusal::{Code, Refusal};
 use crate::store::{now_text, LogRecord};
-use assemble::{usage_of, Assembler, Usage};
+use assemble::{Assembler, Usage};
 use bytes::Bytes;
 use endpoint::{ClientRequest, Endpoint};
 use futures_util::stream::BoxStream;
@@ -73,13 +73,15 @@ fn sha256_hex(b: &[u8]) -> String {
 
 struct Exchange {
     started: Instant,
+    endpoint: &'static str,
     rec: LogRecord,
 }
 
 impl Exchange {
-    fn new(endpoint: &str) -> Self {
+    fn new(endpoint: &'static str) -> Self {
         Self {
             started: Instant::now(),
+            endpoint,
             rec: LogRecord {
                 request_id: new_request_id(),
                 at: now_text(),
@@ -101,12 +103,12 @@ impl Exchange {
         self.rec.purpose = inc.purpose.clone().or_else(|| caller.key.purpose.clone());
     }
 
-    fn finish(&mut self, outcome: &str, code: Option<Code>, status: u16) {
+    fn finish(&mut self, outcome: &'static str, code: Option<Code>, status: u16) {
         self.rec.outcome = outcome.to_string();
         self.rec.code = code.map(|c| c.as_str().to_string());
         self.rec.http_status = i64::from(status);
         self.rec.latency_us = self.started.elapsed().as_micros() as i64;
-        metrics::counter!("mamori_requests_total", "endpoint" => self.rec.endpoint.clone(), "outcome" => outcome.to_string())
+        metrics::counter!("mamori_requests_total", "endpoint" => self.endpoint, "outcome" => outcome)
             .increment(1);
     }
 
@@ -424,11 +426,16 @@ async fn forward(
         let r = Refusal::new(Code::AuditLogUnavailable, "the output log cannot be written, so nothing is forwarded; try again shortly or tell your administrator");
         return Err(ex.refuse(gw, r));
     }
-    let url = format!(
-        "{}{}",
-        p.reg.base_url.trim_end_matches('/'),
-        endpoint.upstream_path()
-    );
+    let Some(url) = p.url(endpoint.upstream_path()) else {
+        let r = Refusal::new(
+            Code::UpstreamError,
+            format!(
+                "provider `{}` has a base URL that does not parse; tell your administrator",
+                p.reg.id
+            ),
+        );
+        return Err(ex.refuse(gw, r));
+    };
     let mut rb = gw
         .client
         .post(url)
@@ -515,9 +522,7 @@ async fn forward(
         let r = Refusal::new(Code::UpstreamError, format!("provider `{}` refused the gateway's credential for it (HTTP {status}); tell your administrator", p.reg.id));
         return Err(ex.refuse(gw, r));
     }
-    let usage = serde_json::from_slice::<Value>(&body)
-        .map(|v| usage_of(&v))
-        .unwrap_or_default();
+    let usage = assemble::usage_of_body(&body);
     ex.set_output(body.to_vec(), usage);
     if ok {
         ex.finish("ok", None, status);

@@ -37,6 +37,22 @@ fn open(path: &str, full_sync: bool) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
+/// Past this many frames (16 MiB of 4 KiB pages) the WAL is restarted, not only copied back.
+const WAL_RESTART_FRAMES: i64 = 4096;
+
+/// Copies the WAL back into the database without stopping writers. Under steady writes that
+/// alone never lets the WAL start over (new frames always follow the copied ones) and the file
+/// grows without end, slowing every commit: once it is large, a RESTART checkpoint holds writers
+/// back for the few frames written meanwhile (they wait on a blocking thread, see `append`) so
+/// the next commit starts the WAL from its beginning.
+fn checkpoint(c: &Connection) -> rusqlite::Result<()> {
+    let frames: i64 = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+    if frames > WAL_RESTART_FRAMES {
+        c.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    }
+    Ok(())
+}
+
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.code == ErrorCode::DatabaseBusy || f.code == ErrorCode::DatabaseLocked)
@@ -59,7 +75,7 @@ impl SqliteLog {
                 if alive.upgrade().is_none() {
                     return;
                 }
-                if let Err(e) = cp.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                if let Err(e) = checkpoint(&cp) {
                     tracing::debug!(error = %e, "WAL checkpoint skipped");
                 }
             })?;
