@@ -71,6 +71,12 @@ def main():
             rows.append(("c=32: share per round, min–max (info)", "", "", f"{min(shares) * 100:.1f}–{max(shares) * 100:.1f}%", ""))
         rows.append(("c=32: errors (zero)", f"{dc32['errors']} / {dc32['requests']}", f"{gc32['errors']} / {gc32['requests']}", "", verdict(gc32["errors"] == 0)))
         rows.append(("c=32: p50 / p99 latency (info)", f"{f3(dc32['p50_ms'])} / {f3(dc32['p99_ms'])} ms", f"{f3(gc32['p50_ms'])} / {f3(gc32['p99_ms'])} ms", "", ""))
+    pc1, pc32 = oha(d, "oha-passthrough-c1.json"), oha(d, "oha-passthrough-c32.json")
+    if pc1 and dc1:
+        rows.append(("reference: bare pass-through proxy, same stack, c=1 p50 (info)", f"{f3(dc1['p50_ms'])} ms", f"{f3(pc1['p50_ms'])} ms (pass-through)", f"+{f3(pc1['p50_ms'] - dc1['p50_ms'])} ms", ""))
+    if pc32 and dc32 and dc32["rps"]:
+        rows.append(("reference: bare pass-through proxy, same stack, c=32 (info)", f"{dc32['rps']:.0f} req/s", f"{pc32['rps']:.0f} req/s (pass-through)", f"{pc32['rps'] / dc32['rps'] * 100:.1f}%", ""))
+        res["reference_passthrough"] = {"c1_p50_ms": pc1["p50_ms"] if pc1 else None, "c32_rps": pc32["rps"]}
     for s in (so, sa):
         if not s:
             continue

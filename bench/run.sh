@@ -7,6 +7,9 @@
 #   MAMORI_BIN=PATH     use this binary instead of building
 #   REUSE_RELEASE=1     use target/release/mamori instead of building
 #   MOCK_BIN=PATH       run the mock provider from this binary (default: the same one)
+#   PASSTHROUGH_BIN=PATH  the bare pass-through proxy (examples/passthrough.rs), measured as a
+#                       third side for reference (default: built, or found beside MAMORI_BIN's
+#                       target dir; skipped if absent)
 #   PIN=split|none      CPU placement on a 2-core machine (default split: load generator on CPU 0,
 #                       mock and gateway on CPU 1; direct and gateway runs get the same placement)
 #   ROUNDS=5            direct and gateway load is run in ROUNDS alternating slices (direct,
@@ -61,8 +64,13 @@ elif [[ "${REUSE_RELEASE:-0}" == 1 ]]; then
     BIN="$ROOT/target/release/mamori"
 else
     log "building the release binary (CARGO_TARGET_DIR=$ROOT/target/bench)"
-    (cd "$ROOT" && CARGO_TARGET_DIR="$ROOT/target/bench" cargo build --release --quiet)
+    (cd "$ROOT" && CARGO_TARGET_DIR="$ROOT/target/bench" cargo build --release --quiet --bin mamori --example passthrough)
     BIN="$ROOT/target/bench/release/mamori"
+fi
+PT_BIN="${PASSTHROUGH_BIN:-$(dirname "$BIN")/examples/passthrough}"
+if [[ ! -x "$PT_BIN" ]]; then
+    log "no pass-through proxy at $PT_BIN (cargo build --release --example passthrough); skipping that reference"
+    PT_BIN=""
 fi
 [[ -x "$BIN" ]] || { echo "no mamori binary at $BIN" >&2; exit 1; }
 MOCK_BIN="${MOCK_BIN:-$BIN}"
@@ -144,6 +152,8 @@ free_port() {
 MOCK_PORT="$(free_port)"
 GW_PORT="$(free_port)"
 while [[ "$GW_PORT" == "$MOCK_PORT" ]]; do GW_PORT="$(free_port)"; done
+PT_PORT="$(free_port)"
+while [[ "$PT_PORT" == "$MOCK_PORT" || "$PT_PORT" == "$GW_PORT" ]]; do PT_PORT="$(free_port)"; done
 
 mkdir -p "$WORK/providers-src" "$WORK/out"
 cat >"$WORK/config.toml" <<EOF
@@ -190,6 +200,10 @@ wait_up() { # url
     cat "$WORK/gateway.log" "$WORK/mock.log" >&2
     return 1
 }
+if [[ -n "$PT_BIN" ]]; then
+    "${SERVER_PIN[@]}" "$PT_BIN" "127.0.0.1:$PT_PORT" "http://127.0.0.1:$MOCK_PORT" >"$WORK/passthrough.log" 2>&1 &
+    PIDS+=("$!")
+fi
 wait_up "http://127.0.0.1:$MOCK_PORT/v1/models"
 wait_up "http://127.0.0.1:$GW_PORT/readyz"
 
@@ -211,6 +225,15 @@ if [[ "$code" != 200 ]]; then
 fi
 DIRECT="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"
 GATEWAY="http://127.0.0.1:$GW_PORT/v1/chat/completions"
+PASSTHROUGH="http://127.0.0.1:$PT_PORT/v1/chat/completions"
+SIDES_EXTRA=()
+if [[ -n "$PT_BIN" ]]; then
+    for _ in $(seq 1 50); do
+        if curl -s -o /dev/null -m 1 -X POST "$PASSTHROUGH" -H 'content-type: application/json' --data-binary "@$PROMPT"; then break; fi
+        sleep 0.1
+    done
+    SIDES_EXTRA=(passthrough)
+fi
 GW_SENT=1
 
 run_oha() { # name url extra-args...
@@ -227,9 +250,10 @@ run_pair() { # c slice-args...
     mkdir -p "$WORK/out/slices"
     for r in $(seq 1 "$ROUNDS"); do
         if ((r % 2)); then first=direct second=gateway; else first=gateway second=direct; fi
-        for side in "$first" "$second"; do
+        for side in "$first" "$second" "${SIDES_EXTRA[@]}"; do
             local url="$DIRECT"
             if [[ "$side" == gateway ]]; then url="$GATEWAY"; fi
+            if [[ "$side" == passthrough ]]; then url="$PASSTHROUGH"; fi
             "${LOAD_PIN[@]}" "$OHA" --no-tui --output-format json -c "$c" "$@" -m POST -T application/json \
                 -H "authorization: Bearer $KEY" -D "$PROMPT" --db-url "$WORK/out/slices/$side-c$c-r$r.db" "$url" \
                 >"$WORK/out/slices/$side-c$c-r$r.json" 2>"$WORK/out/slices/$side-c$c-r$r.err"
@@ -237,6 +261,9 @@ run_pair() { # c slice-args...
     done
     python3 "$HERE/aggregate.py" "$WORK/out/slices" "direct-c$c" >"$WORK/out/oha-direct-c$c.json"
     python3 "$HERE/aggregate.py" "$WORK/out/slices" "gateway-c$c" >"$WORK/out/oha-gateway-c$c.json"
+    if [[ -n "$PT_BIN" ]]; then
+        python3 "$HERE/aggregate.py" "$WORK/out/slices" "passthrough-c$c" >"$WORK/out/oha-passthrough-c$c.json"
+    fi
 }
 count_sent() { # file (oha JSON)
     python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(sum(int(v) for v in (j.get("statusCodeDistribution") or {}).values()))' "$1"
@@ -308,8 +335,8 @@ EOF
 python3 "$HERE/report.py" "$WORK/out"
 mkdir -p "$RESULTS"
 cp "$WORK/out/results.json" "$WORK/out/results.md" "$RESULTS/"
-for f in oha-direct-c1 oha-gateway-c1 oha-direct-c32 oha-gateway-c32 stream-openai stream-anthropic rss meta; do
-    cp "$WORK/out/$f.json" "$RESULTS/$f.json"
+for f in oha-direct-c1 oha-gateway-c1 oha-direct-c32 oha-gateway-c32 oha-passthrough-c1 oha-passthrough-c32 stream-openai stream-anthropic rss meta; do
+    if [[ -f "$WORK/out/$f.json" ]]; then cp "$WORK/out/$f.json" "$RESULTS/$f.json"; fi
 done
 log "summary copied to $RESULTS (results.md, results.json, raw oha/stream JSON)"
 if [[ "$stream_rc" != 0 ]]; then

@@ -348,6 +348,10 @@ async fn run(
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
+        // Woken by the first record, this task would run at once (the scheduler favours the
+        // task just woken) and commit it alone. Letting every other ready task run first lets
+        // their records join this commit: without it, batches under load were one record each.
+        tokio::task::yield_now().await;
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(j) => batch.push(j),
@@ -355,6 +359,7 @@ async fn run(
             }
         }
         metrics::gauge!("mamori_log_queue_depth").set(rx.len() as f64);
+        metrics::histogram!("mamori_log_batch_records").record(batch.len() as f64);
         let mut records = Vec::with_capacity(batch.len());
         let mut waiting = Vec::with_capacity(batch.len());
         for Job(mut r, done) in batch.drain(..) {
