@@ -175,6 +175,11 @@ impl Journal {
         Ok(())
     }
 
+    /// How many noted requests have no record yet (are in flight).
+    pub fn in_flight(&self) -> usize {
+        self.state.lock().map(|st| st.open.len()).unwrap_or(0)
+    }
+
     /// The request's record is committed: its note is no longer needed.
     pub fn done(&self, request_id: &str) {
         let Ok(mut st) = self.state.lock() else {
