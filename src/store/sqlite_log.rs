@@ -37,8 +37,8 @@ fn open(path: &str, full_sync: bool) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
-/// Past this many frames (16 MiB of 4 KiB pages) the WAL is restarted, not only copied back.
-const WAL_RESTART_FRAMES: i64 = 4096;
+/// Past this many frames (128 MiB of 4 KiB pages) the WAL is restarted, not only copied back.
+const WAL_RESTART_FRAMES: i64 = 32768;
 
 /// Copies the WAL back into the database without stopping writers. Under steady writes that
 /// alone never lets the WAL start over (new frames always follow the copied ones) and the file
