@@ -48,7 +48,7 @@ async fn run(label: &str, url: &str, dir: &std::path::Path) {
         .unwrap();
     let mut cfg = AuditConfig::for_database(&format!("sqlite://{}/keys.db", dir.display()), dir);
     cfg.create_keys = true;
-    let writer = LogWriter::spawn(store.clone(), load_keys(&cfg).unwrap(), &cfg).unwrap();
+    let writer = LogWriter::spawn(store.clone(), load_keys(&cfg).unwrap(), &cfg, url).unwrap();
     let body = Arc::new(
         "社内向けの報告書を要約してください。"
             .repeat(50)

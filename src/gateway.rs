@@ -51,7 +51,7 @@ impl Gateway {
         let policy = Policy::load(store.clone(), config.training_valid_days).await?;
         policy.spawn_refresher(config.refresh_interval);
         let keys = crate::audit::load_keys(&config.audit)?;
-        let log = LogWriter::spawn(store.clone(), keys, &config.audit)?;
+        let log = LogWriter::spawn(store.clone(), keys, &config.audit, &config.database_url)?;
         crate::audit::spawn_upkeep(
             store.clone(),
             log.clone(),

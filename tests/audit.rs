@@ -420,6 +420,9 @@ async fn one_bad_record_does_not_take_the_log_down() {
     assert!(!a, "a duplicate request id must not be written twice");
     assert!(b, "a good record in the same batch must still be written");
     assert!(app.gw.log.is_healthy());
+    // Alone in its batch, a duplicate is still not a sign that the log is down.
+    assert!(!app.gw.log.commit(rec("dup")).await);
+    assert!(app.gw.log.is_healthy());
     assert!(check(&app, &[]).await.ok());
 }
 
@@ -470,5 +473,48 @@ async fn a_writer_outside_the_gateway_delays_records_without_stalling_the_gatewa
         "the record lands once the lock is free"
     );
     assert!(app.gw.log.is_healthy());
+    assert!(check(&app, &[]).await.ok());
+}
+
+#[tokio::test]
+async fn requests_noted_in_the_database_by_an_older_version_are_recovered() {
+    let app = spawn_app().await;
+    // What a version before the request journal left behind when it crashed mid-request.
+    let note = LogRecord {
+        request_id: "req_legacy".into(),
+        at: mamori::store::now_text(),
+        contract_id: Some("c1".into()),
+        endpoint: "chat.completions".into(),
+        outcome: "ok".into(),
+        http_status: 200,
+        redactions: "{}".into(),
+        request_sha256: Some("ab".repeat(32)),
+        ..Default::default()
+    };
+    let mut conn = raw(&app).await;
+    sqlx::query("INSERT INTO pending_requests (request_id, instance_id, record, at) VALUES ($1, $2, $3, $4)")
+        .bind("req_legacy")
+        .bind("gone-instance")
+        .bind(serde_json::to_string(&note).unwrap())
+        .bind("2026-01-01T00:00:00.000000Z")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut found = None;
+    for _ in 0..100 {
+        found = app.store.log_record("req_legacy").await.unwrap();
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = found.expect("the legacy pending request was never recorded");
+    assert_eq!(r.outcome, "interrupted");
+    assert_eq!(r.request_sha256, note.request_sha256);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_requests")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
     assert!(check(&app, &[]).await.ok());
 }

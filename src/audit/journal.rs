@@ -6,8 +6,10 @@
 //! (and, with `fsync_each_commit`, a power loss), and costs a few microseconds instead of a
 //! database commit on every request's path. Segments are locked with `flock` while their
 //! instance lives; any instance that finds an unlocked segment in the folder (its owner died)
-//! records the requests in it that have no record yet, then deletes it. A segment is deleted
-//! by its owner once every request in it has its record.
+//! records the requests in it that have no record yet, then deletes it. A full segment is
+//! deleted by its owner once every request in it has its record; the current one when its
+//! owner stops (by whoever recovers it). Segment names start with a tag of the database, so
+//! gateways on different databases that share a folder never recover each other's requests.
 //!
 //! Lines carry the record's metadata only (who, when, which provider and model, the request's
 //! hash): bodies never touch the journal.
@@ -15,11 +17,12 @@ use crate::store::LogRecord;
 use anyhow::Context;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A segment is closed for new lines past this size and deleted once all its requests landed.
@@ -29,8 +32,9 @@ const SUFFIX: &str = ".journal";
 struct Segment {
     no: u64,
     path: PathBuf,
-    /// Holds the `flock` that tells other instances this segment's owner is alive.
-    file: File,
+    /// Holds the `flock` that tells other instances this segment's owner is alive. Shared so
+    /// that an fsync can run without holding the journal's lock.
+    file: Arc<File>,
     open: usize,
     bytes: u64,
 }
@@ -50,16 +54,20 @@ struct State {
 
 pub struct Journal {
     dir: PathBuf,
-    instance: String,
+    /// `{database tag}-`: the segments this journal may recover.
+    family: String,
+    /// `{database tag}-{instance}-`: this instance's own segments.
+    own: String,
     sync: bool,
     state: Mutex<State>,
+    in_flight: AtomicUsize,
 }
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Journal")
             .field("dir", &self.dir)
-            .field("instance", &self.instance)
+            .field("segments", &self.own)
             .finish_non_exhaustive()
     }
 }
@@ -79,24 +87,33 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
     }
 }
 
-fn create_segment(dir: &Path, instance: &str, no: u64) -> anyhow::Result<Segment> {
-    let path = dir.join(format!("{instance}-{no:06}{SUFFIX}"));
+/// Creates segment `no` already locked: it is made under a name no recovery looks at, locked,
+/// then renamed, so no other instance can take it for a dead one's in between.
+fn create_segment(dir: &Path, own: &str, no: u64) -> anyhow::Result<Segment> {
+    let path = dir.join(format!("{own}{no:06}{SUFFIX}"));
+    let making = dir.join(format!("{own}{no:06}.new"));
     let file = OpenOptions::new()
         .create_new(true)
         .append(true)
         .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot create the request journal {}", path.display()))?;
-    if !try_lock(&file)? {
-        anyhow::bail!(
-            "the request journal {} is locked by another process",
-            path.display()
-        );
+        .open(&making)
+        .with_context(|| format!("cannot create the request journal {}", making.display()))?;
+    let locked = try_lock(&file).and_then(|ok| {
+        if ok {
+            std::fs::rename(&making, &path)
+        } else {
+            Err(std::io::Error::other("locked by another process"))
+        }
+    });
+    if let Err(e) = locked {
+        remove(&making);
+        return Err(e)
+            .with_context(|| format!("cannot lock the request journal {}", path.display()));
     }
     Ok(Segment {
         no,
         path,
-        file,
+        file: Arc::new(file),
         open: 0,
         bytes: 0,
     })
@@ -111,8 +128,9 @@ fn remove(path: &Path) {
 }
 
 impl Journal {
-    /// Opens this instance's journal in `dir` (created 0700 if missing).
-    pub fn open(dir: &Path, instance: &str, sync: bool) -> anyhow::Result<Self> {
+    /// Opens this instance's journal in `dir` (created 0700 if missing). `database` tags the
+    /// segments with the database they belong to.
+    pub fn open(dir: &Path, database: &str, instance: &str, sync: bool) -> anyhow::Result<Self> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -120,16 +138,20 @@ impl Journal {
             .with_context(|| {
                 format!("cannot create the request journal folder {}", dir.display())
             })?;
-        let current = create_segment(dir, instance, 0)?;
+        let family = format!("{database}-");
+        let own = format!("{family}{instance}-");
+        let current = create_segment(dir, &own, 0)?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            instance: instance.to_string(),
+            family,
+            own,
             sync,
             state: Mutex::new(State {
                 current,
                 closed: Vec::new(),
                 open: HashMap::new(),
             }),
+            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -142,42 +164,54 @@ impl Journal {
     pub fn note(&self, rec: &LogRecord) -> anyhow::Result<()> {
         let mut line = serde_json::to_string(rec)?;
         line.push('\n');
-        let mut st = self
-            .state
-            .lock()
-            .map_err(|_| anyhow::anyhow!("the request journal is poisoned"))?;
-        if st.current.bytes >= SEGMENT_BYTES {
-            let next = create_segment(&self.dir, &self.instance, st.current.no + 1)?;
-            let full = std::mem::replace(&mut st.current, next);
-            if full.open == 0 {
-                remove(&full.path);
-            } else {
-                st.closed.push(full);
+        let file = {
+            let mut st = self
+                .state
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the request journal is poisoned"))?;
+            if st.current.bytes >= SEGMENT_BYTES {
+                let next = create_segment(&self.dir, &self.own, st.current.no + 1)?;
+                let full = std::mem::replace(&mut st.current, next);
+                if full.open == 0 {
+                    remove(&full.path);
+                } else {
+                    st.closed.push(full);
+                }
             }
-        }
-        // One write of the whole line: a killed process leaves it whole or not at all.
-        st.current.file.write_all(line.as_bytes())?;
+            // One write of the whole line: a killed process leaves it whole or not at all.
+            if let Err(e) = (&*st.current.file).write_all(line.as_bytes()) {
+                // Cut off whatever part did land, so the next note starts a line of its own;
+                // if even that fails, start a new segment for the next note.
+                if st.current.file.set_len(st.current.bytes).is_err() {
+                    st.current.bytes = SEGMENT_BYTES;
+                }
+                return Err(e.into());
+            }
+            st.current.bytes += line.len() as u64;
+            st.current.open += 1;
+            let segment = st.current.no;
+            line.pop();
+            st.open.insert(
+                rec.request_id.clone(),
+                Open {
+                    segment,
+                    since: Instant::now(),
+                    line,
+                },
+            );
+            self.in_flight.fetch_add(1, Ordering::Relaxed);
+            Arc::clone(&st.current.file)
+        };
+        // Outside the lock: one fsync covers every line written before it.
         if self.sync {
-            st.current.file.sync_data()?;
+            file.sync_data()?;
         }
-        st.current.bytes += line.len() as u64;
-        st.current.open += 1;
-        let segment = st.current.no;
-        line.pop();
-        st.open.insert(
-            rec.request_id.clone(),
-            Open {
-                segment,
-                since: Instant::now(),
-                line,
-            },
-        );
         Ok(())
     }
 
     /// How many noted requests have no record yet (are in flight).
     pub fn in_flight(&self) -> usize {
-        self.state.lock().map(|st| st.open.len()).unwrap_or(0)
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// The request's record is committed: its note is no longer needed.
@@ -188,6 +222,7 @@ impl Journal {
         let Some(o) = st.open.remove(request_id) else {
             return;
         };
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
         if o.segment == st.current.no {
             st.current.open -= 1;
             return;
@@ -214,47 +249,65 @@ impl Journal {
             .collect()
     }
 
-    /// Segments in the folder whose owner is gone, each locked and read.
+    /// Segments in the folder whose owner is gone, each locked and read. A segment that cannot
+    /// be read is skipped (and said so), never a reason to leave the others unrecovered.
     pub fn orphans(&self) -> anyhow::Result<Vec<Orphan>> {
-        let own = format!("{}-", self.instance);
         let mut out = Vec::new();
         let entries = std::fs::read_dir(&self.dir)
             .with_context(|| format!("cannot list the request journal {}", self.dir.display()))?;
-        for entry in entries {
-            let path = entry?.path();
+        for entry in entries.flatten() {
+            let path = entry.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
-            if !name.ends_with(SUFFIX) || name.starts_with(&own) {
+            if !name.ends_with(SUFFIX)
+                || !name.starts_with(&self.family)
+                || name.starts_with(&self.own)
+            {
                 continue;
             }
-            let file = match File::open(&path) {
-                Ok(f) => f,
-                // Its owner finished with it, or another instance recovered it, meanwhile.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-            };
-            if !try_lock(&file)? {
-                continue;
-            }
-            let mut records = Vec::new();
-            for (i, line) in BufReader::new(&file).lines().enumerate() {
-                let line = line?;
-                match serde_json::from_str::<LogRecord>(&line) {
-                    Ok(r) => records.push(r),
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), line = i + 1, error = %e, "skipping an unreadable journal line")
-                    }
+            match read_orphan(&path) {
+                Ok(Some(o)) => out.push(o),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "cannot recover a request journal segment; will retry")
                 }
             }
-            out.push(Orphan {
-                path,
-                _lock: file,
-                records,
-            });
         }
         Ok(out)
     }
+}
+
+/// Locks and reads a segment; `None` if its owner lives or it is gone.
+fn read_orphan(path: &Path) -> anyhow::Result<Option<Orphan>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        // Its owner finished with it, or another instance recovered it, meanwhile.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if !try_lock(&file)? {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    let mut records = Vec::new();
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<LogRecord>(line) {
+            Ok(r) => records.push(r),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), line = i + 1, error = %e, "skipping an unreadable journal line")
+            }
+        }
+    }
+    Ok(Some(Orphan {
+        path: path.to_path_buf(),
+        _lock: file,
+        records,
+    }))
 }
 
 /// A dead instance's segment, locked by us until it is dropped.
@@ -287,11 +340,11 @@ mod tests {
     #[test]
     fn notes_outlive_their_writer_and_are_found_by_another_instance() {
         let dir = tempfile::tempdir().unwrap();
-        let a = Journal::open(dir.path(), "a", false).unwrap();
+        let a = Journal::open(dir.path(), "db1", "a", false).unwrap();
         a.note(&rec("r1")).unwrap();
         a.note(&rec("r2")).unwrap();
         a.done("r1");
-        let b = Journal::open(dir.path(), "b", false).unwrap();
+        let b = Journal::open(dir.path(), "db1", "b", false).unwrap();
         // `a` is alive (holds its lock): nothing to recover.
         assert!(b.orphans().unwrap().is_empty());
         drop(a);
@@ -316,9 +369,21 @@ mod tests {
     }
 
     #[test]
+    fn segments_of_another_database_are_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Journal::open(dir.path(), "db1", "a", false).unwrap();
+        a.note(&rec("r1")).unwrap();
+        drop(a);
+        let other = Journal::open(dir.path(), "db2", "b", false).unwrap();
+        assert!(other.orphans().unwrap().is_empty());
+        let same = Journal::open(dir.path(), "db1", "c", false).unwrap();
+        assert_eq!(same.orphans().unwrap().len(), 1);
+    }
+
+    #[test]
     fn finished_segments_are_deleted_and_overdue_notes_found() {
         let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open(dir.path(), "a", false).unwrap();
+        let j = Journal::open(dir.path(), "db1", "a", false).unwrap();
         let big = LogRecord {
             purpose: Some("x".repeat(1 << 20)),
             ..rec("big")
@@ -345,6 +410,7 @@ mod tests {
             1,
             "a full segment goes once all its requests have records"
         );
+        assert_eq!(j.in_flight(), 1);
         assert!(j.overdue(Duration::from_secs(60)).is_empty());
         let late = j.overdue(Duration::ZERO);
         assert_eq!(late.len(), 1);

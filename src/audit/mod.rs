@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 512;
+/// Older versions heartbeat every 10 s; one unseen for this long has stopped.
+const LEGACY_STALE: Duration = Duration::from_secs(30);
 const QUEUE: usize = 8192;
 
 /// The keys the log needs, loaded from outside the database.
@@ -237,11 +239,19 @@ struct Checkpointing {
 }
 
 impl LogWriter {
-    /// Starts the writer; opens this instance's request journal in `cfg.journal_dir`.
-    pub fn spawn(store: Store, keys: AuditKeys, cfg: &AuditConfig) -> anyhow::Result<Self> {
+    /// Starts the writer; opens this instance's request journal in `cfg.journal_dir`, its
+    /// segments tagged with `database_url` (hashed, password left out).
+    pub fn spawn(
+        store: Store,
+        keys: AuditKeys,
+        cfg: &AuditConfig,
+        database_url: &str,
+    ) -> anyhow::Result<Self> {
         let instance = uuid::Uuid::now_v7().simple().to_string();
+        let tag = sha256_hex(crate::config::redact_url(database_url).as_bytes());
         let journal = Arc::new(Journal::open(
             &cfg.journal_dir,
+            tag.get(..12).unwrap_or(&tag),
             &instance,
             cfg.fsync_each_commit,
         )?);
@@ -381,9 +391,9 @@ async fn run(
             }
         }
         let ids: Vec<String> = records.iter().map(|r| r.request_id.clone()).collect();
-        let (oks, head) = write_batch(&store, records).await;
+        let (oks, already_recorded, head) = write_batch(&store, records).await;
         let failed = oks.iter().filter(|ok| !**ok).count();
-        if failed == oks.len() && !oks.is_empty() {
+        if failed == oks.len() && failed > already_recorded {
             tracing::error!(
                 records = oks.len(),
                 "log write failed; refusing requests until the database is back"
@@ -419,20 +429,25 @@ async fn run(
 /// Writes one batch of sealed records in one transaction. If that fails, they are retried one
 /// by one so that one bad record (say, a request id already recorded by crash recovery) does
 /// not take the others down with it.
-/// Returns each record's outcome, in order, and the new chain head if records were appended.
-async fn write_batch(store: &Store, records: Vec<LogRecord>) -> (Vec<bool>, Option<(i64, String)>) {
+/// Returns each record's outcome, in order, how many failed only because their request was
+/// already recorded, and the new chain head if records were appended.
+async fn write_batch(
+    store: &Store,
+    records: Vec<LogRecord>,
+) -> (Vec<bool>, usize, Option<(i64, String)>) {
     let n = records.len();
     if n == 0 {
-        return (Vec::new(), None);
+        return (Vec::new(), 0, None);
     }
     let (records, result) = store.append_owned(records, chain::record_hash).await;
     match result {
-        Ok(head) => return (vec![true; n], Some(head)),
+        Ok(head) => return (vec![true; n], 0, Some(head)),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), records = n, "log batch failed; retrying one by one")
         }
     }
     let mut oks = vec![false; n];
+    let mut dups = 0;
     let mut head = None;
     for (i, r) in records.into_iter().enumerate() {
         let id = r.request_id.clone();
@@ -442,11 +457,22 @@ async fn write_batch(store: &Store, records: Vec<LogRecord>) -> (Vec<bool>, Opti
                 head = Some(h);
             }
             Err(e) => {
-                tracing::error!(request_id = %id, error = %format!("{e:#}"), "log record not written")
+                // A request already recorded (crash recovery got there first) is not a sign
+                // that the log is down.
+                let recorded = store
+                    .missing_records(std::slice::from_ref(&id))
+                    .await
+                    .is_ok_and(|m| m.is_empty());
+                if recorded {
+                    tracing::warn!(request_id = %id, "log record not written: this request is already recorded");
+                    dups += 1;
+                } else {
+                    tracing::error!(request_id = %id, error = %format!("{e:#}"), "log record not written")
+                }
             }
         }
     }
-    (oks, head)
+    (oks, dups, head)
 }
 
 async fn checkpoint_now(
@@ -529,6 +555,19 @@ async fn recover(store: &Store, writer: &LogWriter, abandoned: Duration) -> anyh
         }
         tracing::info!(segment = %orphan.path.display(), interrupted = missing.len(), "recovered a crashed instance's request journal");
         orphan.finish();
+    }
+    // Rows an older version noted in the database, left by an instance that stopped.
+    let ago = |d: Duration| -> anyhow::Result<String> {
+        Ok((chrono::Utc::now() - chrono::Duration::from_std(d)?)
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    };
+    for (request_id, json) in store
+        .legacy_pending(&ago(LEGACY_STALE)?, &ago(abandoned)?)
+        .await?
+    {
+        let r: LogRecord = serde_json::from_str(&json)?;
+        record_interrupted(store, writer, r).await?;
+        store.delete_legacy_pending(&request_id).await?;
     }
     for r in writer.journal.overdue(abandoned) {
         let id = r.request_id.clone();

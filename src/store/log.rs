@@ -446,6 +446,35 @@ impl Store {
             .collect()
     }
 
+    /// Pending rows written by versions before the request journal (`pending_requests`): those
+    /// of instances not seen since `stale_before`, and any noted before `abandoned_before`.
+    /// Kept so that an upgrade loses none of them; new versions write no such rows.
+    pub async fn legacy_pending(
+        &self,
+        stale_before: &str,
+        abandoned_before: &str,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT p.request_id, p.record FROM pending_requests p LEFT JOIN instances i ON i.id = p.instance_id \
+             WHERE (i.id IS NULL AND p.at < $1) OR i.last_seen < $1 OR p.at < $2 ORDER BY p.at",
+        )
+        .bind(stale_before)
+        .bind(abandoned_before)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    pub async fn delete_legacy_pending(&self, request_id: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM pending_requests WHERE request_id = $1")
+            .bind(request_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Which of these request ids have no record.
     pub async fn missing_records(&self, ids: &[String]) -> anyhow::Result<Vec<String>> {
         let mut found = std::collections::HashSet::new();

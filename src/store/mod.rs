@@ -23,15 +23,10 @@ pub enum Dialect {
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_core.sql")),
     (2, include_str!("../../migrations/sqlite/0002_forms.sql")),
-    (3, include_str!("../../migrations/sqlite/0003_journal.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_core.sql")),
     (2, include_str!("../../migrations/postgres/0002_forms.sql")),
-    (
-        3,
-        include_str!("../../migrations/postgres/0003_journal.sql"),
-    ),
 ];
 
 #[derive(Clone)]

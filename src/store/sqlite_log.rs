@@ -48,9 +48,27 @@ const WAL_RESTART_FRAMES: i64 = 32768;
 fn checkpoint(c: &Connection) -> rusqlite::Result<()> {
     let frames: i64 = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
     if frames > WAL_RESTART_FRAMES {
-        c.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+        // A RESTART holds writers back while it waits for readers: a long read (an audit
+        // verify, a disclosure) must make it give up quickly, not stall the log for seconds.
+        c.busy_timeout(Duration::from_millis(50))?;
+        let r = c.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+        c.busy_timeout(BUSY_WAIT)?;
+        r?;
     }
     Ok(())
+}
+
+/// Bodies above this many bytes in one batch are written on a blocking thread: in place, the
+/// write would hold an async worker for too long.
+const IN_PLACE_BYTES: usize = 4 << 20;
+
+fn body_bytes(records: &[LogRecord]) -> usize {
+    records
+        .iter()
+        .map(|r| {
+            r.request_body.as_ref().map_or(0, Vec::len) + r.output_body.as_ref().map_or(0, Vec::len)
+        })
+        .sum()
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
@@ -87,8 +105,14 @@ impl SqliteLog {
         mut records: Vec<LogRecord>,
         link: Link,
     ) -> (Vec<LogRecord>, anyhow::Result<(i64, String)>) {
-        if !self.full_sync {
-            if let Ok(mut c) = self.conn.try_lock() {
+        if !self.full_sync && body_bytes(&records) <= IN_PLACE_BYTES {
+            let guard = match self.conn.try_lock() {
+                Ok(c) => Some(c),
+                // A panic mid-write left no transaction open (rusqlite rolls back on drop).
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            if let Some(mut c) = guard {
                 match write(&mut c, &mut records, link) {
                     Err(e) if is_busy(&e) => {}
                     r => return (records, r.map_err(anyhow::Error::from)),
@@ -97,17 +121,14 @@ impl SqliteLog {
         }
         let conn = Arc::clone(&self.conn);
         let blocking = tokio::task::spawn_blocking(move || {
-            let r = match conn.lock() {
-                Ok(mut c) => {
-                    let r = c
-                        .busy_timeout(BUSY_WAIT)
-                        .and_then(|()| write(&mut c, &mut records, link));
-                    let _ = c.busy_timeout(Duration::ZERO);
-                    r.map_err(anyhow::Error::from)
-                }
-                Err(_) => Err(anyhow::anyhow!("the SQLite log connection is poisoned")),
-            };
-            (records, r)
+            let mut c = conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let r = c
+                .busy_timeout(BUSY_WAIT)
+                .and_then(|()| write(&mut c, &mut records, link));
+            let _ = c.busy_timeout(Duration::ZERO);
+            (records, r.map_err(anyhow::Error::from))
         });
         match blocking.await {
             Ok(done) => done,
