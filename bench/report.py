@@ -45,6 +45,7 @@ def main():
     dc1, gc1 = oha(d, "oha-direct-c1.json"), oha(d, "oha-gateway-c1.json")
     dc32, gc32 = oha(d, "oha-direct-c32.json"), oha(d, "oha-gateway-c32.json")
     so, sa = load(d, "stream-openai.json"), load(d, "stream-anthropic.json")
+    sp = load(d, "stream-openai-pii.json")
     rss = load(d, "rss.json") or {}
 
     res = {"meta": meta, "goals": {}}
@@ -77,10 +78,10 @@ def main():
     if pc32 and dc32 and dc32["rps"]:
         rows.append(("reference: bare pass-through proxy, same stack, c=32 (info)", f"{dc32['rps']:.0f} req/s", f"{pc32['rps']:.0f} req/s (pass-through)", f"{pc32['rps'] / dc32['rps'] * 100:.1f}%", ""))
         res["reference_passthrough"] = {"c1_p50_ms": pc1["p50_ms"] if pc1 else None, "c32_rps": pc32["rps"]}
-    for s in (so, sa):
+    for s in (so, sa, sp):
         if not s:
             continue
-        api = s["api"]
+        api = s["api"] + ("_pii" if s.get("compare") == "text" else "")
         dev, gev = s["direct"]["first_event"], s["gateway"]["first_event"]
         dh, gh = s["direct"]["headers"], s["gateway"]["headers"]
         delay = gev["p50_ms"] - dev["p50_ms"]
@@ -89,13 +90,14 @@ def main():
         g5 = s["sequential_identical"] and conc["ok"] == conc["requests"] and not s["mismatches"]
         res["goals"][f"stream_{api}_first_event"] = {"direct_p50_ms": dev["p50_ms"], "gateway_p50_ms": gev["p50_ms"], "added_p50_ms": delay, "direct_p99_ms": dev["p99_ms"], "gateway_p99_ms": gev["p99_ms"], "target_ms": STREAM_MAX_DELAY_MS, "pass": g4}
         res["goals"][f"stream_{api}_integrity"] = {"sequential_identical": s["sequential_identical"], "concurrent": conc, "pass": g5}
-        label = "chat.completions" if api == "openai" else "messages"
+        label = {"openai": "chat.completions", "anthropic": "messages", "openai_pii": "chat.completions, 5 pseudonyms restored"}[api]
         rows.append((f"stream ({label}): first event, p50 (≤ +1 ms)", f"{f3(dev['p50_ms'])} ms", f"{f3(gev['p50_ms'])} ms", f"+{f3(delay)} ms", verdict(g4)))
         rows.append((f"stream ({label}): first event, p99 (info)", f"{f3(dev['p99_ms'])} ms", f"{f3(gev['p99_ms'])} ms", f"+{f3(gev['p99_ms'] - dev['p99_ms'])} ms", ""))
         rows.append((f"stream ({label}): response headers, p50 (info)", f"{f3(dh['p50_ms'])} ms", f"{f3(gh['p50_ms'])} ms", f"+{f3(gh['p50_ms'] - dh['p50_ms'])} ms", ""))
         rows.append((f"stream ({label}): whole stream, p50 (info)", f"{f3(s['direct']['total']['p50_ms'])} ms", f"{f3(s['gateway']['total']['p50_ms'])} ms", "", ""))
+        same_what = "restored text identical to direct" if s.get("compare") == "text" else "events identical, in order"
         rows.append((
-            f"stream ({label}): events identical, in order ({s['events_per_stream']} events/stream)",
+            f"stream ({label}): {same_what} ({s['events_per_stream']} events/stream)",
             "reference",
             f"{s['requests']} sequential + {conc['ok']}/{conc['requests']} at c={conc['concurrency']}",
             "",

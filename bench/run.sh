@@ -293,8 +293,13 @@ stream_rc=0
     --key "$KEY" --body "$PROMPT_STREAM" --requests "$STREAM_N" >"$WORK/out/stream-openai.json" || stream_rc=1
 "${LOAD_PIN[@]}" python3 "$HERE/stream_ttfb.py" --api anthropic --direct-port "$MOCK_PORT" --gateway-port "$GW_PORT" \
     --key "$KEY" --body "$PROMPT_ASTREAM" --requests "$STREAM_N" >"$WORK/out/stream-anthropic.json" || stream_rc=1
+# Confidential values in the prompt: the provider streams placeholders back and the gateway
+# restores them across events (issue 3). The events differ from direct by design; the text must not.
+"${LOAD_PIN[@]}" python3 "$HERE/stream_ttfb.py" --api openai --direct-port "$MOCK_PORT" --gateway-port "$GW_PORT" \
+    --key "$KEY" --body "$HERE/prompt-ja-pii-stream.json" --compare text --requests "$STREAM_N" \
+    >"$WORK/out/stream-openai-pii.json" || stream_rc=1
 # Each stream run sends via the gateway: 20 warm-up + STREAM_N measured + 400 concurrent.
-GW_SENT=$((GW_SENT + 2 * (20 + STREAM_N + 400)))
+GW_SENT=$((GW_SENT + 3 * (20 + STREAM_N + 400)))
 
 # --- memory after the load ---------------------------------------------------------------------
 sleep 3
@@ -335,7 +340,7 @@ EOF
 python3 "$HERE/report.py" "$WORK/out"
 mkdir -p "$RESULTS"
 cp "$WORK/out/results.json" "$WORK/out/results.md" "$RESULTS/"
-for f in oha-direct-c1 oha-gateway-c1 oha-direct-c32 oha-gateway-c32 oha-passthrough-c1 oha-passthrough-c32 stream-openai stream-anthropic rss meta; do
+for f in oha-direct-c1 oha-gateway-c1 oha-direct-c32 oha-gateway-c32 oha-passthrough-c1 oha-passthrough-c32 stream-openai stream-anthropic stream-openai-pii rss meta; do
     if [[ -f "$WORK/out/$f.json" ]]; then cp "$WORK/out/$f.json" "$RESULTS/$f.json"; fi
 done
 log "summary copied to $RESULTS (results.md, results.json, raw oha/stream JSON)"
