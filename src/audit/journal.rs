@@ -89,7 +89,7 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
 
 /// Creates segment `no` already locked: it is made under a name no recovery looks at, locked,
 /// then renamed, so no other instance can take it for a dead one's in between.
-fn create_segment(dir: &Path, own: &str, no: u64) -> anyhow::Result<Segment> {
+fn create_segment(dir: &Path, own: &str, no: u64, sync: bool) -> anyhow::Result<Segment> {
     let path = dir.join(format!("{own}{no:06}{SUFFIX}"));
     let making = dir.join(format!("{own}{no:06}.new"));
     let file = OpenOptions::new()
@@ -109,6 +109,12 @@ fn create_segment(dir: &Path, own: &str, no: u64) -> anyhow::Result<Segment> {
         remove(&making);
         return Err(e)
             .with_context(|| format!("cannot lock the request journal {}", path.display()));
+    }
+    if sync {
+        // The segment's name must survive a power loss too, not only its lines.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync the request journal folder {}", dir.display()))?;
     }
     Ok(Segment {
         no,
@@ -140,7 +146,7 @@ impl Journal {
             })?;
         let family = format!("{database}-");
         let own = format!("{family}{instance}-");
-        let current = create_segment(dir, &own, 0)?;
+        let current = create_segment(dir, &own, 0, sync)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             family,
@@ -170,7 +176,7 @@ impl Journal {
                 .lock()
                 .map_err(|_| anyhow::anyhow!("the request journal is poisoned"))?;
             if st.current.bytes >= SEGMENT_BYTES {
-                let next = create_segment(&self.dir, &self.own, st.current.no + 1)?;
+                let next = create_segment(&self.dir, &self.own, st.current.no + 1, self.sync)?;
                 let full = std::mem::replace(&mut st.current, next);
                 if full.open == 0 {
                     remove(&full.path);
@@ -371,7 +377,7 @@ mod tests {
     #[test]
     fn segments_of_another_database_are_left_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let a = Journal::open(dir.path(), "db1", "a", false).unwrap();
+        let a = Journal::open(dir.path(), "db1", "a", true).unwrap();
         a.note(&rec("r1")).unwrap();
         drop(a);
         let other = Journal::open(dir.path(), "db2", "b", false).unwrap();
