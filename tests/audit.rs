@@ -35,6 +35,19 @@ async fn check(app: &TestApp, external: &[mamori::store::Checkpoint]) -> verify:
         .unwrap()
 }
 
+/// A served request's record with no bodies, for committing straight to the log writer.
+fn rec(id: &str) -> LogRecord {
+    LogRecord {
+        request_id: id.into(),
+        at: mamori::store::now_text(),
+        endpoint: "chat.completions".into(),
+        outcome: "ok".into(),
+        http_status: 200,
+        redactions: "{}".into(),
+        ..Default::default()
+    }
+}
+
 async fn problem(app: &TestApp) -> String {
     let r = check(app, &[]).await;
     match r.problem {
@@ -306,16 +319,11 @@ async fn retention_deletes_old_bodies_only() {
         .await
         .unwrap();
     let rec = |id: &str, at: &str| LogRecord {
-        request_id: id.into(),
         at: at.into(),
         contract_id: Some("short".into()),
-        endpoint: "chat.completions".into(),
-        outcome: "ok".into(),
-        http_status: 200,
-        redactions: "{}".into(),
         request_body: Some(b"{\"q\":1}".to_vec()),
         output_body: Some(b"{\"a\":1}".to_vec()),
-        ..Default::default()
+        ..rec(id)
     };
     assert!(
         app.gw
@@ -402,15 +410,6 @@ async fn two_gateways_on_one_database_keep_one_chain() {
 #[tokio::test]
 async fn one_bad_record_does_not_take_the_log_down() {
     let app = spawn_app().await;
-    let rec = |id: &str| LogRecord {
-        request_id: id.into(),
-        at: mamori::store::now_text(),
-        endpoint: "chat.completions".into(),
-        outcome: "ok".into(),
-        http_status: 200,
-        redactions: "{}".into(),
-        ..Default::default()
-    };
     assert!(app.gw.log.commit(rec("dup")).await);
     // Sent together, so they share a batch: the duplicate fails alone.
     let (a, b) = tokio::join!(
@@ -429,15 +428,6 @@ async fn one_bad_record_does_not_take_the_log_down() {
 #[tokio::test]
 async fn a_writer_outside_the_gateway_delays_records_without_stalling_the_gateway() {
     let app = spawn_app().await;
-    let rec = |id: &str| LogRecord {
-        request_id: id.into(),
-        at: mamori::store::now_text(),
-        endpoint: "chat.completions".into(),
-        outcome: "ok".into(),
-        http_status: 200,
-        redactions: "{}".into(),
-        ..Default::default()
-    };
     assert!(app.gw.log.commit(rec("before")).await);
     // Another connection (an admin command, another process) holds the write lock.
     let mut other = raw(&app).await;
@@ -481,15 +471,9 @@ async fn requests_noted_in_the_database_by_an_older_version_are_recovered() {
     let app = spawn_app().await;
     // What a version before the request journal left behind when it crashed mid-request.
     let note = LogRecord {
-        request_id: "req_legacy".into(),
-        at: mamori::store::now_text(),
         contract_id: Some("c1".into()),
-        endpoint: "chat.completions".into(),
-        outcome: "ok".into(),
-        http_status: 200,
-        redactions: "{}".into(),
         request_sha256: Some("ab".repeat(32)),
-        ..Default::default()
+        ..rec("req_legacy")
     };
     let mut conn = raw(&app).await;
     sqlx::query("INSERT INTO pending_requests (request_id, instance_id, record, at) VALUES ($1, $2, $3, $4)")

@@ -168,7 +168,11 @@ impl Journal {
     /// Appends the request's note; once this returns `Ok`, the request may be forwarded.
     /// Blocks for one `write` (and an fsync when `sync`): call off the async path when `sync`.
     pub fn note(&self, rec: &LogRecord) -> anyhow::Result<()> {
-        let mut line = serde_json::to_string(rec)?;
+        self.note_line(&rec.request_id, serde_json::to_string(rec)?)
+    }
+
+    /// `note` for a record already encoded (bodies are never encoded: they skip serialization).
+    pub fn note_line(&self, request_id: &str, mut line: String) -> anyhow::Result<()> {
         line.push('\n');
         let file = {
             let mut st = self
@@ -198,7 +202,7 @@ impl Journal {
             let segment = st.current.no;
             line.pop();
             st.open.insert(
-                rec.request_id.clone(),
+                request_id.to_string(),
                 Open {
                     segment,
                     since: Instant::now(),

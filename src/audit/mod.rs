@@ -313,10 +313,14 @@ impl LogWriter {
     pub async fn begin(&self, record: &LogRecord) -> bool {
         let noted = if self.journal_sync {
             // An fsync takes milliseconds: not on an async worker.
-            let (journal, rec) = (Arc::clone(&self.journal), record.without_bodies());
-            tokio::task::spawn_blocking(move || journal.note(&rec))
-                .await
-                .unwrap_or_else(|e| Err(anyhow::anyhow!("journal task failed: {e}")))
+            let journal = Arc::clone(&self.journal);
+            let id = record.request_id.clone();
+            match serde_json::to_string(record) {
+                Ok(line) => tokio::task::spawn_blocking(move || journal.note_line(&id, line))
+                    .await
+                    .unwrap_or_else(|e| Err(anyhow::anyhow!("journal task failed: {e}"))),
+                Err(e) => Err(e.into()),
+            }
         } else {
             self.journal.note(record)
         };
@@ -540,20 +544,8 @@ async fn recover(store: &Store, writer: &LogWriter, abandoned: Duration) -> anyh
     let journal = Arc::clone(&writer.journal);
     let orphans = tokio::task::spawn_blocking(move || journal.orphans()).await??;
     for orphan in orphans {
-        let ids: Vec<String> = orphan
-            .records
-            .iter()
-            .map(|r| r.request_id.clone())
-            .collect();
-        let missing = store.missing_records(&ids).await?;
-        for r in orphan
-            .records
-            .iter()
-            .filter(|r| missing.contains(&r.request_id))
-        {
-            record_interrupted(store, writer, r.clone()).await?;
-        }
-        tracing::info!(segment = %orphan.path.display(), interrupted = missing.len(), "recovered a crashed instance's request journal");
+        let n = record_interrupted(store, writer, orphan.records.iter().cloned()).await?;
+        tracing::info!(segment = %orphan.path.display(), interrupted = n, "recovered a crashed instance's request journal");
         orphan.finish();
     }
     // Rows an older version noted in the database, left by an instance that stopped.
@@ -561,40 +553,57 @@ async fn recover(store: &Store, writer: &LogWriter, abandoned: Duration) -> anyh
         Ok((chrono::Utc::now() - chrono::Duration::from_std(d)?)
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
     };
-    for (request_id, json) in store
+    let legacy = store
         .legacy_pending(&ago(LEGACY_STALE)?, &ago(abandoned)?)
-        .await?
-    {
-        let r: LogRecord = serde_json::from_str(&json)?;
-        record_interrupted(store, writer, r).await?;
-        store.delete_legacy_pending(&request_id).await?;
+        .await?;
+    let notes = legacy
+        .iter()
+        .map(|(_, json)| serde_json::from_str::<LogRecord>(json))
+        .collect::<Result<Vec<_>, _>>()?;
+    record_interrupted(store, writer, notes).await?;
+    for (request_id, _) in &legacy {
+        store.delete_legacy_pending(request_id).await?;
     }
-    for r in writer.journal.overdue(abandoned) {
-        let id = r.request_id.clone();
-        record_interrupted(store, writer, r).await?;
-        writer.journal.done(&id);
+    let overdue = writer.journal.overdue(abandoned);
+    let ids: Vec<String> = overdue.iter().map(|r| r.request_id.clone()).collect();
+    record_interrupted(store, writer, overdue).await?;
+    for id in &ids {
+        writer.journal.done(id);
     }
     Ok(())
 }
 
+/// Writes an `interrupted` record for each noted request that has none yet. Returns how many.
 async fn record_interrupted(
     store: &Store,
     writer: &LogWriter,
-    mut r: LogRecord,
-) -> anyhow::Result<()> {
-    if store.log_record(&r.request_id).await?.is_some() {
-        return Ok(());
-    }
-    r.outcome = "interrupted".into();
-    r.code = None;
-    tracing::warn!(request_id = %r.request_id, "recording a request interrupted before its record was written");
-    if !writer.commit(r.clone()).await {
+    notes: impl IntoIterator<Item = LogRecord>,
+) -> anyhow::Result<usize> {
+    let notes: Vec<LogRecord> = notes.into_iter().collect();
+    let ids: Vec<String> = notes.iter().map(|r| r.request_id.clone()).collect();
+    let missing: std::collections::HashSet<String> =
+        store.missing_records(&ids).await?.into_iter().collect();
+    let mut n = 0;
+    for mut r in notes
+        .into_iter()
+        .filter(|r| missing.contains(&r.request_id))
+    {
+        r.outcome = "interrupted".into();
+        r.code = None;
+        tracing::warn!(request_id = %r.request_id, "recording a request interrupted before its record was written");
+        let id = r.request_id.clone();
         // Another instance may have recorded it meanwhile (the request id is unique).
-        if store.log_record(&r.request_id).await?.is_none() {
-            anyhow::bail!("could not record interrupted request {}", r.request_id);
+        if !writer.commit(r).await
+            && !store
+                .missing_records(std::slice::from_ref(&id))
+                .await?
+                .is_empty()
+        {
+            anyhow::bail!("could not record interrupted request {id}");
         }
+        n += 1;
     }
-    Ok(())
+    Ok(n)
 }
 
 /// Deletes bodies older than each contract's retention. Returns how many records lost bodies.

@@ -52,37 +52,6 @@ pub struct LogRecord {
     pub sealed: bool,
 }
 
-impl LogRecord {
-    /// The record's metadata, for places bodies must never go (the request journal).
-    pub fn without_bodies(&self) -> Self {
-        Self {
-            request_id: self.request_id.clone(),
-            at: self.at.clone(),
-            staff_id: self.staff_id.clone(),
-            key_id: self.key_id.clone(),
-            contract_id: self.contract_id.clone(),
-            deliverable: self.deliverable.clone(),
-            purpose: self.purpose.clone(),
-            provider_id: self.provider_id.clone(),
-            provider_version: self.provider_version,
-            model: self.model.clone(),
-            endpoint: self.endpoint.clone(),
-            streamed: self.streamed,
-            outcome: self.outcome.clone(),
-            code: self.code.clone(),
-            http_status: self.http_status,
-            latency_us: self.latency_us,
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
-            redactions: self.redactions.clone(),
-            request_sha256: self.request_sha256.clone(),
-            output_sha256: self.output_sha256.clone(),
-            bodies_deleted: self.bodies_deleted.clone(),
-            ..Default::default()
-        }
-    }
-}
-
 /// A signed checkpoint of the chain head (see `audit::checkpoint`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
