@@ -1,15 +1,15 @@
 //! Encryption at rest. Bodies are sealed with AES-256-GCM under a per-contract data key; data
 //! keys are stored only wrapped (sealed) by a master key that never enters the database.
 //! Destroying a contract's wrapped data key makes its bodies unreadable everywhere.
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use anyhow::{bail, Context};
 use base64::Engine;
 use rand::RngCore;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
 const NONCE: usize = 12;
+const TAG: usize = 16;
 
 /// A 256-bit key. `Debug` shows only its id.
 #[derive(Clone)]
@@ -59,38 +59,47 @@ impl Key {
         hex::encode(&h.finalize()[..8])
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new((&self.bytes).into())
+    fn cipher(&self) -> anyhow::Result<LessSafeKey> {
+        UnboundKey::new(&AES_256_GCM, &self.bytes)
+            .map(LessSafeKey::new)
+            .map_err(|_| anyhow::anyhow!("cannot use the key for AES-256-GCM"))
     }
 
-    /// nonce ‖ ciphertext, bound to `aad` (so a body cannot be moved to another record).
+    /// nonce ‖ ciphertext ‖ tag (AES-256-GCM), bound to `aad` (so a body cannot be moved to
+    /// another record). Built in one buffer: bodies are sealed on every request.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> anyhow::Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE];
         rand::thread_rng().fill_bytes(&mut nonce);
-        let ct = self
-            .cipher()
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
+        let mut out = Vec::with_capacity(NONCE + plaintext.len() + TAG);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .cipher()?
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                out.get_mut(NONCE..).unwrap_or_default(),
             )
             .map_err(|_| anyhow::anyhow!("encryption failed"))?;
-        let mut out = Vec::with_capacity(NONCE + ct.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
+        out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> anyhow::Result<Vec<u8>> {
-        if sealed.len() < NONCE + 16 {
+        if sealed.len() < NONCE + TAG {
             bail!("sealed data is too short");
         }
         let (nonce, ct) = sealed.split_at(NONCE);
-        self.cipher()
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
-            .map_err(|_| anyhow::anyhow!("decryption failed: wrong key, or the data was altered"))
+        let nonce = Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| anyhow::anyhow!("sealed data has a bad nonce"))?;
+        let mut buf = ct.to_vec();
+        let plain_len = self
+            .cipher()?
+            .open_in_place(nonce, Aad::from(aad), &mut buf)
+            .map_err(|_| anyhow::anyhow!("decryption failed: wrong key, or the data was altered"))?
+            .len();
+        buf.truncate(plain_len);
+        Ok(buf)
     }
 
     pub fn wrap(&self, data_key: &Key, contract: &str) -> anyhow::Result<Vec<u8>> {
@@ -198,6 +207,19 @@ mod tests {
         assert!(Key::random()
             .open(&k.seal(b"x", b"a").unwrap(), b"a")
             .is_err());
+    }
+
+    /// Bodies sealed by earlier versions (the RustCrypto `aes-gcm` crate) must still open: the
+    /// format is the standard one, nonce ‖ ciphertext ‖ tag.
+    #[test]
+    fn opens_what_earlier_versions_sealed() {
+        let k = Key { bytes: [7u8; 32] };
+        let sealed = hex::decode("d8fb8d70ad9fbbae527de85b3203919dcae01f9033875dd5e024dc09c35b1efd7e16e62005e1d281bff928147ecbdc497638db524f3e").unwrap();
+        assert_eq!(
+            k.open(&sealed, b"req_kat/output").unwrap(),
+            "mamori 機密 known answer".as_bytes()
+        );
+        assert!(k.open(&sealed, b"req_other/output").is_err());
     }
 
     #[test]

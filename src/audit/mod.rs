@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 512;
+/// How many times the writer lets ready requests run before committing, while others are in
+/// flight: each round lets more records join the commit, and the bound keeps a record from
+/// waiting behind a long queue.
+const MAX_YIELDS: usize = 3;
 /// Older versions heartbeat every 10 s; one unseen for this long has stopped.
 const LEGACY_STALE: Duration = Duration::from_secs(30);
 const QUEUE: usize = 8192;
@@ -366,14 +370,22 @@ async fn run(
         // task just woken) and commit it alone. When other requests are in flight, letting
         // every other ready task run first lets their records join this commit: without it,
         // batches under load were one record each. Alone, it commits at once.
-        if journal.in_flight() > batch.len() {
-            tokio::task::yield_now().await;
-        }
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
+        let mut yields = 0;
+        loop {
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
             }
+            if yields == MAX_YIELDS
+                || batch.len() >= MAX_BATCH
+                || journal.in_flight() <= batch.len()
+            {
+                break;
+            }
+            yields += 1;
+            tokio::task::yield_now().await;
         }
         metrics::gauge!("mamori_log_queue_depth").set(rx.len() as f64);
         metrics::histogram!("mamori_log_batch_records").record(batch.len() as f64);
