@@ -48,6 +48,41 @@ fn rec(id: &str) -> LogRecord {
     }
 }
 
+/// The SQLite database file, when the suite runs on SQLite.
+fn sqlite_file(app: &TestApp) -> Option<String> {
+    app.db
+        .url
+        .strip_prefix("sqlite://")
+        .map(|p| p.split('?').next().unwrap_or(p).to_string())
+}
+
+/// Every body file under the SQLite database's body folder.
+fn body_files(db: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from(format!("{db}-bodies"))];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// What `audit verify` fails with (as opposed to a problem it reports).
+async fn verify_error(app: &TestApp) -> anyhow::Error {
+    let public = mamori::audit::load_keys(&app.db.audit())
+        .unwrap()
+        .signing
+        .verifying_key();
+    verify::verify(&app.store, &public, &[], Some(&app.gw.log.data_keys))
+        .await
+        .unwrap_err()
+}
+
 async fn problem(app: &TestApp) -> String {
     let r = check(app, &[]).await;
     match r.problem {
@@ -237,25 +272,29 @@ async fn forged_checkpoints_are_refused() {
 async fn a_swapped_body_is_caught() {
     let app = app_with_log(4).await;
     let mut c = raw(&app).await;
-    let other: Vec<u8> = sqlx::Row::get(
-        &sqlx::query("SELECT output_body FROM log_records WHERE seq = 2")
-            .fetch_one(&mut c)
-            .await
-            .unwrap(),
-        0,
-    );
-    sqlx::query("UPDATE log_records SET output_body = $1 WHERE seq = 3")
-        .bind(other)
+    if let Some(_db) = sqlite_file(&app) {
+        // Bodies are in files: point record 3 at record 2's.
+        sqlx::query(
+            "UPDATE log_records SET body_ref = (SELECT body_ref FROM log_records WHERE seq = 2) WHERE seq = 3",
+        )
         .execute(&mut c)
         .await
         .unwrap();
-    let public = mamori::audit::load_keys(&app.db.audit())
-        .unwrap()
-        .signing
-        .verifying_key();
-    let err = verify::verify(&app.store, &public, &[], Some(&app.gw.log.data_keys))
-        .await
-        .unwrap_err();
+    } else {
+        let other: Vec<u8> = sqlx::Row::get(
+            &sqlx::query("SELECT output_body FROM log_records WHERE seq = 2")
+                .fetch_one(&mut c)
+                .await
+                .unwrap(),
+            0,
+        );
+        sqlx::query("UPDATE log_records SET output_body = $1 WHERE seq = 3")
+            .bind(other)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    let err = verify_error(&app).await;
     assert!(format!("{err:#}").contains("seq 3"), "{err:#}");
 }
 
@@ -268,12 +307,55 @@ async fn the_database_alone_reveals_no_prompt_or_output() {
     let path = app.db.url.trim_start_matches("sqlite://").to_string();
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+    let files = body_files(&path);
+    assert!(
+        !files.is_empty(),
+        "the sealed bodies are beside the database"
+    );
+    for f in files {
+        bytes.extend(std::fs::read(f).unwrap());
+    }
     for needle in ["極秘の見積額", "受け取りました"] {
         assert!(
             !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
             "`{needle}` is readable in the database file"
         );
     }
+}
+
+/// SQLite keeps sealed bodies in files beside the database, not in the table; a body file
+/// that is cut short or removed is named by `audit verify`, never read as "no body".
+#[tokio::test]
+async fn lost_body_files_are_named_by_verify() {
+    let app = app_with_log(3).await;
+    let Some(db) = sqlite_file(&app) else {
+        return; // PostgreSQL keeps bodies in the row (tested by the swaps above).
+    };
+    let inline: i64 = sqlx::Row::get(
+        &sqlx::query("SELECT COUNT(*) FROM log_records WHERE request_body IS NOT NULL OR output_body IS NOT NULL OR body_ref IS NULL")
+            .fetch_one(&mut raw(&app).await)
+            .await
+            .unwrap(),
+        0,
+    );
+    assert_eq!(inline, 0, "every body is in a file, none in the table");
+    let files = body_files(&db);
+    assert_eq!(files.len(), 1, "one file per contract and day: {files:?}");
+    let len = std::fs::metadata(&files[0]).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0])
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+    let err = verify_error(&app).await;
+    assert!(
+        format!("{err:#}").contains("seq 3") && format!("{err:#}").contains("missing"),
+        "{err:#}"
+    );
+    std::fs::remove_file(&files[0]).unwrap();
+    let err = verify_error(&app).await;
+    assert!(format!("{err:#}").contains("seq 1"), "{err:#}");
 }
 
 #[tokio::test]
@@ -301,6 +383,12 @@ async fn closing_a_contract_shreds_its_bodies_and_the_chain_still_verifies() {
     }
     let dk = app.store.data_key("c1").await.unwrap().unwrap();
     assert!(dk.wrapped.is_none() && dk.destroyed_at.is_some());
+    if let Some(db) = sqlite_file(&app) {
+        assert!(
+            body_files(&db).is_empty(),
+            "the contract's body files are deleted"
+        );
+    }
     let r = check(&app, &[]).await;
     assert!(r.ok(), "{r:?}");
 }
@@ -345,6 +433,17 @@ async fn retention_deletes_old_bodies_only() {
     let (_, _, out) = app.record("new").await;
     assert_eq!(out.unwrap(), json!({"a": 1}));
     assert!(check(&app, &[]).await.ok());
+    if let Some(db) = sqlite_file(&app) {
+        let days: Vec<String> = body_files(&db)
+            .iter()
+            .filter_map(|f| Some(f.file_name()?.to_str()?.to_string()))
+            .collect();
+        assert!(
+            !days.iter().any(|d| d.starts_with("2020-01-01")),
+            "the expired day's body file is deleted: {days:?}"
+        );
+        assert_eq!(days.len(), 1, "today's stays: {days:?}");
+    }
 }
 
 #[tokio::test]

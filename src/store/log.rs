@@ -381,7 +381,22 @@ impl Store {
             .bind(limit)
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(record_from_row).collect()
+        self.records_from_rows(&rows)
+    }
+
+    /// Rows as records, with bodies kept in files (SQLite) read back in.
+    fn records_from_rows(&self, rows: &[AnyRow]) -> anyhow::Result<Vec<LogRecord>> {
+        let mut open = std::collections::HashMap::new();
+        rows.iter()
+            .map(|row| {
+                let mut r = record_from_row(row)?;
+                let body_ref: Option<String> = row.try_get("body_ref")?;
+                if let (Some(b), Some(w)) = (body_ref, &self.sqlite_log) {
+                    w.bodies.load(&mut r, &b, &mut open)?;
+                }
+                Ok(r)
+            })
+            .collect()
     }
 
     pub async fn insert_checkpoint(&self, c: &Checkpoint) -> anyhow::Result<()> {
@@ -519,16 +534,56 @@ impl Store {
     }
 
     /// Deletes the bodies of a contract's records older than `before`; metadata and hashes stay.
+    /// Body files (SQLite) are overwritten where those records' bodies were, and a day's file
+    /// goes once no record points into it.
     pub async fn expire_bodies(&self, contract: &str, before: &str) -> anyhow::Result<u64> {
-        Ok(sqlx::query(
-            "UPDATE log_records SET request_body = NULL, output_body = NULL, bodies_deleted = 'retention' \
-             WHERE contract_id = $1 AND at < $2 AND bodies_deleted IS NULL AND (request_body IS NOT NULL OR output_body IS NOT NULL)",
+        let in_files: Vec<String> = match &self.sqlite_log {
+            Some(_) => sqlx::query(
+                "SELECT body_ref FROM log_records \
+                 WHERE contract_id = $1 AND at < $2 AND bodies_deleted IS NULL AND body_ref IS NOT NULL",
+            )
+            .bind(contract)
+            .bind(before)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
+        let n = sqlx::query(
+            "UPDATE log_records SET request_body = NULL, output_body = NULL, body_ref = NULL, bodies_deleted = 'retention' \
+             WHERE contract_id = $1 AND at < $2 AND bodies_deleted IS NULL \
+             AND (request_body IS NOT NULL OR output_body IS NOT NULL OR body_ref IS NOT NULL)",
         )
         .bind(contract)
         .bind(before)
         .execute(self.pool())
         .await?
-        .rows_affected())
+        .rows_affected();
+        if let Some(w) = &self.sqlite_log {
+            for body_ref in &in_files {
+                w.bodies.erase(contract, body_ref)?;
+            }
+            // Only days wholly before the cutoff's: no request still being answered writes there.
+            let cutoff_day = before.get(..10).unwrap_or(before);
+            for day in w.bodies.days(contract)? {
+                if day.as_str() >= cutoff_day {
+                    break;
+                }
+                let live = sqlx::query(
+                    "SELECT 1 FROM log_records WHERE contract_id = $1 AND body_ref LIKE $2 LIMIT 1",
+                )
+                .bind(contract)
+                .bind(format!("{day}:%"))
+                .fetch_optional(self.pool())
+                .await?;
+                if live.is_none() {
+                    w.bodies.remove_day(contract, &day)?;
+                }
+            }
+        }
+        Ok(n)
     }
 
     pub async fn log_list(&self, f: &LogFilter) -> anyhow::Result<Vec<LogRecordSummary>> {
@@ -556,7 +611,7 @@ impl Store {
             .bind(request_id)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(record_from_row).transpose()
+        Ok(self.records_from_rows(row.as_slice())?.into_iter().next())
     }
 
     /// Whether the log table answers (used to recover after a failed write).

@@ -1,6 +1,7 @@
 //! Storage: one SQL implementation over sqlx's `Any` driver, for SQLite (embedded default) and
 //! PostgreSQL, chosen by URL scheme. Dialect differences stay in this module: the migrations
 //! folders and the few statements that differ. Every value is bound, never formatted into SQL.
+mod body_files;
 mod log;
 mod registry;
 mod sqlite_log;
@@ -23,10 +24,20 @@ pub enum Dialect {
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_core.sql")),
     (2, include_str!("../../migrations/sqlite/0002_forms.sql")),
+    // 3 was used by a development build and withdrawn; a database may have it recorded.
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_body_files.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_core.sql")),
     (2, include_str!("../../migrations/postgres/0002_forms.sql")),
+    // 3: see above.
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_body_files.sql"),
+    ),
 ];
 
 #[derive(Clone)]

@@ -444,12 +444,16 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE log_records SET request_body = NULL, output_body = NULL, bodies_deleted = 'shredded' WHERE contract_id = $1 AND (request_body IS NOT NULL OR output_body IS NOT NULL)")
+        sqlx::query("UPDATE log_records SET request_body = NULL, output_body = NULL, body_ref = NULL, bodies_deleted = 'shredded' WHERE contract_id = $1 AND (request_body IS NOT NULL OR output_body IS NOT NULL OR body_ref IS NOT NULL)")
             .bind(id)
             .execute(&mut *tx)
             .await?;
         bump_generation(&mut *tx).await?;
         tx.commit().await?;
+        // The data key is gone, so these could not be opened anyway; nothing is kept either.
+        if let Some(w) = &self.sqlite_log {
+            w.bodies.remove_contract(id)?;
+        }
         self.scrub_freed_space().await?;
         Ok(revoked)
     }

@@ -7,6 +7,7 @@
 //! commit waits for an fsync, does the write go to a blocking thread, so that the async workers
 //! never wait on a lock or a disk. WAL checkpoints run on a thread of their own so that no
 //! commit waits for one.
+use super::body_files::BodyFiles;
 use super::log::{Link, LogRecord, COLUMNS};
 use rusqlite::{params, Connection, ErrorCode, TransactionBehavior};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ pub(crate) struct SqliteLog {
     /// When the last `Store` clone goes, the checkpoint thread ends too.
     conn: Arc<Mutex<Connection>>,
     full_sync: bool,
+    pub(crate) bodies: BodyFiles,
 }
 
 /// `full_sync`: fsync every commit (survives power loss), instead of only a process kill.
@@ -71,8 +73,8 @@ fn body_bytes(records: &[LogRecord]) -> usize {
         .sum()
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+fn is_busy(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<rusqlite::Error>(), Some(rusqlite::Error::SqliteFailure(f, _))
         if f.code == ErrorCode::DatabaseBusy || f.code == ErrorCode::DatabaseLocked)
 }
 
@@ -97,7 +99,11 @@ impl SqliteLog {
                     tracing::debug!(error = %e, "WAL checkpoint skipped");
                 }
             })?;
-        Ok(Self { conn, full_sync })
+        Ok(Self {
+            conn,
+            full_sync,
+            bodies: BodyFiles::beside(path),
+        })
     }
 
     pub(crate) async fn append(
@@ -113,22 +119,24 @@ impl SqliteLog {
                 Err(std::sync::TryLockError::WouldBlock) => None,
             };
             if let Some(mut c) = guard {
-                match write(&mut c, &mut records, link) {
+                match write(&mut c, &self.bodies, false, &mut records, link) {
                     Err(e) if is_busy(&e) => {}
-                    r => return (records, r.map_err(anyhow::Error::from)),
+                    r => return (records, r),
                 }
             }
         }
         let conn = Arc::clone(&self.conn);
+        let (bodies, sync) = (self.bodies.clone(), self.full_sync);
         let blocking = tokio::task::spawn_blocking(move || {
             let mut c = conn
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let r = c
-                .busy_timeout(BUSY_WAIT)
-                .and_then(|()| write(&mut c, &mut records, link));
+            let r = match c.busy_timeout(BUSY_WAIT) {
+                Ok(()) => write(&mut c, &bodies, sync, &mut records, link),
+                Err(e) => Err(e.into()),
+            };
             let _ = c.busy_timeout(Duration::ZERO);
-            (records, r.map_err(anyhow::Error::from))
+            (records, r)
         });
         match blocking.await {
             Ok(done) => done,
@@ -140,13 +148,30 @@ impl SqliteLog {
     }
 }
 
+/// The insert with the backend's own `body_ref` column, built once.
+fn insert_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let marks: Vec<String> = (1..=COLUMNS.len() + 1).map(|i| format!("?{i}")).collect();
+        format!(
+            "INSERT INTO log_records ({}, body_ref) VALUES ({})",
+            COLUMNS.join(", "),
+            marks.join(", ")
+        )
+    })
+}
+
 fn write(
     conn: &mut Connection,
+    bodies: &BodyFiles,
+    sync: bool,
     records: &mut [LogRecord],
     link: Link,
-) -> rusqlite::Result<(i64, String)> {
+) -> anyhow::Result<(i64, String)> {
     let now = super::now_text();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Under the write lock: no other writer appends to a body file meanwhile.
+    let refs = bodies.append(records, sync)?;
     {
         let (mut seq, mut prev): (i64, String) = tx
             .prepare_cached(
@@ -154,13 +179,9 @@ fn write(
             )?
             .query_row([&now], |r| Ok((r.get(0)?, r.get(1)?)))?;
         {
-            let cols = COLUMNS.join(", ");
-            let marks: Vec<String> = (1..=COLUMNS.len()).map(|i| format!("?{i}")).collect();
-            let mut ins = tx.prepare_cached(&format!(
-                "INSERT INTO log_records ({cols}) VALUES ({})",
-                marks.join(", ")
-            ))?;
-            for r in records.iter_mut() {
+            let mut ins = tx.prepare_cached(insert_sql())?;
+            for (r, body_ref) in records.iter_mut().zip(&refs) {
+                let inline = body_ref.is_none();
                 seq += 1;
                 r.seq = seq;
                 r.prev_hash = prev;
@@ -187,13 +208,14 @@ fn write(
                     r.input_tokens,
                     r.output_tokens,
                     r.redactions,
-                    r.request_body,
-                    r.output_body,
+                    r.request_body.as_ref().filter(|_| inline),
+                    r.output_body.as_ref().filter(|_| inline),
                     r.request_sha256,
                     r.output_sha256,
                     r.bodies_deleted,
                     r.prev_hash,
                     r.record_hash,
+                    body_ref,
                 ])?;
             }
         }

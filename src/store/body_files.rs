@@ -1,0 +1,334 @@
+//! Sealed log bodies of the SQLite backend, kept outside the database's B-tree.
+//!
+//! In the table, a record's few kilobytes of sealed bodies took overflow pages that SQLite wrote
+//! twice (into the WAL, then back at checkpoint), with two system calls per page. Here they are
+//! appended to one file per contract and UTC day, `<database>-bodies/<hex contract>/<day>.bodies`,
+//! with one `write` per commit; the row keeps only where they are (`body_ref`), and the chain
+//! still covers their hashes. Appends happen inside the write transaction, so writers in several
+//! processes never interleave in a file, and a rolled-back commit leaves only unreferenced sealed
+//! bytes behind. Per-day files let retention delete bodies by the file; contract close deletes
+//! the contract's folder (its data key is destroyed first, so nothing left could be opened).
+//! PostgreSQL keeps bodies in the row: several hosts share it, and they share no disk.
+use super::log::LogRecord;
+use anyhow::Context;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub(crate) struct BodyFiles {
+    dir: PathBuf,
+}
+
+/// Where a record's sealed bodies are: `day:offset:request_len:output_len` in its contract's
+/// folder. A length of 0 is no body (a sealed body is never empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BodyRef<'a> {
+    day: &'a str,
+    offset: u64,
+    request: u64,
+    output: u64,
+}
+
+impl<'a> BodyRef<'a> {
+    fn parse(s: &'a str) -> Option<Self> {
+        let mut it = s.split(':');
+        let day = it.next()?;
+        let r = BodyRef {
+            day,
+            offset: it.next()?.parse().ok()?,
+            request: it.next()?.parse().ok()?,
+            output: it.next()?.parse().ok()?,
+        };
+        (it.next().is_none() && day_ok(day)).then_some(r)
+    }
+}
+
+/// `YYYY-MM-DD`: the only day names that become file names.
+fn day_ok(day: &str) -> bool {
+    day.len() == 10
+        && day.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+}
+
+impl BodyFiles {
+    /// The folder beside the database file `db`.
+    pub(crate) fn beside(db: &str) -> Self {
+        Self {
+            dir: PathBuf::from(format!("{db}-bodies")),
+        }
+    }
+
+    fn contract_dir(&self, contract: &str) -> PathBuf {
+        // Hex, not the id itself: ids may contain `.`, and a folder name must never be `..`.
+        self.dir.join(hex::encode(contract))
+    }
+
+    fn file(&self, contract: &str, day: &str) -> PathBuf {
+        self.contract_dir(contract).join(format!("{day}.bodies"))
+    }
+
+    /// Appends the sealed bodies of `records` (one `write` per contract and day) and returns
+    /// where each record's went. Records without a contract have none to move (bodies are
+    /// sealed under a contract's key) and get no reference.
+    pub(crate) fn append(
+        &self,
+        records: &[LogRecord],
+        sync: bool,
+    ) -> anyhow::Result<Vec<Option<String>>> {
+        let mut refs = vec![None; records.len()];
+        let mut groups: Vec<((String, String), Vec<usize>)> = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let (Some(contract), true) = (
+                &r.contract_id,
+                r.request_body.is_some() || r.output_body.is_some(),
+            ) else {
+                continue;
+            };
+            let day = r.at.get(..10).filter(|d| day_ok(d)).unwrap_or("0000-00-00");
+            let key = (contract.clone(), day.to_string());
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push(i),
+                None => groups.push((key, vec![i])),
+            }
+        }
+        for ((contract, day), members) in groups {
+            let path = self.file(&contract, &day);
+            let (mut f, created) = open_append(&path)?;
+            let mut offset = f
+                .metadata()
+                .with_context(|| format!("cannot read the size of {}", path.display()))?
+                .len();
+            let mut buf = Vec::new();
+            for i in members {
+                let Some(r) = records.get(i) else { continue };
+                let req = r.request_body.as_deref().unwrap_or_default();
+                let out = r.output_body.as_deref().unwrap_or_default();
+                if let Some(slot) = refs.get_mut(i) {
+                    *slot = Some(format!("{day}:{offset}:{}:{}", req.len(), out.len()));
+                }
+                offset += (req.len() + out.len()) as u64;
+                buf.extend_from_slice(req);
+                buf.extend_from_slice(out);
+            }
+            f.write_all(&buf)
+                .with_context(|| format!("cannot append log bodies to {}", path.display()))?;
+            if sync {
+                f.sync_data()
+                    .with_context(|| format!("cannot sync {}", path.display()))?;
+                if created {
+                    sync_dir(&path)?;
+                }
+            }
+        }
+        Ok(refs)
+    }
+
+    /// Reads the bodies a row points to into `r`. A missing or short file is an error naming the
+    /// record: the bodies were removed or altered outside mamori.
+    pub(crate) fn load(
+        &self,
+        r: &mut LogRecord,
+        body_ref: &str,
+        open: &mut HashMap<PathBuf, File>,
+    ) -> anyhow::Result<()> {
+        let bad = || format!("record seq {} `{}`: its bodies", r.seq, r.request_id);
+        let at = BodyRef::parse(body_ref)
+            .with_context(|| format!("{}: reference `{body_ref}` is malformed", bad()))?;
+        let contract = r
+            .contract_id
+            .as_deref()
+            .with_context(|| format!("{}: the record has no contract", bad()))?;
+        let path = self.file(contract, at.day);
+        let f = match open.get(&path) {
+            Some(f) => f,
+            None => {
+                let f = File::open(&path).with_context(|| {
+                    format!("{} are missing: cannot open {}", bad(), path.display())
+                })?;
+                open.entry(path.clone()).or_insert(f)
+            }
+        };
+        let read = |offset: u64, len: u64| -> anyhow::Result<Option<Vec<u8>>> {
+            if len == 0 {
+                return Ok(None);
+            }
+            let mut b = vec![0u8; usize::try_from(len)?];
+            f.read_exact_at(&mut b, offset)?;
+            Ok(Some(b))
+        };
+        let req = read(at.offset, at.request);
+        let out = read(at.offset + at.request, at.output);
+        match (req, out) {
+            (Ok(req), Ok(out)) => {
+                r.request_body = req;
+                r.output_body = out;
+                Ok(())
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e.context(format!(
+                "{} are missing from {} (the file is shorter than recorded)",
+                bad(),
+                path.display()
+            ))),
+        }
+    }
+
+    /// Overwrites the bodies a row points to with zeros (retention), so they are gone before
+    /// their day's file is.
+    pub(crate) fn erase(&self, contract: &str, body_ref: &str) -> anyhow::Result<()> {
+        let Some(at) = BodyRef::parse(body_ref) else {
+            return Ok(());
+        };
+        let path = self.file(contract, at.day);
+        let f = match OpenOptions::new().write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+        };
+        let zeros = vec![0u8; usize::try_from(at.request + at.output)?];
+        f.write_all_at(&zeros, at.offset)
+            .with_context(|| format!("cannot erase log bodies in {}", path.display()))
+    }
+
+    /// Days of a contract that have a body file, oldest first.
+    pub(crate) fn days(&self, contract: &str) -> anyhow::Result<Vec<String>> {
+        let dir = self.contract_dir(contract);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+        };
+        let mut days = Vec::new();
+        for e in entries {
+            let name = e?.file_name();
+            if let Some(day) = name.to_str().and_then(|n| n.strip_suffix(".bodies")) {
+                if day_ok(day) {
+                    days.push(day.to_string());
+                }
+            }
+        }
+        days.sort();
+        Ok(days)
+    }
+
+    pub(crate) fn remove_day(&self, contract: &str, day: &str) -> anyhow::Result<()> {
+        remove_if_present(&self.file(contract, day))
+    }
+
+    /// Removes every body file of a contract (after its data key is destroyed).
+    pub(crate) fn remove_contract(&self, contract: &str) -> anyhow::Result<()> {
+        let dir = self.contract_dir(contract);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", dir.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn open_append(path: &Path) -> anyhow::Result<(File, bool)> {
+    if let Ok(f) = OpenOptions::new().append(true).open(path) {
+        return Ok((f, false));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the log body folder {}", dir.display()))?;
+    }
+    let f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("cannot create the log body file {}", path.display()))?;
+    Ok((f, true))
+}
+
+fn sync_dir(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync the folder {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_parse_strictly() {
+        let r = BodyRef::parse("2026-11-26:10:3:4").unwrap();
+        assert_eq!(
+            (r.day, r.offset, r.request, r.output),
+            ("2026-11-26", 10, 3, 4)
+        );
+        for bad in [
+            "../../x:1:2:3",
+            "2026-11-26:1:2",
+            "2026-11-26:1:2:3:4",
+            "2026-11-26:-1:2:3",
+        ] {
+            assert!(BodyRef::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bodies_round_trip_and_erase() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = BodyFiles::beside(dir.path().join("m.db").to_str().unwrap());
+        let recs: Vec<LogRecord> = (0..3)
+            .map(|i| LogRecord {
+                seq: i + 1,
+                request_id: format!("req_{i}"),
+                at: "2026-11-26T01:02:03Z".into(),
+                contract_id: Some("c.1".into()),
+                request_body: Some(vec![b'a' + i as u8; 5]),
+                output_body: (i != 1).then(|| vec![b'x'; 7]),
+                ..Default::default()
+            })
+            .collect();
+        let refs = files.append(&recs, false).unwrap();
+        let mut open = HashMap::new();
+        for (r, body_ref) in recs.iter().zip(&refs) {
+            let mut back = LogRecord {
+                seq: r.seq,
+                request_id: r.request_id.clone(),
+                contract_id: r.contract_id.clone(),
+                ..Default::default()
+            };
+            files
+                .load(&mut back, body_ref.as_deref().unwrap(), &mut open)
+                .unwrap();
+            assert_eq!(back.request_body, r.request_body);
+            assert_eq!(back.output_body, r.output_body);
+        }
+        let first = refs[0].as_deref().unwrap();
+        files.erase("c.1", first).unwrap();
+        let mut back = LogRecord {
+            contract_id: Some("c.1".into()),
+            ..Default::default()
+        };
+        files.load(&mut back, first, &mut HashMap::new()).unwrap();
+        assert_eq!(back.request_body, Some(vec![0; 5]));
+        assert_eq!(files.days("c.1").unwrap(), vec!["2026-11-26".to_string()]);
+        files.remove_contract("c.1").unwrap();
+        assert!(files.load(&mut back, first, &mut HashMap::new()).is_err());
+    }
+}
