@@ -174,18 +174,26 @@ impl DataKeys {
 
     /// Seals the record's bodies in place and fills in their hashes.
     async fn seal(&self, r: &mut LogRecord) -> anyhow::Result<()> {
+        self.seal_from(r, Plain::default()).await
+    }
+
+    /// Seals the record's bodies, or those handed over beside it, into the record.
+    async fn seal_from(&self, r: &mut LogRecord, plain: Plain) -> anyhow::Result<()> {
         if r.sealed {
             return Ok(());
         }
         r.sealed = true;
+        let (own_request, own_output) = (r.request_body.take(), r.output_body.take());
+        let request = plain.request.as_deref().or(own_request.as_deref());
+        let output = plain.output.as_deref().or(own_output.as_deref());
         // The proxy hashes the bytes as it handles them; hash here only what it did not.
         if r.request_sha256.is_none() {
-            r.request_sha256 = r.request_body.as_deref().map(sha256_hex);
+            r.request_sha256 = request.map(sha256_hex);
         }
         if r.output_sha256.is_none() {
-            r.output_sha256 = r.output_body.as_deref().map(sha256_hex);
+            r.output_sha256 = output.map(sha256_hex);
         }
-        if r.request_body.is_none() && r.output_body.is_none() {
+        if request.is_none() && output.is_none() {
             return Ok(());
         }
         let key = match &r.contract_id {
@@ -194,21 +202,39 @@ impl DataKeys {
         };
         match key {
             Some(k) => {
-                if let Some(b) = r.request_body.take() {
-                    r.request_body = Some(k.seal(&b, &aad(&r.request_id, "request"))?);
-                }
-                if let Some(b) = r.output_body.take() {
-                    r.output_body = Some(k.seal(&b, &aad(&r.request_id, "output"))?);
-                }
+                r.request_body = request
+                    .map(|b| k.seal(b, &aad(&r.request_id, "request")))
+                    .transpose()?;
+                r.output_body = output
+                    .map(|b| k.seal(b, &aad(&r.request_id, "output")))
+                    .transpose()?;
             }
             None => {
                 // No key to seal with (contract closed, or no contract): keep hashes only.
-                r.request_body = None;
-                r.output_body = None;
                 r.bodies_deleted = Some("shredded".into());
             }
         }
         Ok(())
+    }
+}
+
+/// Plaintext bodies handed to the log beside their record, so that the proxy's buffers are
+/// sealed where they are instead of being copied into it first.
+#[derive(Default)]
+pub struct Plain {
+    pub request: Option<bytes::Bytes>,
+    pub output: Option<bytes::Bytes>,
+}
+
+impl Plain {
+    /// Moves the bodies into the record (for records sealed later by the writer).
+    pub fn into_record(self, r: &mut LogRecord) {
+        if let Some(b) = self.request {
+            r.request_body = Some(b.to_vec());
+        }
+        if let Some(b) = self.output {
+            r.output_body = Some(b.to_vec());
+        }
     }
 }
 
@@ -295,8 +321,13 @@ impl LogWriter {
 
     /// Writes a record and waits until it is committed. `false` if it could not be.
     /// Bodies are sealed here, on the caller's task, so the single writer only links and inserts.
-    pub async fn commit(&self, mut record: LogRecord) -> bool {
-        if let Err(e) = self.data_keys.seal(&mut record).await {
+    pub async fn commit(&self, record: LogRecord) -> bool {
+        self.commit_with(record, Plain::default()).await
+    }
+
+    /// [`LogWriter::commit`], with the plaintext bodies beside the record.
+    pub async fn commit_with(&self, mut record: LogRecord, plain: Plain) -> bool {
+        if let Err(e) = self.data_keys.seal_from(&mut record, plain).await {
             tracing::error!(request_id = %record.request_id, error = %format!("{e:#}"), "cannot seal log record");
             return false;
         }

@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod restore;
 pub mod sse;
 
+use crate::audit::Plain;
 use crate::gateway::Gateway;
 use crate::policy::{Caller, Route, WireApi};
 use crate::refusal::{Code, Refusal};
@@ -75,6 +76,8 @@ struct Exchange {
     started: Instant,
     endpoint: &'static str,
     rec: LogRecord,
+    /// The bodies as sent and received, sealed straight from these buffers.
+    plain: Plain,
 }
 
 impl Exchange {
@@ -89,6 +92,7 @@ impl Exchange {
                 redactions: "{}".to_string(),
                 ..Default::default()
             },
+            plain: Plain::default(),
         }
     }
 
@@ -118,6 +122,7 @@ impl Exchange {
         metrics::counter!("mamori_refusals_total", "code" => refusal.code.as_str()).increment(1);
         tracing::warn!(request_id = %self.rec.request_id, endpoint = %self.rec.endpoint, code = refusal.code.as_str(), key_id = ?self.rec.key_id, "request refused");
         let request_id = self.rec.request_id.clone();
+        self.plain.into_record(&mut self.rec);
         gw.log.submit(self.rec);
         Refused {
             refusal,
@@ -142,9 +147,9 @@ impl Exchange {
         self.refuse(gw, refusal)
     }
 
-    fn set_output(&mut self, output: Vec<u8>, usage: Usage) {
+    fn set_output(&mut self, output: Bytes, usage: Usage) {
         self.rec.output_sha256 = Some(sha256_hex(&output));
-        self.rec.output_body = Some(output);
+        self.plain.output = Some(output);
         self.rec.input_tokens = usage.input;
         self.rec.output_tokens = usage.output;
     }
@@ -419,8 +424,9 @@ async fn forward(
             return Err(ex.refuse(gw, r));
         }
     };
+    let bytes = Bytes::from(bytes);
     ex.rec.request_sha256 = Some(sha256_hex(&bytes));
-    ex.rec.request_body = Some(bytes.clone());
+    ex.plain.request = Some(bytes.clone());
     // Durably note the request before it leaves, so even a crash leaves a record of it.
     if !gw.log.begin(&ex.rec).await {
         let r = Refusal::new(Code::AuditLogUnavailable, "the output log cannot be written, so nothing is forwarded; try again shortly or tell your administrator");
@@ -523,7 +529,7 @@ async fn forward(
         return Err(ex.refuse(gw, r));
     }
     let usage = assemble::usage_of_body(&body);
-    ex.set_output(body.to_vec(), usage);
+    ex.set_output(body.clone(), usage);
     if ok {
         ex.finish("ok", None, status);
     } else {
@@ -532,7 +538,7 @@ async fn forward(
     }
     let request_id = ex.rec.request_id.clone();
     // The client gets the body only once its record is committed.
-    if !gw.log.commit(ex.rec).await {
+    if !gw.log.commit_with(ex.rec, ex.plain).await {
         return Err(Refused {
             refusal: Refusal::new(Code::AuditLogUnavailable, "the answer could not be recorded in the output log, so it is withheld; try again shortly or tell your administrator"),
             request_id,
@@ -625,7 +631,7 @@ fn stream_reply(
             .record(upstream_started.elapsed().as_secs_f64());
         let complete = asm.saw_terminal && failure.is_none();
         let usage = asm.usage;
-        ex.set_output(asm.finish(), usage);
+        ex.set_output(Bytes::from(asm.finish()), usage);
         match failure {
             None if complete => ex.finish("ok", None, 200),
             None | Some("upstream_error") => {
@@ -634,7 +640,7 @@ fn stream_reply(
             Some(other) => ex.finish(other, None, 200),
         }
         let api = endpoint.api();
-        if gw.log.commit(ex.rec).await {
+        if gw.log.commit_with(ex.rec, ex.plain).await {
             for h in held {
                 if tx.send(Ok(h)).await.is_err() {
                     break;
