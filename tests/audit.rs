@@ -425,6 +425,17 @@ async fn retention_deletes_old_bodies_only() {
             .commit(rec("new", &mamori::store::now_text()))
             .await
     );
+    // Two records on the retention cutoff's own day, one each side of the cutoff: that day's
+    // file stays, with the expired one's bodies overwritten.
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(30);
+    let day = cutoff.format("%Y-%m-%d").to_string();
+    let early = format!("{day}T00:00:00.000000Z");
+    let late = (cutoff + chrono::Duration::seconds(60))
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let same_day = late.starts_with(&day);
+    assert!(app.gw.log.commit(rec("cutoff-early", &early)).await);
+    assert!(app.gw.log.commit(rec("cutoff-late", &late)).await);
     // The gateway's own upkeep task may get there first; either way the old bodies go.
     mamori::audit::apply_retention(&app.store).await.unwrap();
     let old = app.store.log_record("old").await.unwrap().unwrap();
@@ -442,7 +453,33 @@ async fn retention_deletes_old_bodies_only() {
             !days.iter().any(|d| d.starts_with("2020-01-01")),
             "the expired day's body file is deleted: {days:?}"
         );
-        assert_eq!(days.len(), 1, "today's stays: {days:?}");
+        assert!(days.contains(&format!("{day}.bodies")), "{days:?}");
+        if same_day {
+            // The expired record's bytes are zeros now; the other's still open.
+            let early = app.store.log_record("cutoff-early").await.unwrap().unwrap();
+            assert_eq!(early.bodies_deleted.as_deref(), Some("retention"));
+            let late = app.store.log_record("cutoff-late").await.unwrap().unwrap();
+            assert!(late.output_body.is_some());
+            let file = body_files(&db)
+                .into_iter()
+                .find(|f| f.ends_with(format!("{day}.bodies")))
+                .unwrap();
+            let bytes = std::fs::read(file).unwrap();
+            let sealed_len: usize = [&late.request_body, &late.output_body]
+                .iter()
+                .map(|b| b.as_ref().map_or(0, Vec::len))
+                .sum();
+            assert_eq!(
+                bytes.len(),
+                2 * sealed_len,
+                "both records' bodies are in the file"
+            );
+            assert!(
+                bytes[..sealed_len].iter().all(|b| *b == 0),
+                "the expired bodies are overwritten"
+            );
+            assert!(bytes[sealed_len..].iter().any(|b| *b != 0));
+        }
     }
 }
 
@@ -599,5 +636,68 @@ async fn requests_noted_in_the_database_by_an_older_version_are_recovered() {
         .await
         .unwrap();
     assert_eq!(left, 0);
+    assert!(check(&app, &[]).await.ok());
+}
+
+/// Databases written before bodies moved to files keep them in the row: those still read and
+/// verify.
+#[tokio::test]
+async fn bodies_kept_in_the_row_by_earlier_versions_still_read() {
+    let app = app_with_log(2).await;
+    let Some(db) = sqlite_file(&app) else {
+        return; // PostgreSQL always keeps them in the row.
+    };
+    let mut c = raw(&app).await;
+    for r in app.store.log_page(0, 10).await.unwrap() {
+        sqlx::query("UPDATE log_records SET request_body = $1, output_body = $2, body_ref = NULL WHERE seq = $3")
+            .bind(r.request_body.unwrap())
+            .bind(r.output_body.unwrap())
+            .bind(r.seq)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    for f in body_files(&db) {
+        std::fs::remove_file(f).unwrap();
+    }
+    let r = check(&app, &[]).await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.bodies_checked, 4);
+}
+
+/// A request in flight when its contract closes commits with the data key the gateway still
+/// had cached; its body file is deleted by the upkeep, and the log still verifies throughout.
+#[tokio::test]
+async fn a_record_committed_during_a_contract_close_is_shredded_too() {
+    let app = app_with_log(1).await;
+    app.store.close_contract("c1").await.unwrap();
+    let late = LogRecord {
+        contract_id: Some("c1".into()),
+        request_body: Some(b"{\"q\":1}".to_vec()),
+        output_body: Some(b"{\"a\":1}".to_vec()),
+        ..rec("late")
+    };
+    assert!(app.gw.log.commit(late).await, "sealed with the cached key");
+    assert!(check(&app, &[]).await.ok());
+    if let Some(db) = sqlite_file(&app) {
+        // Lost outside mamori after the close: it reads as what it is, shredded.
+        for f in body_files(&db) {
+            std::fs::remove_file(f).unwrap();
+        }
+        let r = app.store.log_record("late").await.unwrap().unwrap();
+        assert_eq!(r.bodies_deleted.as_deref(), Some("shredded"));
+        assert!(check(&app, &[]).await.ok());
+    }
+    app.store.shred_body_files("c1").await.unwrap();
+    if let Some(db) = sqlite_file(&app) {
+        assert!(body_files(&db).is_empty());
+    }
+    // Wherever its bodies are, nothing can open them: the data key is destroyed.
+    let fresh = mamori::audit::DataKeys::new(
+        app.store.clone(),
+        mamori::audit::load_keys(&app.db.audit()).unwrap().master,
+    );
+    let r = app.store.log_record("late").await.unwrap().unwrap();
+    assert!(fresh.open_body(&r, "output").await.unwrap().is_none());
     assert!(check(&app, &[]).await.ok());
 }

@@ -242,5 +242,28 @@ async fn the_log_can_fsync_every_commit() {
     let db = fresh_db().await;
     let s = Store::connect_with(&db.url, true).await.unwrap();
     append(&s, vec![record("f1", "c1", None)]).await.unwrap();
-    assert_eq!(s.log_record("f1").await.unwrap().unwrap().seq, 1);
+    let r = s.log_record("f1").await.unwrap().unwrap();
+    assert_eq!(r.seq, 1);
+    assert_eq!(r.output_body.as_deref(), Some("出力".as_bytes()));
+}
+
+/// An older binary must not run on a schema it does not know (it would not know where the log
+/// bodies are, for one): it stops and says why.
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused() {
+    let db = fresh_db().await;
+    drop(Store::connect(&db.url).await.unwrap());
+    sqlx::any::install_default_drivers();
+    let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 'x')")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let err = Store::connect(&db.url).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("newer mamori (schema version 99"),
+        "{err:#}"
+    );
 }

@@ -577,6 +577,10 @@ async fn forget_closed_contracts(store: &Store, writer: &LogWriter) {
     if let Ok(contracts) = store.contracts().await {
         for c in contracts.iter().filter(|c| c.status != "active") {
             writer.data_keys.forget(&c.id);
+            // Records of requests that were in flight at the close may have left body files.
+            if let Err(e) = store.shred_body_files(&c.id).await {
+                tracing::warn!(contract = %c.id, error = %format!("{e:#}"), "cannot delete a closed contract's body files");
+            }
         }
     }
 }

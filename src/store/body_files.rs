@@ -11,15 +11,26 @@
 //! PostgreSQL keeps bodies in the row: several hosts share it, and they share no disk.
 use super::log::LogRecord;
 use anyhow::Context;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone)]
 pub(crate) struct BodyFiles {
     dir: PathBuf,
+    sync: Arc<Mutex<SyncState>>,
+}
+
+/// What this process still owes the disk.
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Files appended to since the last checkpoint, without an fsync (`sync_pending`).
+    pending: HashSet<PathBuf>,
+    /// Files whose folder entries (up to the database's folder) this process has synced.
+    entries_synced: HashSet<PathBuf>,
 }
 
 /// Where a record's sealed bodies are: `day:offset:request_len:output_len` in its contract's
@@ -63,7 +74,65 @@ impl BodyFiles {
     pub(crate) fn beside(db: &str) -> Self {
         Self {
             dir: PathBuf::from(format!("{db}-bodies")),
+            sync: Arc::default(),
         }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        self.sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes `path`'s data and its folder entries durable.
+    fn sync_file(&self, path: &Path, f: &File) -> anyhow::Result<()> {
+        f.sync_data()
+            .with_context(|| format!("cannot sync {}", path.display()))?;
+        if self.state().entries_synced.contains(path) {
+            return Ok(());
+        }
+        // The file's folder, the contract's, and the one holding `<database>-bodies`: any of
+        // them may be new.
+        let mut dir = path.parent();
+        for _ in 0..3 {
+            let Some(d) = dir else { break };
+            let d = if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            };
+            File::open(d)
+                .and_then(|h| h.sync_all())
+                .with_context(|| format!("cannot sync the folder {}", d.display()))?;
+            dir = d.parent();
+        }
+        self.state().entries_synced.insert(path.to_path_buf());
+        Ok(())
+    }
+
+    /// Syncs every body file appended to without an fsync. The checkpoint thread calls this
+    /// before copying the WAL into the database, so that a power loss never leaves durable rows
+    /// pointing at bodies that were still only in the page cache.
+    pub(crate) fn sync_pending(&self) -> anyhow::Result<()> {
+        let pending: Vec<PathBuf> = std::mem::take(&mut self.state().pending)
+            .into_iter()
+            .collect();
+        for (i, path) in pending.iter().enumerate() {
+            let synced = match File::open(path) {
+                Ok(f) => self.sync_file(path, &f),
+                // Deleted meanwhile (retention, contract close): nothing to keep.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e).with_context(|| format!("cannot open {}", path.display())),
+            };
+            if let Err(e) = synced {
+                // Still owed: try again before the next checkpoint.
+                self.state()
+                    .pending
+                    .extend(pending.get(i..).unwrap_or_default().iter().cloned());
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     fn contract_dir(&self, contract: &str) -> PathBuf {
@@ -101,7 +170,7 @@ impl BodyFiles {
         }
         for ((contract, day), members) in groups {
             let path = self.file(&contract, &day);
-            let (mut f, created) = open_append(&path)?;
+            let mut f = open_append(&path)?;
             let mut offset = f
                 .metadata()
                 .with_context(|| format!("cannot read the size of {}", path.display()))?
@@ -121,11 +190,9 @@ impl BodyFiles {
             f.write_all(&buf)
                 .with_context(|| format!("cannot append log bodies to {}", path.display()))?;
             if sync {
-                f.sync_data()
-                    .with_context(|| format!("cannot sync {}", path.display()))?;
-                if created {
-                    sync_dir(&path)?;
-                }
+                self.sync_file(&path, &f)?;
+            } else {
+                self.state().pending.insert(path);
             }
         }
         Ok(refs)
@@ -156,16 +223,21 @@ impl BodyFiles {
                 open.entry(path.clone()).or_insert(f)
             }
         };
-        let read = |offset: u64, len: u64| -> anyhow::Result<Option<Vec<u8>>> {
+        let size = f.metadata()?.len();
+        // A reference from the database is not trusted to be sane: it must lie in the file.
+        let read = |offset: Option<u64>, len: u64| -> anyhow::Result<Option<Vec<u8>>> {
             if len == 0 {
                 return Ok(None);
             }
+            let offset = offset
+                .filter(|o| o.checked_add(len).is_some_and(|end| end <= size))
+                .ok_or_else(|| anyhow::anyhow!("the range is outside the file"))?;
             let mut b = vec![0u8; usize::try_from(len)?];
             f.read_exact_at(&mut b, offset)?;
             Ok(Some(b))
         };
-        let req = read(at.offset, at.request);
-        let out = read(at.offset + at.request, at.output);
+        let req = read(Some(at.offset), at.request);
+        let out = read(at.offset.checked_add(at.request), at.output);
         match (req, out) {
             (Ok(req), Ok(out)) => {
                 r.request_body = req;
@@ -180,21 +252,46 @@ impl BodyFiles {
         }
     }
 
-    /// Overwrites the bodies a row points to with zeros (retention), so they are gone before
-    /// their day's file is.
-    pub(crate) fn erase(&self, contract: &str, body_ref: &str) -> anyhow::Result<()> {
-        let Some(at) = BodyRef::parse(body_ref) else {
-            return Ok(());
-        };
-        let path = self.file(contract, at.day);
-        let f = match OpenOptions::new().write(true).open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
-        };
-        let zeros = vec![0u8; usize::try_from(at.request + at.output)?];
-        f.write_all_at(&zeros, at.offset)
-            .with_context(|| format!("cannot erase log bodies in {}", path.display()))
+    /// Overwrites the bodies these rows point to with zeros and syncs them (retention), so
+    /// they are gone before their day's file is. One file open per day; a reference that cannot
+    /// be erased is reported and skipped (its day's file goes later), not a reason to stop.
+    pub(crate) fn erase(&self, contract: &str, refs: &[String]) -> usize {
+        let mut by_day: HashMap<&str, Vec<BodyRef<'_>>> = HashMap::new();
+        for r in refs.iter().filter_map(|r| BodyRef::parse(r)) {
+            by_day.entry(r.day).or_default().push(r);
+        }
+        let mut failed = 0;
+        for (day, refs) in by_day {
+            let path = self.file(contract, day);
+            let f = match OpenOptions::new().write(true).open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot open a body file to erase expired bodies");
+                    failed += refs.len();
+                    continue;
+                }
+            };
+            let size = f.metadata().map_or(0, |m| m.len());
+            for r in &refs {
+                let len = r.request.saturating_add(r.output);
+                let end = r.offset.saturating_add(len).min(size);
+                let zeros = vec![0u8; usize::try_from(end.saturating_sub(r.offset)).unwrap_or(0)];
+                if let Err(e) = f.write_all_at(&zeros, r.offset) {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot erase expired bodies");
+                    failed += 1;
+                }
+            }
+            if let Err(e) = f.sync_data() {
+                tracing::warn!(file = %path.display(), error = %e, "cannot sync erased bodies");
+            }
+        }
+        failed
+    }
+
+    /// Whether the contract has any body file left.
+    pub(crate) fn has_contract(&self, contract: &str) -> bool {
+        self.contract_dir(contract).exists()
     }
 
     /// Days of a contract that have a body file, oldest first.
@@ -234,29 +331,19 @@ impl BodyFiles {
     }
 }
 
-fn open_append(path: &Path) -> anyhow::Result<(File, bool)> {
+fn open_append(path: &Path) -> anyhow::Result<File> {
     if let Ok(f) = OpenOptions::new().append(true).open(path) {
-        return Ok((f, false));
+        return Ok(f);
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the log body folder {}", dir.display()))?;
     }
-    let f = OpenOptions::new()
+    OpenOptions::new()
         .append(true)
         .create(true)
         .open(path)
-        .with_context(|| format!("cannot create the log body file {}", path.display()))?;
-    Ok((f, true))
-}
-
-fn sync_dir(path: &Path) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot sync the folder {}", dir.display()))?;
-    }
-    Ok(())
+        .with_context(|| format!("cannot create the log body file {}", path.display()))
 }
 
 fn remove_if_present(path: &Path) -> anyhow::Result<()> {
@@ -320,7 +407,7 @@ mod tests {
             assert_eq!(back.output_body, r.output_body);
         }
         let first = refs[0].as_deref().unwrap();
-        files.erase("c.1", first).unwrap();
+        assert_eq!(files.erase("c.1", &[first.to_string()]), 0);
         let mut back = LogRecord {
             contract_id: Some("c.1".into()),
             ..Default::default()
@@ -328,6 +415,15 @@ mod tests {
         files.load(&mut back, first, &mut HashMap::new()).unwrap();
         assert_eq!(back.request_body, Some(vec![0; 5]));
         assert_eq!(files.days("c.1").unwrap(), vec!["2026-11-26".to_string()]);
+        // A forged reference past the end, or one whose end overflows, is an error, not a crash.
+        for forged in [
+            "2026-11-26:0:999999999:0",
+            "2026-11-26:18446744073709551615:1:1",
+        ] {
+            assert!(files.load(&mut back, forged, &mut HashMap::new()).is_err());
+        }
+        files.append(&recs, true).unwrap();
+        files.sync_pending().unwrap();
         files.remove_contract("c.1").unwrap();
         assert!(files.load(&mut back, first, &mut HashMap::new()).is_err());
     }

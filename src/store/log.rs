@@ -381,22 +381,38 @@ impl Store {
             .bind(limit)
             .fetch_all(self.pool())
             .await?;
-        self.records_from_rows(&rows)
+        self.records_from_rows(&rows).await
     }
 
-    /// Rows as records, with bodies kept in files (SQLite) read back in.
-    fn records_from_rows(&self, rows: &[AnyRow]) -> anyhow::Result<Vec<LogRecord>> {
+    /// Rows as records, with bodies kept in files (SQLite) read back in. A body file that is
+    /// gone because its contract was closed (a record committed with a still-cached key while
+    /// the contract closed) reads as shredded, which it is; any other loss is an error.
+    async fn records_from_rows(&self, rows: &[AnyRow]) -> anyhow::Result<Vec<LogRecord>> {
         let mut open = std::collections::HashMap::new();
-        rows.iter()
-            .map(|row| {
-                let mut r = record_from_row(row)?;
-                let body_ref: Option<String> = row.try_get("body_ref")?;
-                if let (Some(b), Some(w)) = (body_ref, &self.sqlite_log) {
-                    w.bodies.load(&mut r, &b, &mut open)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut r = record_from_row(row)?;
+            let body_ref: Option<String> = row.try_get("body_ref")?;
+            if let (Some(b), Some(w)) = (body_ref, &self.sqlite_log) {
+                if let Err(e) = w.bodies.load(&mut r, &b, &mut open) {
+                    let shredded = match &r.contract_id {
+                        Some(c) => self
+                            .data_key(c)
+                            .await?
+                            .is_some_and(|k| k.destroyed_at.is_some()),
+                        None => false,
+                    };
+                    if !shredded {
+                        return Err(e);
+                    }
+                    r.request_body = None;
+                    r.output_body = None;
+                    r.bodies_deleted = Some("shredded".into());
                 }
-                Ok(r)
-            })
-            .collect()
+            }
+            out.push(r);
+        }
+        Ok(out)
     }
 
     pub async fn insert_checkpoint(&self, c: &Checkpoint) -> anyhow::Result<()> {
@@ -562,8 +578,13 @@ impl Store {
         .await?
         .rows_affected();
         if let Some(w) = &self.sqlite_log {
-            for body_ref in &in_files {
-                w.bodies.erase(contract, body_ref)?;
+            // The rows no longer point at these bodies; now the bytes go too (file I/O, so not
+            // on an async worker).
+            let bodies = w.bodies.clone();
+            let who = contract.to_string();
+            let failed = tokio::task::spawn_blocking(move || bodies.erase(&who, &in_files)).await?;
+            if failed > 0 {
+                tracing::warn!(contract, failed, "some expired bodies could not be overwritten; their day's file is deleted later");
             }
             // Only days wholly before the cutoff's: no request still being answered writes there.
             let cutoff_day = before.get(..10).unwrap_or(before);
@@ -571,16 +592,19 @@ impl Store {
                 if day.as_str() >= cutoff_day {
                     break;
                 }
+                // Under the write lock, so no record can start pointing into it meanwhile.
+                let mut tx = self.write_tx().await?;
                 let live = sqlx::query(
                     "SELECT 1 FROM log_records WHERE contract_id = $1 AND body_ref LIKE $2 LIMIT 1",
                 )
                 .bind(contract)
                 .bind(format!("{day}:%"))
-                .fetch_optional(self.pool())
+                .fetch_optional(&mut *tx)
                 .await?;
                 if live.is_none() {
                     w.bodies.remove_day(contract, &day)?;
                 }
+                tx.commit().await?;
             }
         }
         Ok(n)
@@ -611,7 +635,11 @@ impl Store {
             .bind(request_id)
             .fetch_optional(self.pool())
             .await?;
-        Ok(self.records_from_rows(row.as_slice())?.into_iter().next())
+        Ok(self
+            .records_from_rows(row.as_slice())
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Whether the log table answers (used to recover after a failed write).

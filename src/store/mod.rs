@@ -143,6 +143,12 @@ impl Store {
             .iter()
             .map(|r| r.try_get::<i64, _>(0))
             .collect::<Result<_, _>>()?;
+        let known = migrations.iter().map(|(v, _)| *v).max().unwrap_or(0);
+        if let Some(newer) = done.iter().copied().filter(|v| *v > known).max() {
+            // An older binary would ignore what the newer schema means (where log bodies are,
+            // for one) and mishandle it: stop instead.
+            anyhow::bail!("the database was migrated by a newer mamori (schema version {newer}; this binary knows up to {known}); run the newer version on every instance");
+        }
         for (version, sql) in migrations {
             if done.contains(version) {
                 continue;

@@ -450,12 +450,30 @@ impl Store {
             .await?;
         bump_generation(&mut *tx).await?;
         tx.commit().await?;
-        // The data key is gone, so these could not be opened anyway; nothing is kept either.
-        if let Some(w) = &self.sqlite_log {
-            w.bodies.remove_contract(id)?;
-        }
+        self.shred_body_files(id).await?;
         self.scrub_freed_space().await?;
         Ok(revoked)
+    }
+
+    /// Deletes a closed contract's body files (SQLite), under the write lock so that no record
+    /// is appended meanwhile, and marks any record that still pointed into them as shredded.
+    /// Its data key is already destroyed, so they could not be opened anyway. Also run by the
+    /// gateway's upkeep: a request in flight at the close may commit with a still-cached key.
+    pub async fn shred_body_files(&self, contract: &str) -> anyhow::Result<()> {
+        let Some(w) = &self.sqlite_log else {
+            return Ok(());
+        };
+        if !w.bodies.has_contract(contract) {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE log_records SET body_ref = NULL, bodies_deleted = 'shredded' WHERE contract_id = $1 AND body_ref IS NOT NULL")
+            .bind(contract)
+            .execute(&mut *tx)
+            .await?;
+        w.bodies.remove_contract(contract)?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Makes deleted key material unrecoverable from the database files: SQLite zeroes freed

@@ -88,12 +88,19 @@ impl SqliteLog {
         let conn = Arc::new(Mutex::new(conn));
         let alive = Arc::downgrade(&conn);
         let cp = open(path, full_sync)?;
+        let bodies = BodyFiles::beside(path);
+        let pending = bodies.clone();
         std::thread::Builder::new()
             .name("mamori-log-checkpoint".into())
             .spawn(move || loop {
                 std::thread::sleep(Duration::from_millis(500));
                 if alive.upgrade().is_none() {
                     return;
+                }
+                // Rows become durable at a checkpoint; the bodies they point to must be first.
+                if let Err(e) = pending.sync_pending() {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot sync log body files; WAL checkpoint postponed");
+                    continue;
                 }
                 if let Err(e) = checkpoint(&cp) {
                     tracing::debug!(error = %e, "WAL checkpoint skipped");
@@ -102,7 +109,7 @@ impl SqliteLog {
         Ok(Self {
             conn,
             full_sync,
-            bodies: BodyFiles::beside(path),
+            bodies,
         })
     }
 
