@@ -15,8 +15,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(address = %addr, database = %db, providers = gw.policy.snapshot().providers.len(), "mamori listening");
     eprintln!("mamori listening on http://{addr} (database {db})");
+    tokio::spawn(release_free_memory());
     crate::http::serve(listener, crate::http::router(gw), shutdown()).await?;
     Ok(())
+}
+
+/// Hands memory freed after a burst of requests back to the system: glibc keeps it in each
+/// thread's arena otherwise, and an idle gateway would hold on to its peak.
+async fn release_free_memory() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free heap pages to the kernel; it takes no pointers.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
 }
 
 async fn shutdown() {
