@@ -52,9 +52,10 @@ impl Provider {
 pub struct Snapshot {
     pub generation: i64,
     pub providers: Vec<Arc<Provider>>,
-    contracts: HashMap<String, ContractRow>,
-    staff: HashMap<String, StaffRow>,
-    keys: HashMap<String, KeyRow>,
+    // Shared with every request's `Caller`: authenticating copies no row.
+    contracts: HashMap<String, Arc<ContractRow>>,
+    staff: HashMap<String, Arc<StaffRow>>,
+    keys: HashMap<String, Arc<KeyRow>>,
     /// Each contract's compiled term list and extra fields, built once per policy generation.
     matchers: HashMap<String, Arc<ContractMatcher>>,
     /// Contracts whose list could not be compiled: fail closed.
@@ -65,9 +66,9 @@ pub struct Snapshot {
 /// The authenticated caller of one request.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub key: KeyRow,
-    pub staff: StaffRow,
-    pub contract: ContractRow,
+    pub key: Arc<KeyRow>,
+    pub staff: Arc<StaffRow>,
+    pub contract: Arc<ContractRow>,
 }
 
 /// Where a request goes.
@@ -134,13 +135,17 @@ impl Snapshot {
             contracts: state
                 .contracts
                 .into_iter()
-                .map(|c| (c.id.clone(), c))
+                .map(|c| (c.id.clone(), Arc::new(c)))
                 .collect(),
-            staff: state.staff.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            staff: state
+                .staff
+                .into_iter()
+                .map(|s| (s.id.clone(), Arc::new(s)))
+                .collect(),
             keys: state
                 .keys
                 .into_iter()
-                .map(|k| (k.key_hash.clone(), k))
+                .map(|k| (k.key_hash.clone(), Arc::new(k)))
                 .collect(),
             training_valid_days: i64::from(training_valid_days),
         }
@@ -168,7 +173,7 @@ impl Snapshot {
 
     /// The stored key row for a presented key, known or not valid (for attributing refusals).
     pub fn key_row(&self, secret: &str) -> Option<&KeyRow> {
-        self.keys.get(&keys::hash(secret))
+        self.keys.get(&keys::hash(secret)).map(|k| &**k)
     }
 
     /// Steps 1–3 of SPEC.md's order: key, staff training, contract.
@@ -250,9 +255,9 @@ impl Snapshot {
             }
         }
         Ok(Caller {
-            key: key.clone(),
-            staff: staff.clone(),
-            contract: contract.clone(),
+            key: Arc::clone(key),
+            staff: Arc::clone(staff),
+            contract: Arc::clone(contract),
         })
     }
 

@@ -64,8 +64,15 @@ pub struct Refused {
     pub request_id: String,
 }
 
+/// `req_` and a UUIDv7 (time-ordered, so new ids append to the log's index). Its random part
+/// comes from the thread's generator rather than a `getrandom` system call per request.
 pub fn new_request_id() -> String {
-    format!("req_{}", uuid::Uuid::now_v7().simple())
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let random: [u8; 10] = rand::random();
+    let id = uuid::Builder::from_unix_timestamp_millis(ms, &random).into_uuid();
+    format!("req_{}", id.simple())
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -700,4 +707,18 @@ pub async fn models(
     let request_id = ex.rec.request_id.clone();
     gw.log.submit(ex.rec);
     Ok((request_id, list))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_distinct_time_ordered_uuids() {
+        let a = super::new_request_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = super::new_request_id();
+        let parse = |s: &str| uuid::Uuid::parse_str(s.strip_prefix("req_").unwrap()).unwrap();
+        assert_eq!(parse(&a).get_version_num(), 7);
+        assert_ne!(a, b);
+        assert!(a < b, "a later id sorts after: {a} {b}");
+    }
 }

@@ -31,7 +31,12 @@ struct SyncState {
     pending: HashSet<PathBuf>,
     /// Files whose folder entries (up to the database's folder) this process has synced.
     entries_synced: HashSet<PathBuf>,
+    /// Open handles of files appended to recently (a commit then costs no `open`/`close`).
+    handles: HashMap<PathBuf, File>,
 }
+
+/// Open handles kept at most (one per contract and day in use).
+const HANDLES: usize = 16;
 
 /// Where a record's sealed bodies are: `day:offset:request_len:output_len` in its contract's
 /// folder. A length of 0 is no body (a sealed body is never empty).
@@ -170,11 +175,7 @@ impl BodyFiles {
         }
         for ((contract, day), members) in groups {
             let path = self.file(&contract, &day);
-            let mut f = open_append(&path)?;
-            let mut offset = f
-                .metadata()
-                .with_context(|| format!("cannot read the size of {}", path.display()))?
-                .len();
+            let (mut f, mut offset) = self.open_for_append(&path)?;
             let mut buf = Vec::new();
             for i in members {
                 let Some(r) = records.get(i) else { continue };
@@ -192,10 +193,35 @@ impl BodyFiles {
             if sync {
                 self.sync_file(&path, &f)?;
             } else {
-                self.state().pending.insert(path);
+                self.state().pending.insert(path.clone());
             }
+            let mut st = self.state();
+            if st.handles.len() >= HANDLES {
+                st.handles.clear();
+            }
+            st.handles.insert(path, f);
         }
         Ok(refs)
+    }
+
+    /// The file to append to and its length. A kept handle is used unless its file was deleted
+    /// meanwhile (retention or a contract close, under the same write lock as this append).
+    fn open_for_append(&self, path: &Path) -> anyhow::Result<(File, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let kept = self.state().handles.remove(path);
+        if let Some(f) = kept {
+            if let Ok(m) = f.metadata() {
+                if m.nlink() > 0 {
+                    return Ok((f, m.len()));
+                }
+            }
+        }
+        let f = open_append(path)?;
+        let len = f
+            .metadata()
+            .with_context(|| format!("cannot read the size of {}", path.display()))?
+            .len();
+        Ok((f, len))
     }
 
     /// Reads the bodies a row points to into `r`. A missing or short file is an error naming the
@@ -424,6 +450,11 @@ mod tests {
         }
         files.append(&recs, true).unwrap();
         files.sync_pending().unwrap();
+        // A file deleted while its handle is kept is created again, not written unlinked.
+        files.remove_day("c.1", "2026-11-26").unwrap();
+        let again = files.append(&recs, false).unwrap();
+        assert!(again[0].as_deref().unwrap().starts_with("2026-11-26:0:"));
+        assert!(files.days("c.1").unwrap().len() == 1);
         files.remove_contract("c.1").unwrap();
         assert!(files.load(&mut back, first, &mut HashMap::new()).is_err());
     }
