@@ -532,6 +532,7 @@ async fn two_gateways_on_one_database_keep_one_chain() {
         all.extend(t.await.unwrap());
     }
     assert_eq!(all.len(), 400);
+    app.wait_for_records(400).await;
     let records = app.store.log_page(0, 10_000).await.unwrap();
     assert_eq!(records.len(), 400, "records lost or duplicated");
     let seqs: Vec<i64> = records.iter().map(|r| r.seq).collect();
@@ -600,6 +601,71 @@ async fn a_writer_outside_the_gateway_delays_records_without_stalling_the_gatewa
     );
     assert!(app.gw.log.is_healthy());
     assert!(check(&app, &[]).await.ok());
+}
+
+/// An instance killed after acknowledging an answer (its record committed to the journal) but
+/// before storing it: recovery stores the record as it was committed, bodies included, instead
+/// of recording the request as interrupted.
+#[tokio::test]
+async fn a_record_committed_to_the_journal_but_never_stored_is_recovered_whole() {
+    use mamori::audit::journal::{committed_entry, Journal};
+    use sha2::Digest;
+    let app = spawn_app().await;
+    let audit = app.db.audit();
+    let dead = Journal::open(
+        &audit.journal_dir,
+        &mamori::audit::journal_tag(&app.db.url),
+        "killed-instance",
+        false,
+    )
+    .unwrap();
+    let answer = br#"{"choices":[{"message":{"content":"committed answer"}}]}"#;
+    let id = "req_committed_only";
+    let key = app.gw.log.data_keys.get("c1", true).await.unwrap().unwrap();
+    let mut r = LogRecord {
+        contract_id: Some("c1".into()),
+        outcome: "ok".into(),
+        http_status: 200,
+        output_sha256: Some(hex::encode(sha2::Sha256::digest(answer))),
+        ..rec(id)
+    };
+    dead.note(&r).unwrap();
+    r.output_body = Some(key.seal(answer, format!("{id}/output").as_bytes()).unwrap());
+    r.sealed = true;
+    dead.commit(vec![(id.to_string(), committed_entry(&r).unwrap())])
+        .unwrap();
+    let noted_only = LogRecord {
+        contract_id: Some("c1".into()),
+        ..rec("req_noted_only")
+    };
+    dead.note(&noted_only).unwrap();
+    drop(dead); // the instance dies: its segment is unlocked
+    let mut found = None;
+    for _ in 0..100 {
+        found = app.store.log_record("req_noted_only").await.unwrap();
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(found.expect("never recovered").outcome, "interrupted");
+    let (stored, _, out) = app.record(id).await;
+    assert_eq!(
+        stored.outcome, "ok",
+        "a committed record is not interrupted"
+    );
+    assert_eq!(stored.output_sha256, r.output_sha256);
+    assert_eq!(
+        out.unwrap()["choices"][0]["message"]["content"],
+        "committed answer"
+    );
+    assert!(check(&app, &[]).await.ok());
+    let left = std::fs::read_dir(&audit.journal_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("killed-instance"))
+        .count();
+    assert_eq!(left, 0, "the recovered segment is deleted");
 }
 
 #[tokio::test]

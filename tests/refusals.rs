@@ -479,6 +479,7 @@ async fn provider_failures_are_upstream_errors() {
     // The provider's own error passes through with its status; the log records it.
     let (s, b, id) = app.call("/v1/chat/completions", &chat("mock-error")).await;
     assert_eq!(s, 500, "{b}");
+    assert!(app.gw.log.flush().await);
     let rec = app.store.log_record(&id.unwrap()).await.unwrap().unwrap();
     assert_eq!(
         (rec.outcome.as_str(), rec.code.as_deref()),
@@ -495,7 +496,7 @@ async fn provider_failures_are_upstream_errors() {
 }
 
 #[tokio::test]
-async fn nothing_is_forwarded_or_delivered_when_the_log_cannot_be_written() {
+async fn nothing_is_forwarded_while_the_log_cannot_be_written_and_answers_in_flight_are_kept() {
     let app = spawn_app().await;
     // Break the log table underneath the running gateway.
     let mut conn = {
@@ -507,16 +508,31 @@ async fn nothing_is_forwarded_or_delivered_when_the_log_cannot_be_written() {
         .execute(&mut conn)
         .await
         .unwrap();
-    // The answer arrives from the provider but is withheld, since its record cannot be committed.
-    let (s, b, _) = app.call("/v1/chat/completions", &chat("gpt-test")).await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (503, Some("audit_log_unavailable")),
-        "{b}"
-    );
+    // A request already let through is answered: its whole record is committed to the
+    // journal first (that is what the client waits for), and storing it in the database is
+    // retried until the database is back. Failing to store it declares the log down.
+    let (s, b, first) = app.call("/v1/chat/completions", &chat("gpt-test")).await;
+    assert_eq!(s, 200, "{b}");
+    let first = first.unwrap();
+    let journal = app.db.audit().journal_dir;
+    let committed = std::fs::read_dir(&journal).unwrap().any(|e| {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        text.contains("{\"committed\":") && text.contains(&first)
+    });
     assert!(
-        !b.to_string().contains("受け取りました"),
-        "the unlogged answer leaked: {b}"
+        committed,
+        "the answer was delivered without its record in the journal"
+    );
+    for _ in 0..200 {
+        if !app.gw.log.is_healthy() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        !app.gw.log.is_healthy(),
+        "a failed store did not declare the log down"
     );
     // From now on requests are refused before anything is forwarded.
     let forwarded = app.mock.received().len();
@@ -568,6 +584,13 @@ async fn nothing_is_forwarded_or_delivered_when_the_log_cannot_be_written() {
         }
     }
     assert!(ok, "the gateway did not recover after the log came back");
+    // The answer delivered while the database was broken is stored, with its output.
+    let (rec, _, out) = app.record(&first).await;
+    assert_eq!(rec.outcome, "ok");
+    assert!(
+        out.unwrap().to_string().contains("受け取りました"),
+        "the delivered answer's output is not in its record"
+    );
 }
 
 #[tokio::test]

@@ -11,10 +11,17 @@
 //! owner stops (by whoever recovers it). Segment names start with a tag of the database, so
 //! gateways on different databases that share a folder never recover each other's requests.
 //!
-//! Lines carry the record's metadata only (who, when, which provider and model, the request's
-//! hash): bodies never touch the journal.
+//! A request's first line, its note, carries the record's metadata only (who, when, which
+//! provider and model, the request's hash). Once the answer is complete, the log writer appends
+//! the whole record as a `committed` entry: a JSON line with the metadata and the lengths of
+//! the bodies, followed by the bodies as sealed with the contract's key (raw bytes) and a
+//! newline. That entry is the commit a client waits for before it receives the end of its
+//! answer. The record reaches
+//! the database right after; recovery inserts committed records whose insert never happened as
+//! they are, and records the others as `interrupted`. Plaintext bodies never touch the journal.
 use crate::store::LogRecord;
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -42,7 +49,8 @@ struct Segment {
 struct Open {
     segment: u64,
     since: Instant,
-    line: String,
+    /// The request's latest entry, as written.
+    line: Vec<u8>,
 }
 
 struct State {
@@ -50,6 +58,24 @@ struct State {
     /// Full segments with requests still in flight.
     closed: Vec<Segment>,
     open: HashMap<String, Open>,
+}
+
+impl State {
+    /// One request of segment `no` no longer needs its line there; a full segment with no
+    /// such request left is deleted.
+    fn release(&mut self, no: u64) {
+        if no == self.current.no {
+            self.current.open = self.current.open.saturating_sub(1);
+            return;
+        }
+        if let Some(i) = self.closed.iter().position(|s| s.no == no) {
+            self.closed[i].open = self.closed[i].open.saturating_sub(1);
+            if self.closed[i].open == 0 {
+                let s = self.closed.swap_remove(i);
+                remove(&s.path);
+            }
+        }
+    }
 }
 
 pub struct Journal {
@@ -172,8 +198,26 @@ impl Journal {
     }
 
     /// `note` for a record already encoded (bodies are never encoded: they skip serialization).
-    pub fn note_line(&self, request_id: &str, mut line: String) -> anyhow::Result<()> {
-        line.push('\n');
+    pub fn note_line(&self, request_id: &str, line: String) -> anyhow::Result<()> {
+        let mut line = line.into_bytes();
+        line.push(b'\n');
+        self.append(vec![(request_id.to_string(), line)])
+    }
+
+    /// Appends committed records (entries from [`committed_entry`]) in one `write`; once this
+    /// returns `Ok`, their answers may be delivered. Blocks like [`Journal::note`].
+    pub fn commit(&self, entries: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+        self.append(entries)
+    }
+
+    /// Writes `(request id, entry)` pairs with one `write`, and keeps each request's latest
+    /// entry counted in the segment that holds it, so that no segment holding a request's
+    /// newest entry is deleted before the request has its record.
+    fn append(&self, lines: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+        let mut buf = Vec::with_capacity(lines.iter().map(|(_, l)| l.len()).sum());
+        for (_, l) in &lines {
+            buf.extend_from_slice(l);
+        }
         let file = {
             let mut st = self
                 .state
@@ -188,28 +232,43 @@ impl Journal {
                     st.closed.push(full);
                 }
             }
-            // One write of the whole line: a killed process leaves it whole or not at all.
-            if let Err(e) = (&*st.current.file).write_all(line.as_bytes()) {
-                // Cut off whatever part did land, so the next note starts a line of its own;
-                // if even that fails, start a new segment for the next note.
+            // One write of whole lines: a killed process leaves each whole or not at all.
+            if let Err(e) = (&*st.current.file).write_all(&buf) {
+                // Cut off whatever part did land, so the next line starts a line of its own;
+                // if even that fails, start a new segment for the next one.
                 if st.current.file.set_len(st.current.bytes).is_err() {
                     st.current.bytes = SEGMENT_BYTES;
                 }
                 return Err(e.into());
             }
-            st.current.bytes += line.len() as u64;
-            st.current.open += 1;
+            st.current.bytes += buf.len() as u64;
             let segment = st.current.no;
-            line.pop();
-            st.open.insert(
-                request_id.to_string(),
-                Open {
-                    segment,
-                    since: Instant::now(),
-                    line,
-                },
-            );
-            self.in_flight.fetch_add(1, Ordering::Relaxed);
+            for (request_id, line) in lines {
+                let earlier = st.open.get(&request_id).map(|o| o.segment);
+                match earlier {
+                    Some(no) if no == segment => {}
+                    Some(no) => {
+                        st.release(no);
+                        st.current.open += 1;
+                    }
+                    None => {
+                        st.current.open += 1;
+                        self.in_flight.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                let since = st
+                    .open
+                    .get(&request_id)
+                    .map_or_else(Instant::now, |o| o.since);
+                st.open.insert(
+                    request_id,
+                    Open {
+                        segment,
+                        since,
+                        line,
+                    },
+                );
+            }
             Arc::clone(&st.current.file)
         };
         // Outside the lock: one fsync covers every line written before it.
@@ -233,59 +292,66 @@ impl Journal {
             return;
         };
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if o.segment == st.current.no {
-            st.current.open -= 1;
-            return;
-        }
-        if let Some(i) = st.closed.iter().position(|s| s.no == o.segment) {
-            st.closed[i].open -= 1;
-            if st.closed[i].open == 0 {
-                let s = st.closed.swap_remove(i);
-                remove(&s.path);
-            }
-        }
+        st.release(o.segment);
     }
 
-    /// Notes older than `age` still without a record: requests whose record failed to be
-    /// written (the request took longer than any request may). As records to write.
-    pub fn overdue(&self, age: Duration) -> Vec<LogRecord> {
+    /// Requests noted longer than `age` ago still without a record: their record failed to be
+    /// written (the request took longer than any request may).
+    pub fn overdue(&self, age: Duration) -> Vec<Entry> {
         let Ok(st) = self.state.lock() else {
             return Vec::new();
         };
         st.open
             .values()
             .filter(|o| o.since.elapsed() >= age)
-            .filter_map(|o| serde_json::from_str(&o.line).ok())
+            .filter_map(|o| parse_entry(&o.line).ok().map(|(e, _)| e))
             .collect()
     }
 
-    /// Segments in the folder whose owner is gone, each locked and read. A segment that cannot
-    /// be read is skipped (and said so), never a reason to leave the others unrecovered.
+    /// Segments in the folder whose owner is gone, each locked and read.
     pub fn orphans(&self) -> anyhow::Result<Vec<Orphan>> {
-        let mut out = Vec::new();
-        let entries = std::fs::read_dir(&self.dir)
-            .with_context(|| format!("cannot list the request journal {}", self.dir.display()))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            if !name.ends_with(SUFFIX)
-                || !name.starts_with(&self.family)
-                || name.starts_with(&self.own)
-            {
-                continue;
-            }
-            match read_orphan(&path) {
-                Ok(Some(o)) => out.push(o),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "cannot recover a request journal segment; will retry")
-                }
+        orphans_in(&self.dir, &self.family, Some(&self.own))
+    }
+}
+
+/// The segments of database `tag` in `dir` whose owner is gone (not those named `own...`), each
+/// locked and read; none if the folder does not exist. A segment that cannot be read is skipped
+/// (and said so), never a reason to leave the others unrecovered.
+pub fn orphans_in(dir: &Path, tag: &str, own: Option<&str>) -> anyhow::Result<Vec<Orphan>> {
+    let family = if tag.ends_with('-') {
+        tag.to_string()
+    } else {
+        format!("{tag}-")
+    };
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot list the request journal {}", dir.display()))
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !name.ends_with(SUFFIX)
+            || !name.starts_with(&family)
+            || own.is_some_and(|own| name.starts_with(own))
+        {
+            continue;
+        }
+        match read_orphan(&path) {
+            Ok(Some(o)) => out.push(o),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "cannot recover a request journal segment; will retry")
             }
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 /// Locks and reads a segment; `None` if its owner lives or it is gone.
@@ -301,22 +367,30 @@ fn read_orphan(path: &Path) -> anyhow::Result<Option<Orphan>> {
     }
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut file, &mut bytes)?;
-    let mut records = Vec::new();
-    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        match serde_json::from_slice::<LogRecord>(line) {
-            Ok(r) => records.push(r),
+    let mut entries = Vec::new();
+    let mut rest = bytes.as_slice();
+    while !rest.is_empty() {
+        let at = bytes.len() - rest.len();
+        match parse_entry(rest) {
+            Ok((e, used)) => {
+                entries.push(e);
+                rest = rest.get(used..).unwrap_or_default();
+            }
             Err(e) => {
-                tracing::warn!(path = %path.display(), line = i + 1, error = %e, "skipping an unreadable journal line")
+                tracing::warn!(path = %path.display(), offset = at, error = %format!("{e:#}"), "skipping an unreadable journal line");
+                // Go on at the next line.
+                let next = rest
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(rest.len(), |i| i + 1);
+                rest = rest.get(next..).unwrap_or_default();
             }
         }
     }
     Ok(Some(Orphan {
         path: path.to_path_buf(),
         _lock: file,
-        records,
+        entries,
     }))
 }
 
@@ -324,7 +398,115 @@ fn read_orphan(path: &Path) -> anyhow::Result<Option<Orphan>> {
 pub struct Orphan {
     pub path: PathBuf,
     _lock: File,
-    pub records: Vec<LogRecord>,
+    /// Its lines in order; a request may have a note and, later, its committed record.
+    pub entries: Vec<Entry>,
+}
+
+/// A request found in the journal.
+#[derive(Clone)]
+pub struct Entry {
+    pub record: LogRecord,
+    /// The whole record, bodies sealed: its answer was delivered, so it is inserted as it is.
+    /// Otherwise only the note: the request was interrupted.
+    pub committed: bool,
+}
+
+/// Keeps one entry per request, the committed record over the note, in first-seen order.
+pub fn latest(entries: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
+    let mut at: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<Entry> = Vec::new();
+    for e in entries {
+        match at.get(&e.record.request_id) {
+            Some(&i) => {
+                if e.committed || !out[i].committed {
+                    out[i] = e;
+                }
+            }
+            None => {
+                at.insert(e.record.request_id.clone(), out.len());
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+const COMMITTED_PREFIX: &[u8] = b"{\"committed\":";
+
+#[derive(Serialize)]
+struct CommittedOut<'a> {
+    committed: &'a LogRecord,
+    request_len: Option<usize>,
+    output_len: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct CommittedIn {
+    committed: LogRecord,
+    request_len: Option<usize>,
+    output_len: Option<usize>,
+}
+
+/// The journal entry of a record whose bodies are sealed: its metadata as a JSON line, then
+/// the sealed bodies as they are (ciphertext needs no escaping) and a newline.
+pub fn committed_entry(r: &LogRecord) -> anyhow::Result<Vec<u8>> {
+    let (req, out) = (r.request_body.as_deref(), r.output_body.as_deref());
+    let bodies = req.map_or(0, <[u8]>::len) + out.map_or(0, <[u8]>::len);
+    let mut v = Vec::with_capacity(1024 + bodies);
+    serde_json::to_writer(
+        &mut v,
+        &CommittedOut {
+            committed: r,
+            request_len: req.map(<[u8]>::len),
+            output_len: out.map(<[u8]>::len),
+        },
+    )?;
+    v.push(b'\n');
+    v.extend_from_slice(req.unwrap_or_default());
+    v.extend_from_slice(out.unwrap_or_default());
+    v.push(b'\n');
+    Ok(v)
+}
+
+/// Reads the entry at the start of `b`: the entry and how many bytes it took.
+fn parse_entry(b: &[u8]) -> anyhow::Result<(Entry, usize)> {
+    let eol = b
+        .iter()
+        .position(|c| *c == b'\n')
+        .context("a journal line without its end (cut short)")?;
+    let line = b.get(..eol).unwrap_or_default();
+    if !line.starts_with(COMMITTED_PREFIX) {
+        let entry = Entry {
+            record: serde_json::from_slice(line)?,
+            committed: false,
+        };
+        return Ok((entry, eol + 1));
+    }
+    let c: CommittedIn = serde_json::from_slice(line)?;
+    let mut at = eol + 1;
+    let mut take = |len: Option<usize>| -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(len) = len else { return Ok(None) };
+        let body = at
+            .checked_add(len)
+            .and_then(|end| b.get(at..end))
+            .context("a committed record's bodies are cut short")?;
+        at += len;
+        Ok(Some(body.to_vec()))
+    };
+    let mut record = c.committed;
+    record.request_body = take(c.request_len)?;
+    record.output_body = take(c.output_len)?;
+    if b.get(at) != Some(&b'\n') {
+        anyhow::bail!("a committed record does not end where its lengths say");
+    }
+    record.sealed = true;
+    Ok((
+        Entry {
+            record,
+            committed: true,
+        },
+        at + 1,
+    ))
 }
 
 impl Orphan {
@@ -361,9 +543,9 @@ mod tests {
         let orphans = b.orphans().unwrap();
         assert_eq!(orphans.len(), 1);
         let ids: Vec<_> = orphans[0]
-            .records
+            .entries
             .iter()
-            .map(|r| r.request_id.as_str())
+            .map(|e| e.record.request_id.as_str())
             .collect();
         // Both lines are there; recovery skips requests that already have a record.
         assert_eq!(ids, ["r1", "r2"]);
@@ -424,6 +606,103 @@ mod tests {
         assert!(j.overdue(Duration::from_secs(60)).is_empty());
         let late = j.overdue(Duration::ZERO);
         assert_eq!(late.len(), 1);
-        assert_eq!(late[0].request_id, "last");
+        assert_eq!(late[0].record.request_id, "last");
+        assert!(!late[0].committed);
+    }
+
+    fn sealed(id: &str) -> LogRecord {
+        LogRecord {
+            request_id: id.into(),
+            outcome: "ok".into(),
+            request_body: Some(vec![0, 1, 2, 255]),
+            output_body: Some(b"ciphertext".to_vec()),
+            output_sha256: Some("ab".repeat(32)),
+            sealed: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_committed_record_outlives_its_writer_whole_and_supersedes_its_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Journal::open(dir.path(), "db1", "a", false).unwrap();
+        a.note(&rec("r1")).unwrap();
+        a.note(&rec("r2")).unwrap();
+        let r1 = sealed("r1");
+        a.commit(vec![("r1".into(), committed_entry(&r1).unwrap())])
+            .unwrap();
+        assert_eq!(
+            a.in_flight(),
+            2,
+            "a committed request stays in flight until stored"
+        );
+        let overdue = a.overdue(Duration::ZERO);
+        let got = overdue
+            .iter()
+            .find(|e| e.record.request_id == "r1")
+            .unwrap();
+        assert!(got.committed);
+        drop(a);
+        let b = Journal::open(dir.path(), "db1", "b", false).unwrap();
+        let orphans = b.orphans().unwrap();
+        let entries = latest(orphans.into_iter().flat_map(|o| o.entries));
+        assert_eq!(entries.len(), 2);
+        let (e1, e2) = (&entries[0], &entries[1]);
+        assert_eq!(e1.record.request_id, "r1");
+        assert!(e1.committed, "the committed line wins over the note");
+        assert!(e1.record.sealed);
+        assert_eq!(e1.record.request_body, r1.request_body);
+        assert_eq!(e1.record.output_body, r1.output_body);
+        assert_eq!(e1.record.output_sha256, r1.output_sha256);
+        assert_eq!(e1.record.outcome, "ok");
+        assert!(!e2.committed, "r2 was only noted");
+    }
+
+    #[test]
+    fn a_segment_holding_a_committed_line_stays_until_its_request_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), "db1", "a", false).unwrap();
+        let big = LogRecord {
+            purpose: Some("x".repeat(1 << 20)),
+            ..rec("big")
+        };
+        j.note(&rec("early")).unwrap();
+        for i in 0..8 {
+            j.note(&LogRecord {
+                request_id: format!("r{i}"),
+                ..big.clone()
+            })
+            .unwrap();
+        }
+        // Segment 0 is full: the committed line of `early` goes to segment 1.
+        j.commit(vec![(
+            "early".into(),
+            committed_entry(&sealed("early")).unwrap(),
+        )])
+        .unwrap();
+        for i in 0..8 {
+            j.done(&format!("r{i}"));
+        }
+        let names = || {
+            let mut v: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        let left = names();
+        assert_eq!(
+            left.len(),
+            1,
+            "segment 0 holds only superseded lines: {left:?}"
+        );
+        let bytes = std::fs::read(dir.path().join(&left[0])).unwrap();
+        assert!(
+            bytes.starts_with(COMMITTED_PREFIX),
+            "segment 1 keeps the committed entry"
+        );
+        j.done("early");
+        assert_eq!(j.in_flight(), 0);
     }
 }

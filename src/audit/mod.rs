@@ -238,8 +238,34 @@ impl Plain {
     }
 }
 
-/// A record to write, and who waits for it to be committed (none for refusals).
-struct Job(Box<LogRecord>, Option<oneshot::Sender<bool>>);
+/// Who waits for a record, and for what.
+enum Ack {
+    /// Nobody (refusals).
+    None,
+    /// The record's answer is about to be delivered: its committed line in the journal is
+    /// enough (it survives the process being killed; recovery stores it).
+    Durable(oneshot::Sender<bool>),
+    /// The record must be in the database (administration, recovery, tests).
+    Stored(oneshot::Sender<bool>),
+    /// Durable and already acknowledged; only its insert is left.
+    Given,
+}
+
+/// The tag of the journal segments that belong to the database at `database_url` (hashed,
+/// password left out).
+pub fn journal_tag(database_url: &str) -> String {
+    let tag = sha256_hex(crate::config::redact_url(database_url).as_bytes());
+    tag.get(..12).unwrap_or(&tag).to_string()
+}
+
+/// A record to write, and who waits for it; without a record, a request to store every
+/// record acknowledged so far (`LogWriter::flush`).
+struct Job(Option<Box<LogRecord>>, Ack);
+
+/// How long records nobody waits for may wait to be stored with others.
+const STORE_DELAY: Duration = Duration::from_millis(5);
+/// How often records already acknowledged whose storing failed are retried.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 pub struct LogWriter {
@@ -278,10 +304,9 @@ impl LogWriter {
         database_url: &str,
     ) -> anyhow::Result<Self> {
         let instance = uuid::Uuid::now_v7().simple().to_string();
-        let tag = sha256_hex(crate::config::redact_url(database_url).as_bytes());
         let journal = Arc::new(Journal::open(
             &cfg.journal_dir,
-            tag.get(..12).unwrap_or(&tag),
+            &journal_tag(database_url),
             &instance,
             cfg.fsync_each_commit,
         )?);
@@ -300,6 +325,7 @@ impl LogWriter {
             store.clone(),
             Arc::clone(&data_keys),
             Arc::clone(&journal),
+            cfg.fsync_each_commit,
             rx,
             Arc::clone(&healthy),
             cp,
@@ -319,25 +345,49 @@ impl LogWriter {
         self.healthy.load(Ordering::Acquire)
     }
 
-    /// Writes a record and waits until it is committed. `false` if it could not be.
-    /// Bodies are sealed here, on the caller's task, so the single writer only links and inserts.
+    /// Writes a record and waits until it is in the database. `false` if it could not be.
     pub async fn commit(&self, record: LogRecord) -> bool {
-        self.commit_with(record, Plain::default()).await
+        self.send(record, Plain::default(), true).await
     }
 
-    /// [`LogWriter::commit`], with the plaintext bodies beside the record.
-    pub async fn commit_with(&self, mut record: LogRecord, plain: Plain) -> bool {
+    /// Writes the record of an answer, with the plaintext bodies beside it, and waits until it
+    /// is committed: durable in this instance's journal, whole and sealed, so that a killed
+    /// process loses nothing. It reaches the database right after (and on a database error
+    /// is retried, or stored by recovery). `false` if it could not be committed.
+    pub async fn commit_answer(&self, record: LogRecord, plain: Plain) -> bool {
+        self.send(record, plain, false).await
+    }
+
+    /// Bodies are sealed here, on the caller's task, so the single writer only journals,
+    /// links and inserts.
+    async fn send(&self, mut record: LogRecord, plain: Plain, stored: bool) -> bool {
         if let Err(e) = self.data_keys.seal_from(&mut record, plain).await {
             tracing::error!(request_id = %record.request_id, error = %format!("{e:#}"), "cannot seal log record");
             return false;
         }
         let (done, wait) = oneshot::channel();
+        let ack = if stored {
+            Ack::Stored(done)
+        } else {
+            Ack::Durable(done)
+        };
         if self
             .tx
-            .send(Job(Box::new(record), Some(done)))
+            .send(Job(Some(Box::new(record)), ack))
             .await
             .is_err()
         {
+            return false;
+        }
+        wait.await.unwrap_or(false)
+    }
+
+    /// Waits until every record committed so far is in the database, as readers of the log
+    /// see it (records are stored within milliseconds of their commit anyway). `false` if some
+    /// could not be stored yet.
+    pub async fn flush(&self) -> bool {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Job(None, Ack::Stored(done))).await.is_err() {
             return false;
         }
         wait.await.unwrap_or(false)
@@ -372,7 +422,7 @@ impl LogWriter {
     /// full — a flood of refused requests — the record is dropped and counted, but the log is not
     /// declared down: refusals must not be a way to stop the gateway.
     pub fn submit(&self, record: LogRecord) {
-        match self.tx.try_send(Job(Box::new(record), None)) {
+        match self.tx.try_send(Job(Some(Box::new(record)), Ack::None)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 metrics::counter!("mamori_refusal_records_dropped_total").increment(1);
@@ -390,13 +440,35 @@ async fn run(
     store: Store,
     keys: Arc<DataKeys>,
     journal: Arc<Journal>,
+    journal_sync: bool,
     mut rx: mpsc::Receiver<Job>,
     healthy: Arc<AtomicBool>,
     mut cp: Checkpointing,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
+    // Acknowledged (committed in the journal, or refusals) but not yet in the database, and
+    // when they are to be stored.
+    let mut unstored: Vec<LogRecord> = Vec::new();
+    let mut due: Option<tokio::time::Instant> = None;
+    let mut closing = false;
+    loop {
+        let first = match due {
+            None => match rx.recv().await {
+                Some(j) => Some(j),
+                None => break,
+            },
+            Some(due) => match tokio::time::timeout_at(due, rx.recv()).await {
+                Ok(Some(j)) => Some(j),
+                Ok(None) => {
+                    closing = true;
+                    None
+                }
+                Err(_) => None,
+            },
+        };
+        if let Some(first) = first {
+            batch.push(first);
+        }
         // Woken by the first record, this task would run at once (the scheduler favours the
         // task just woken) and commit it alone. When other requests are in flight, letting
         // every other ready task run first lets their records join this commit: without it,
@@ -411,7 +483,7 @@ async fn run(
             }
             if yields == MAX_YIELDS
                 || batch.len() >= MAX_BATCH
-                || journal.in_flight() <= batch.len()
+                || journal.in_flight() <= batch.len() + unstored.len()
             {
                 break;
             }
@@ -419,36 +491,74 @@ async fn run(
             tokio::task::yield_now().await;
         }
         metrics::gauge!("mamori_log_queue_depth").set(rx.len() as f64);
-        metrics::histogram!("mamori_log_batch_records").record(batch.len() as f64);
-        let mut records = Vec::with_capacity(batch.len());
-        let mut waiting = Vec::with_capacity(batch.len());
-        for Job(mut r, done) in batch.drain(..) {
+        let mut fresh = Vec::with_capacity(batch.len());
+        let mut fresh_acks = Vec::with_capacity(batch.len());
+        let mut flushes = Vec::new();
+        for Job(r, ack) in batch.drain(..) {
+            let Some(mut r) = r else {
+                flushes.extend(match ack {
+                    Ack::Durable(done) | Ack::Stored(done) => Some(done),
+                    Ack::None | Ack::Given => None,
+                });
+                continue;
+            };
             // Records from `submit` (refusals) are usually bodiless; seal any that are not yet.
             match keys.seal(&mut r).await {
                 Ok(()) => {
-                    records.push(*r);
-                    waiting.push(done);
+                    fresh.push(*r);
+                    fresh_acks.push(ack);
                 }
                 Err(e) => {
                     tracing::error!(request_id = %r.request_id, error = %format!("{e:#}"), "cannot seal log record");
-                    if let Some(done) = done {
+                    if let Ack::Durable(done) | Ack::Stored(done) = ack {
                         let _ = done.send(false);
                     }
                 }
             }
         }
+        if commit_to_journal(&journal, journal_sync, &fresh, &mut fresh_acks).await {
+            // Let the answers just acknowledged go out before this task goes on.
+            tokio::task::yield_now().await;
+        }
+        // Records nobody waits for can wait to be stored with more of their kind: a larger
+        // transaction costs less per record, and none of this is on a request's path.
+        let waited_for = !flushes.is_empty()
+            || fresh_acks
+                .iter()
+                .any(|a| matches!(a, Ack::Durable(_) | Ack::Stored(_)));
+        let mut records = std::mem::take(&mut unstored);
+        let mut acks: Vec<Ack> = records.iter().map(|_| Ack::Given).collect();
+        records.append(&mut fresh);
+        acks.append(&mut fresh_acks);
+        let now = tokio::time::Instant::now();
+        if !waited_for && !closing && records.len() < MAX_BATCH && due.is_none_or(|d| d > now) {
+            if !records.is_empty() {
+                due = due.or(Some(now + STORE_DELAY));
+            }
+            unstored = records;
+            continue;
+        }
+        due = None;
+        metrics::histogram!("mamori_log_batch_records").record(records.len() as f64);
         let ids: Vec<String> = records.iter().map(|r| r.request_id.clone()).collect();
-        let (oks, already_recorded, head) = write_batch(&store, records).await;
-        let failed = oks.iter().filter(|ok| !**ok).count();
-        if failed == oks.len() && failed > already_recorded {
+        let (outcomes, head) = write_batch(&store, records).await;
+        let failed = outcomes
+            .iter()
+            .filter(|(_, o)| *o != Stored::Written)
+            .count();
+        let already = outcomes
+            .iter()
+            .filter(|(_, o)| *o == Stored::AlreadyRecorded)
+            .count();
+        if failed == outcomes.len() && failed > already {
             tracing::error!(
-                records = oks.len(),
+                records = outcomes.len(),
                 "log write failed; refusing requests until the database is back"
             );
             healthy.store(false, Ordering::Release);
         }
         if let Some(head) = head {
-            cp.since += (oks.len() - failed) as u64;
+            cp.since += (outcomes.len() - failed) as u64;
             if cp.since >= cp.every || cp.last.elapsed() >= cp.interval {
                 if let Err(e) = checkpoint_now(&store, &cp, head).await {
                     tracing::warn!(error = %format!("{e:#}"), "checkpoint failed");
@@ -459,49 +569,138 @@ async fn run(
             }
         }
         metrics::counter!("mamori_log_records_total", "result" => "written")
-            .increment((oks.len() - failed) as u64);
+            .increment((outcomes.len() - failed) as u64);
         metrics::counter!("mamori_log_records_total", "result" => "failed")
             .increment(failed as u64);
-        for ((id, done), ok) in ids.iter().zip(waiting).zip(oks) {
+        // Outcomes line up with ids and acks; a record lost to a failed write task stays in the
+        // journal, where recovery finds it.
+        let mut outcomes = outcomes.into_iter();
+        for (id, ack) in ids.iter().zip(acks) {
+            let (record, outcome) = outcomes.next().unwrap_or((None, Stored::Failed));
+            let ok = outcome != Stored::Failed;
             if ok {
                 journal.done(id);
             }
-            if let Some(done) = done {
-                let _ = done.send(ok);
+            match ack {
+                Ack::Durable(done) | Ack::Stored(done) => {
+                    let _ = done.send(outcome == Stored::Written);
+                }
+                Ack::Given if !ok => unstored.extend(record),
+                Ack::Given | Ack::None => {}
+            }
+        }
+        metrics::gauge!("mamori_log_unstored_records").set(unstored.len() as f64);
+        for done in flushes {
+            let _ = done.send(unstored.is_empty());
+        }
+        if !unstored.is_empty() {
+            due = Some(tokio::time::Instant::now() + RETRY_EVERY);
+        }
+        if closing {
+            // What is left is in the journal: recovery stores it.
+            break;
+        }
+    }
+}
+
+/// Appends the records waiting for a durable acknowledgement to the journal as committed
+/// lines, in one write, and acknowledges them. `true` if any were. If the journal cannot be
+/// written, they wait for the database instead, as before there was a journal.
+async fn commit_to_journal(
+    journal: &Arc<Journal>,
+    sync: bool,
+    records: &[LogRecord],
+    acks: &mut [Ack],
+) -> bool {
+    let mut lines = Vec::new();
+    for (r, ack) in records.iter().zip(acks.iter()) {
+        if matches!(ack, Ack::Durable(_)) {
+            match journal::committed_entry(r) {
+                Ok(line) => lines.push((r.request_id.clone(), line)),
+                Err(e) => {
+                    tracing::warn!(request_id = %r.request_id, error = %format!("{e:#}"), "cannot encode a committed record");
+                }
             }
         }
     }
+    if lines.is_empty() {
+        return false;
+    }
+    let ids: std::collections::HashSet<String> = lines.iter().map(|(id, _)| id.clone()).collect();
+    let written = if sync {
+        // An fsync takes milliseconds: not on an async worker.
+        let journal = Arc::clone(journal);
+        tokio::task::spawn_blocking(move || journal.commit(lines))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("journal task failed: {e}")))
+    } else {
+        journal.commit(lines)
+    };
+    if let Err(e) = written {
+        tracing::warn!(journal = %journal.dir().display(), error = %format!("{e:#}"), "cannot write committed records to the journal; answers wait for the database");
+        return false;
+    }
+    for (r, ack) in records.iter().zip(acks.iter_mut()) {
+        if matches!(ack, Ack::Durable(_)) && ids.contains(&r.request_id) {
+            if let Ack::Durable(done) = std::mem::replace(ack, Ack::Given) {
+                let _ = done.send(true);
+            }
+        }
+    }
+    true
+}
+
+/// What became of one record of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    Written,
+    /// Its request already has a record (recovery got there first): nothing to retry.
+    AlreadyRecorded,
+    Failed,
 }
 
 /// Writes one batch of sealed records in one transaction. If that fails, they are retried one
 /// by one so that one bad record (say, a request id already recorded by crash recovery) does
 /// not take the others down with it.
-/// Returns each record's outcome, in order, how many failed only because their request was
-/// already recorded, and the new chain head if records were appended.
+/// Returns what became of each record, in order, with the record unless a failed write task
+/// lost it, and the new chain head if records were appended.
 async fn write_batch(
     store: &Store,
     records: Vec<LogRecord>,
-) -> (Vec<bool>, usize, Option<(i64, String)>) {
+) -> (Vec<(Option<LogRecord>, Stored)>, Option<(i64, String)>) {
     let n = records.len();
     if n == 0 {
-        return (Vec::new(), 0, None);
+        return (Vec::new(), None);
     }
     let (records, result) = store.append_owned(records, chain::record_hash).await;
     match result {
-        Ok(head) => return (vec![true; n], 0, Some(head)),
+        Ok(head) => {
+            return (
+                records
+                    .into_iter()
+                    .map(|r| (Some(r), Stored::Written))
+                    .collect(),
+                Some(head),
+            )
+        }
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), records = n, "log batch failed; retrying one by one")
         }
     }
-    let mut oks = vec![false; n];
-    let mut dups = 0;
+    let mut out = Vec::with_capacity(n);
     let mut head = None;
-    for (i, r) in records.into_iter().enumerate() {
+    for r in records {
         let id = r.request_id.clone();
-        match store.append_owned(vec![r], chain::record_hash).await.1 {
+        let (mut back, result) = store.append_owned(vec![r], chain::record_hash).await;
+        let Some(r) = back.pop() else {
+            tracing::error!(request_id = %id, "log record lost by a failed write task; recovery will store it from the journal");
+            out.push((None, Stored::Failed));
+            continue;
+        };
+        match result {
             Ok(h) => {
-                oks[i] = true;
                 head = Some(h);
+                out.push((Some(r), Stored::Written));
             }
             Err(e) => {
                 // A request already recorded (crash recovery got there first) is not a sign
@@ -512,14 +711,16 @@ async fn write_batch(
                     .is_ok_and(|m| m.is_empty());
                 if recorded {
                     tracing::warn!(request_id = %id, "log record not written: this request is already recorded");
-                    dups += 1;
+                    out.push((Some(r), Stored::AlreadyRecorded));
                 } else {
-                    tracing::error!(request_id = %id, error = %format!("{e:#}"), "log record not written")
+                    tracing::error!(request_id = %id, error = %format!("{e:#}"), "log record not written");
+                    out.push((Some(r), Stored::Failed));
                 }
             }
         }
     }
-    (oks, dups, head)
+    out.resize_with(n, || (None, Stored::Failed));
+    (out, head)
 }
 
 async fn checkpoint_now(
@@ -585,16 +786,14 @@ async fn forget_closed_contracts(store: &Store, writer: &LogWriter) {
     }
 }
 
-/// Records, as `interrupted`, requests noted in the journal that have no record: those of dead
-/// instances' segments, and this instance's own that are older than any request may take.
+/// Stores the requests found in the journal that have no record: those of dead instances'
+/// segments, and this instance's own that are older than any request may take. A committed
+/// record (its answer was delivered) is stored as it is; a request only noted is recorded as
+/// `interrupted`.
 async fn recover(store: &Store, writer: &LogWriter, abandoned: Duration) -> anyhow::Result<()> {
     let journal = Arc::clone(&writer.journal);
     let orphans = tokio::task::spawn_blocking(move || journal.orphans()).await??;
-    for orphan in orphans {
-        let n = record_interrupted(store, writer, orphan.records.iter().cloned()).await?;
-        tracing::info!(segment = %orphan.path.display(), interrupted = n, "recovered a crashed instance's request journal");
-        orphan.finish();
-    }
+    store_orphans(store, orphans).await?;
     // Rows an older version noted in the database, left by an instance that stopped.
     let ago = |d: Duration| -> anyhow::Result<String> {
         Ok((chrono::Utc::now() - chrono::Duration::from_std(d)?)
@@ -605,39 +804,119 @@ async fn recover(store: &Store, writer: &LogWriter, abandoned: Duration) -> anyh
         .await?;
     let notes = legacy
         .iter()
-        .map(|(_, json)| serde_json::from_str::<LogRecord>(json))
+        .map(|(_, json)| {
+            serde_json::from_str::<LogRecord>(json).map(|record| journal::Entry {
+                record,
+                committed: false,
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    record_interrupted(store, writer, notes).await?;
+    record_recovered(store, writer, notes).await?;
     for (request_id, _) in &legacy {
         store.delete_legacy_pending(request_id).await?;
     }
     let overdue = writer.journal.overdue(abandoned);
-    let ids: Vec<String> = overdue.iter().map(|r| r.request_id.clone()).collect();
-    record_interrupted(store, writer, overdue).await?;
+    let ids: Vec<String> = overdue
+        .iter()
+        .map(|e| e.record.request_id.clone())
+        .collect();
+    record_recovered(store, writer, overdue).await?;
     for id in &ids {
         writer.journal.done(id);
     }
     Ok(())
 }
 
-/// Writes an `interrupted` record for each noted request that has none yet. Returns how many.
-async fn record_interrupted(
+/// Stores what stopped instances left in the journal folder `dir` for the database at
+/// `database_url`: committed records as they are, requests only noted as `interrupted`. The
+/// gateway's upkeep does this on its own; commands that read the log call it first, so that
+/// after a gateway was killed the log shows every answer it delivered before anything restarts.
+/// Returns how many records were stored of each kind.
+pub async fn recover_stopped(
     store: &Store,
-    writer: &LogWriter,
-    notes: impl IntoIterator<Item = LogRecord>,
-) -> anyhow::Result<usize> {
-    let notes: Vec<LogRecord> = notes.into_iter().collect();
-    let ids: Vec<String> = notes.iter().map(|r| r.request_id.clone()).collect();
+    dir: &std::path::Path,
+    database_url: &str,
+) -> anyhow::Result<(usize, usize)> {
+    let (dir, tag) = (dir.to_path_buf(), journal_tag(database_url));
+    let orphans =
+        tokio::task::spawn_blocking(move || journal::orphans_in(&dir, &tag, None)).await??;
+    store_orphans(store, orphans).await
+}
+
+/// Stores the requests of dead instances' segments that have no record, then deletes the
+/// segments. A request's note and its committed record may sit in different segments: they are
+/// merged first.
+async fn store_orphans(
+    store: &Store,
+    orphans: Vec<journal::Orphan>,
+) -> anyhow::Result<(usize, usize)> {
+    if orphans.is_empty() {
+        return Ok((0, 0));
+    }
+    let paths: Vec<String> = orphans
+        .iter()
+        .map(|o| o.path.display().to_string())
+        .collect();
+    let entries = journal::latest(orphans.iter().flat_map(|o| o.entries.iter().cloned()));
+    let (records, stored, interrupted) = unrecorded(store, entries).await?;
+    // Sealed already (committed) or bodiless (notes): nothing needs a key here.
+    for chunk in records.chunks(MAX_BATCH) {
+        store
+            .append_owned(chunk.to_vec(), chain::record_hash)
+            .await
+            .1
+            .context("cannot store the records of a stopped instance's request journal")?;
+    }
+    tracing::info!(segments = ?paths, stored, interrupted, "recovered a stopped instance's request journal");
+    for orphan in orphans {
+        orphan.finish();
+    }
+    Ok((stored, interrupted))
+}
+
+/// The records to store for journal entries whose request has no record yet: committed ones as
+/// they are, notes as `interrupted`; and how many of each.
+async fn unrecorded(
+    store: &Store,
+    entries: impl IntoIterator<Item = journal::Entry>,
+) -> anyhow::Result<(Vec<LogRecord>, usize, usize)> {
+    let entries: Vec<journal::Entry> = entries.into_iter().collect();
+    let ids: Vec<String> = entries
+        .iter()
+        .map(|e| e.record.request_id.clone())
+        .collect();
     let missing: std::collections::HashSet<String> =
         store.missing_records(&ids).await?.into_iter().collect();
-    let mut n = 0;
-    for mut r in notes
+    let (mut stored, mut interrupted) = (0, 0);
+    let mut records = Vec::new();
+    for e in entries
         .into_iter()
-        .filter(|r| missing.contains(&r.request_id))
+        .filter(|e| missing.contains(&e.record.request_id))
     {
-        r.outcome = "interrupted".into();
-        r.code = None;
-        tracing::warn!(request_id = %r.request_id, "recording a request interrupted before its record was written");
+        let mut r = e.record;
+        if e.committed {
+            tracing::warn!(request_id = %r.request_id, "storing a record committed to the journal but never stored");
+            stored += 1;
+        } else {
+            tracing::warn!(request_id = %r.request_id, "recording a request interrupted before its record was written");
+            r.outcome = "interrupted".into();
+            r.code = None;
+            interrupted += 1;
+        }
+        records.push(r);
+    }
+    Ok((records, stored, interrupted))
+}
+
+/// Stores each journal entry whose request has no record yet: committed records as they are,
+/// notes as `interrupted`. Returns how many of each.
+async fn record_recovered(
+    store: &Store,
+    writer: &LogWriter,
+    entries: impl IntoIterator<Item = journal::Entry>,
+) -> anyhow::Result<(usize, usize)> {
+    let (records, stored, interrupted) = unrecorded(store, entries).await?;
+    for r in records {
         let id = r.request_id.clone();
         // Another instance may have recorded it meanwhile (the request id is unique).
         if !writer.commit(r).await
@@ -646,11 +925,10 @@ async fn record_interrupted(
                 .await?
                 .is_empty()
         {
-            anyhow::bail!("could not record interrupted request {id}");
+            anyhow::bail!("could not store the record of request {id} found in the journal");
         }
-        n += 1;
     }
-    Ok(n)
+    Ok((stored, interrupted))
 }
 
 /// Deletes bodies older than each contract's retention. Returns how many records lost bodies.

@@ -42,22 +42,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Key(c) => admin::key(&open(&cli.config).await?, c, json).await,
         Command::Disclose(a) => {
             let config = Config::load(&cli.config)?;
+            recover_stopped(&config).await;
             disclose::disclose(&config, a, json).await
         }
         Command::Form(a) => {
             let config = Config::load(&cli.config)?;
+            recover_stopped(&config).await;
             disclose::form(&config, a, json).await
         }
         Command::Scan { contract, files } => {
             let config = Config::load(&cli.config)?;
+            recover_stopped(&config).await;
             disclose::scan(&config, &contract, &files, json).await
         }
         Command::Audit(c) => {
             let config = Config::load(&cli.config)?;
+            recover_stopped(&config).await;
             audit::run(&config, c, json).await
         }
         Command::Log(c) => {
             let config = Config::load(&cli.config)?;
+            recover_stopped(&config).await;
             admin::log(
                 &Store::connect(&config.database_url).await?,
                 &config,
@@ -72,4 +77,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 async fn open(config: &std::path::Path) -> anyhow::Result<Store> {
     let c = Config::load(config)?;
     Store::connect(&c.database_url).await
+}
+
+/// Before a command reads the log: stores what a stopped gateway left in its journal (answers it
+/// delivered in its last milliseconds). Never a reason for the command to fail.
+async fn recover_stopped(config: &Config) {
+    let recovered = match Store::connect(&config.database_url).await {
+        Ok(store) => {
+            crate::audit::recover_stopped(&store, &config.audit.journal_dir, &config.database_url)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match recovered {
+        Ok((0, 0)) => {}
+        Ok((stored, interrupted)) => eprintln!(
+            "mamori: stored {stored} record(s) and {interrupted} interrupted request(s) a stopped gateway left in its journal"
+        ),
+        Err(e) => eprintln!(
+            "mamori: warning: could not store what a stopped gateway left in its journal {}: {e:#}",
+            config.audit.journal_dir.display()
+        ),
+    }
 }

@@ -2,6 +2,7 @@
 use crate::config::Config;
 use crate::gateway::Gateway;
 use anyhow::Context;
+use std::sync::Arc;
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     crate::telemetry::init_tracing(&config.log_filter);
@@ -16,7 +17,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %addr, database = %db, providers = gw.policy.snapshot().providers.len(), "mamori listening");
     eprintln!("mamori listening on http://{addr} (database {db})");
     tokio::spawn(release_free_memory());
-    crate::http::serve(listener, crate::http::router(gw), shutdown()).await?;
+    crate::http::serve(listener, crate::http::router(Arc::clone(&gw)), shutdown()).await?;
+    // Answers already delivered have their records in the journal: store them before leaving.
+    if !gw.log.flush().await {
+        tracing::warn!("some log records could not be stored before stopping; the next start stores them from the journal");
+    }
     Ok(())
 }
 

@@ -545,7 +545,7 @@ async fn forward(
     }
     let request_id = ex.rec.request_id.clone();
     // The client gets the body only once its record is committed.
-    if !gw.log.commit_with(ex.rec, ex.plain).await {
+    if !gw.log.commit_answer(ex.rec, ex.plain).await {
         return Err(Refused {
             refusal: Refusal::new(Code::AuditLogUnavailable, "the answer could not be recorded in the output log, so it is withheld; try again shortly or tell your administrator"),
             request_id,
@@ -647,7 +647,7 @@ fn stream_reply(
             Some(other) => ex.finish(other, None, 200),
         }
         let api = endpoint.api();
-        if gw.log.commit_with(ex.rec, ex.plain).await {
+        if gw.log.commit_answer(ex.rec, ex.plain).await {
             for h in held {
                 if tx.send(Ok(h)).await.is_err() {
                     break;

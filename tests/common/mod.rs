@@ -205,6 +205,12 @@ impl TestApp {
         &self,
         id: &str,
     ) -> (mamori::store::LogRecord, Option<Value>, Option<Value>) {
+        // Answers are delivered once their record is committed to the journal; it reaches
+        // the database a moment later.
+        assert!(
+            self.gw.log.flush().await,
+            "the log writer could not store its records"
+        );
         let rec = self.store.log_record(id).await.unwrap().expect("record");
         let dk = &self.gw.log.data_keys;
         let json = |b: Option<Vec<u8>>| b.map(|b| serde_json::from_slice(&b).unwrap());
