@@ -603,6 +603,17 @@ async fn a_writer_outside_the_gateway_delays_records_without_stalling_the_gatewa
     assert!(check(&app, &[]).await.ok());
 }
 
+/// The record the upkeep's recovery writes for `id`, waited for (it runs every 500 ms in tests).
+async fn recovered(app: &TestApp, id: &str) -> LogRecord {
+    for _ in 0..100 {
+        if let Some(r) = app.store.log_record(id).await.unwrap() {
+            return r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{id} was never recovered");
+}
+
 /// An instance killed after acknowledging an answer (its record committed to the journal) but
 /// before storing it: recovery stores the record as it was committed, bodies included, instead
 /// of recording the request as interrupted.
@@ -640,15 +651,10 @@ async fn a_record_committed_to_the_journal_but_never_stored_is_recovered_whole()
     };
     dead.note(&noted_only).unwrap();
     drop(dead); // the instance dies: its segment is unlocked
-    let mut found = None;
-    for _ in 0..100 {
-        found = app.store.log_record("req_noted_only").await.unwrap();
-        if found.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(found.expect("never recovered").outcome, "interrupted");
+    assert_eq!(
+        recovered(&app, "req_noted_only").await.outcome,
+        "interrupted"
+    );
     let (stored, _, out) = app.record(id).await;
     assert_eq!(
         stored.outcome, "ok",
@@ -686,15 +692,7 @@ async fn requests_noted_in_the_database_by_an_older_version_are_recovered() {
         .execute(&mut conn)
         .await
         .unwrap();
-    let mut found = None;
-    for _ in 0..100 {
-        found = app.store.log_record("req_legacy").await.unwrap();
-        if found.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let r = found.expect("the legacy pending request was never recorded");
+    let r = recovered(&app, "req_legacy").await;
     assert_eq!(r.outcome, "interrupted");
     assert_eq!(r.request_sha256, note.request_sha256);
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_requests")

@@ -518,7 +518,9 @@ async fn nothing_is_forwarded_while_the_log_cannot_be_written_and_answers_in_fli
     let committed = std::fs::read_dir(&journal).unwrap().any(|e| {
         let bytes = std::fs::read(e.unwrap().path()).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        text.contains("{\"committed\":") && text.contains(&first)
+        text.contains(&format!(
+            "{{\"committed\":{{\"seq\":0,\"request_id\":\"{first}\""
+        ))
     });
     assert!(
         committed,

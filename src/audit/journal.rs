@@ -1,4 +1,4 @@
-//! The journal of requests about to be forwarded: one line per request, appended to a file of
+//! The journal of requests about to be forwarded: a note per request, appended to a file of
 //! this instance's own before the request leaves, so that a crash between forwarding and
 //! logging still leaves a trace to record the request from (`interrupted`).
 //!
@@ -16,9 +16,9 @@
 //! the whole record as a `committed` entry: a JSON line with the metadata and the lengths of
 //! the bodies, followed by the bodies as sealed with the contract's key (raw bytes) and a
 //! newline. That entry is the commit a client waits for before it receives the end of its
-//! answer. The record reaches
-//! the database right after; recovery inserts committed records whose insert never happened as
-//! they are, and records the others as `interrupted`. Plaintext bodies never touch the journal.
+//! answer. The record reaches the database right after; recovery inserts committed records whose
+//! insert never happened as they are, and records the others as `interrupted`. Plaintext bodies
+//! never touch the journal.
 use crate::store::LogRecord;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -80,8 +80,8 @@ impl State {
 
 pub struct Journal {
     dir: PathBuf,
-    /// `{database tag}-`: the segments this journal may recover.
-    family: String,
+    /// The database tag: the segments this journal may recover.
+    tag: String,
     /// `{database tag}-{instance}-`: this instance's own segments.
     own: String,
     sync: bool,
@@ -170,12 +170,11 @@ impl Journal {
             .with_context(|| {
                 format!("cannot create the request journal folder {}", dir.display())
             })?;
-        let family = format!("{database}-");
-        let own = format!("{family}{instance}-");
+        let own = format!("{database}-{instance}-");
         let current = create_segment(dir, &own, 0, sync)?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            family,
+            tag: database.to_string(),
             own,
             sync,
             state: Mutex::new(State {
@@ -244,11 +243,11 @@ impl Journal {
             st.current.bytes += buf.len() as u64;
             let segment = st.current.no;
             for (request_id, line) in lines {
-                let earlier = st.open.get(&request_id).map(|o| o.segment);
-                match earlier {
-                    Some(no) if no == segment => {}
-                    Some(no) => {
-                        st.release(no);
+                let earlier = st.open.remove(&request_id);
+                match &earlier {
+                    Some(o) if o.segment == segment => {}
+                    Some(o) => {
+                        st.release(o.segment);
                         st.current.open += 1;
                     }
                     None => {
@@ -256,10 +255,7 @@ impl Journal {
                         self.in_flight.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                let since = st
-                    .open
-                    .get(&request_id)
-                    .map_or_else(Instant::now, |o| o.since);
+                let since = earlier.map_or_else(Instant::now, |o| o.since);
                 st.open.insert(
                     request_id,
                     Open {
@@ -310,7 +306,7 @@ impl Journal {
 
     /// Segments in the folder whose owner is gone, each locked and read.
     pub fn orphans(&self) -> anyhow::Result<Vec<Orphan>> {
-        orphans_in(&self.dir, &self.family, Some(&self.own))
+        orphans_in(&self.dir, &self.tag, Some(&self.own))
     }
 }
 
@@ -318,11 +314,7 @@ impl Journal {
 /// locked and read; none if the folder does not exist. A segment that cannot be read is skipped
 /// (and said so), never a reason to leave the others unrecovered.
 pub fn orphans_in(dir: &Path, tag: &str, own: Option<&str>) -> anyhow::Result<Vec<Orphan>> {
-    let family = if tag.ends_with('-') {
-        tag.to_string()
-    } else {
-        format!("{tag}-")
-    };
+    let family = format!("{tag}-");
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,

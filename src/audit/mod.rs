@@ -258,9 +258,12 @@ pub fn journal_tag(database_url: &str) -> String {
     tag.get(..12).unwrap_or(&tag).to_string()
 }
 
-/// A record to write, and who waits for it; without a record, a request to store every
-/// record acknowledged so far (`LogWriter::flush`).
-struct Job(Option<Box<LogRecord>>, Ack);
+enum Job {
+    /// A record to write, and who waits for it.
+    Record(Box<LogRecord>, Ack),
+    /// Store every record acknowledged so far (`LogWriter::flush`).
+    Flush(oneshot::Sender<bool>),
+}
 
 /// How long records nobody waits for may wait to be stored with others.
 const STORE_DELAY: Duration = Duration::from_millis(5);
@@ -373,7 +376,7 @@ impl LogWriter {
         };
         if self
             .tx
-            .send(Job(Some(Box::new(record)), ack))
+            .send(Job::Record(Box::new(record), ack))
             .await
             .is_err()
         {
@@ -387,7 +390,7 @@ impl LogWriter {
     /// could not be stored yet.
     pub async fn flush(&self) -> bool {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Job(None, Ack::Stored(done))).await.is_err() {
+        if self.tx.send(Job::Flush(done)).await.is_err() {
             return false;
         }
         wait.await.unwrap_or(false)
@@ -422,7 +425,7 @@ impl LogWriter {
     /// full — a flood of refused requests — the record is dropped and counted, but the log is not
     /// declared down: refusals must not be a way to stop the gateway.
     pub fn submit(&self, record: LogRecord) {
-        match self.tx.try_send(Job(Some(Box::new(record)), Ack::None)) {
+        match self.tx.try_send(Job::Record(Box::new(record), Ack::None)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 metrics::counter!("mamori_refusal_records_dropped_total").increment(1);
@@ -494,13 +497,13 @@ async fn run(
         let mut fresh = Vec::with_capacity(batch.len());
         let mut fresh_acks = Vec::with_capacity(batch.len());
         let mut flushes = Vec::new();
-        for Job(r, ack) in batch.drain(..) {
-            let Some(mut r) = r else {
-                flushes.extend(match ack {
-                    Ack::Durable(done) | Ack::Stored(done) => Some(done),
-                    Ack::None | Ack::Given => None,
-                });
-                continue;
+        for job in batch.drain(..) {
+            let (mut r, ack) = match job {
+                Job::Record(r, ack) => (r, ack),
+                Job::Flush(done) => {
+                    flushes.push(done);
+                    continue;
+                }
             };
             // Records from `submit` (refusals) are usually bodiless; seal any that are not yet.
             match keys.seal(&mut r).await {
@@ -613,10 +616,14 @@ async fn commit_to_journal(
     acks: &mut [Ack],
 ) -> bool {
     let mut lines = Vec::new();
-    for (r, ack) in records.iter().zip(acks.iter()) {
+    let mut at = Vec::new();
+    for (i, (r, ack)) in records.iter().zip(acks.iter()).enumerate() {
         if matches!(ack, Ack::Durable(_)) {
             match journal::committed_entry(r) {
-                Ok(line) => lines.push((r.request_id.clone(), line)),
+                Ok(line) => {
+                    lines.push((r.request_id.clone(), line));
+                    at.push(i);
+                }
                 Err(e) => {
                     tracing::warn!(request_id = %r.request_id, error = %format!("{e:#}"), "cannot encode a committed record");
                 }
@@ -626,7 +633,6 @@ async fn commit_to_journal(
     if lines.is_empty() {
         return false;
     }
-    let ids: std::collections::HashSet<String> = lines.iter().map(|(id, _)| id.clone()).collect();
     let written = if sync {
         // An fsync takes milliseconds: not on an async worker.
         let journal = Arc::clone(journal);
@@ -640,8 +646,8 @@ async fn commit_to_journal(
         tracing::warn!(journal = %journal.dir().display(), error = %format!("{e:#}"), "cannot write committed records to the journal; answers wait for the database");
         return false;
     }
-    for (r, ack) in records.iter().zip(acks.iter_mut()) {
-        if matches!(ack, Ack::Durable(_)) && ids.contains(&r.request_id) {
+    for i in at {
+        if let Some(ack) = acks.get_mut(i) {
             if let Ack::Durable(done) = std::mem::replace(ack, Ack::Given) {
                 let _ = done.send(true);
             }
@@ -848,7 +854,7 @@ pub async fn recover_stopped(
 /// merged first.
 async fn store_orphans(
     store: &Store,
-    orphans: Vec<journal::Orphan>,
+    mut orphans: Vec<journal::Orphan>,
 ) -> anyhow::Result<(usize, usize)> {
     if orphans.is_empty() {
         return Ok((0, 0));
@@ -857,15 +863,21 @@ async fn store_orphans(
         .iter()
         .map(|o| o.path.display().to_string())
         .collect();
-    let entries = journal::latest(orphans.iter().flat_map(|o| o.entries.iter().cloned()));
-    let (records, stored, interrupted) = unrecorded(store, entries).await?;
+    let entries = journal::latest(
+        orphans
+            .iter_mut()
+            .flat_map(|o| std::mem::take(&mut o.entries)),
+    );
+    let (mut records, stored, interrupted) = unrecorded(store, entries).await?;
     // Sealed already (committed) or bodiless (notes): nothing needs a key here.
-    for chunk in records.chunks(MAX_BATCH) {
+    while !records.is_empty() {
+        let rest = records.split_off(records.len().min(MAX_BATCH));
         store
-            .append_owned(chunk.to_vec(), chain::record_hash)
+            .append_owned(records, chain::record_hash)
             .await
             .1
             .context("cannot store the records of a stopped instance's request journal")?;
+        records = rest;
     }
     tracing::info!(segments = ?paths, stored, interrupted, "recovered a stopped instance's request journal");
     for orphan in orphans {
