@@ -13,6 +13,20 @@ pub fn init_metrics() {
     });
 }
 
+/// Folds the raw samples histograms collect into their bounded summaries, every few seconds.
+/// The recorder keeps every sample until this runs (or `/metrics` is scraped): without it, a
+/// gateway nobody scrapes would grow by every request's upstream time.
+pub async fn metrics_upkeep() {
+    let Some(handle) = PROMETHEUS.get().and_then(|h| h.as_ref()) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 pub fn render_metrics() -> String {
     PROMETHEUS
         .get()

@@ -17,6 +17,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %addr, database = %db, providers = gw.policy.snapshot().providers.len(), "mamori listening");
     eprintln!("mamori listening on http://{addr} (database {db})");
     tokio::spawn(release_free_memory());
+    tokio::spawn(crate::telemetry::metrics_upkeep());
     crate::http::serve(listener, crate::http::router(Arc::clone(&gw)), shutdown()).await?;
     // Answers already delivered have their records in the journal: store them before leaving.
     if !gw.log.flush().await {
@@ -25,17 +26,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Hands memory freed after a burst of requests back to the system: glibc keeps it in each
-/// thread's arena otherwise, and an idle gateway would hold on to its peak.
+/// Hands memory freed after a burst of requests back to the system once the gateway has been
+/// idle for a second: glibc keeps it in each worker thread's arena otherwise, and an idle
+/// gateway would hold on to its peak. Never while requests keep coming (they would only fault
+/// the pages back in).
 async fn release_free_memory() {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let (mut seen, mut trimmed) = (0, 0);
     loop {
         tick.tick().await;
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim only returns free heap pages to the kernel; it takes no pointers.
-        unsafe {
-            libc::malloc_trim(0);
+        let now = crate::proxy::requests_seen();
+        if now == seen && now != trimmed {
+            trimmed = now;
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only returns free heap pages to the kernel; it takes no pointers.
+            unsafe {
+                libc::malloc_trim(0);
+            }
         }
+        seen = now;
     }
 }
 

@@ -87,8 +87,16 @@ struct Exchange {
     plain: Plain,
 }
 
+static REQUESTS_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many data-plane requests this process has begun (for telling busy from idle).
+pub fn requests_seen() -> u64 {
+    REQUESTS_SEEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Exchange {
     fn new(endpoint: &'static str) -> Self {
+        REQUESTS_SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self {
             started: Instant::now(),
             endpoint,
