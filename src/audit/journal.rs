@@ -113,6 +113,25 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
     }
 }
 
+/// Writes every entry, in order, with as few `writev` calls as the kernel allows (one, for a
+/// regular file), without first copying them into one buffer.
+fn write_all_vectored(mut file: &File, lines: &[(String, Vec<u8>)]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> = lines
+        .iter()
+        .map(|(_, l)| std::io::IoSlice::new(l))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Creates segment `no` already locked: it is made under a name no recovery looks at, locked,
 /// then renamed, so no other instance can take it for a dead one's in between.
 fn create_segment(dir: &Path, own: &str, no: u64, sync: bool) -> anyhow::Result<Segment> {
@@ -213,10 +232,7 @@ impl Journal {
     /// entry counted in the segment that holds it, so that no segment holding a request's
     /// newest entry is deleted before the request has its record.
     fn append(&self, lines: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
-        let mut buf = Vec::with_capacity(lines.iter().map(|(_, l)| l.len()).sum());
-        for (_, l) in &lines {
-            buf.extend_from_slice(l);
-        }
+        let len: usize = lines.iter().map(|(_, l)| l.len()).sum();
         let file = {
             let mut st = self
                 .state
@@ -232,7 +248,7 @@ impl Journal {
                 }
             }
             // One write of whole lines: a killed process leaves each whole or not at all.
-            if let Err(e) = (&*st.current.file).write_all(&buf) {
+            if let Err(e) = write_all_vectored(&st.current.file, &lines) {
                 // Cut off whatever part did land, so the next line starts a line of its own;
                 // if even that fails, start a new segment for the next one.
                 if st.current.file.set_len(st.current.bytes).is_err() {
@@ -240,7 +256,7 @@ impl Journal {
                 }
                 return Err(e.into());
             }
-            st.current.bytes += buf.len() as u64;
+            st.current.bytes += len as u64;
             let segment = st.current.no;
             for (request_id, line) in lines {
                 let earlier = st.open.remove(&request_id);

@@ -257,11 +257,12 @@ fn redact_request(
             content_strings(v, None, &mut slots);
         }
     }
+    // Moved out, not copied: each is written back below (or the request is refused).
     let mut texts: Vec<String> = slots
-        .iter()
+        .iter_mut()
         .map(|s| match &s.field {
             Some(k) => format!("{k}：{}", s.value),
-            None => s.value.clone(),
+            None => std::mem::take(s.value),
         })
         .collect();
     session
