@@ -1,6 +1,9 @@
 //! The `mamori` binary: parse the command line, hand over to the library.
 use clap::Parser;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     // Like other command-line tools, end quietly when the reader of our output goes away
     // (`mamori log list | head`), instead of panicking on a broken pipe.

@@ -78,6 +78,17 @@ impl State {
     }
 }
 
+/// Notes queued to be written together (see [`Journal::queue_note`]).
+#[derive(Default)]
+struct Notes {
+    pending: Vec<(String, Vec<u8>)>,
+    /// Tickets below this have been written, or failed to be.
+    written: u64,
+    queued: u64,
+    /// Tickets whose group failed to be written, until their owner asks.
+    failed: std::collections::HashSet<u64>,
+}
+
 pub struct Journal {
     dir: PathBuf,
     /// The database tag: the segments this journal may recover.
@@ -86,6 +97,7 @@ pub struct Journal {
     own: String,
     sync: bool,
     state: Mutex<State>,
+    notes: Mutex<Notes>,
     in_flight: AtomicUsize,
 }
 
@@ -201,6 +213,7 @@ impl Journal {
                 closed: Vec::new(),
                 open: HashMap::new(),
             }),
+            notes: Mutex::new(Notes::default()),
             in_flight: AtomicUsize::new(0),
         })
     }
@@ -220,6 +233,46 @@ impl Journal {
         let mut line = line.into_bytes();
         line.push(b'\n');
         self.append(vec![(request_id.to_string(), line)])
+    }
+
+    /// Queues the request's note to be written with the notes of other requests that arrive
+    /// meanwhile: one `write` for the group instead of one per request. The request may be
+    /// forwarded once [`Journal::write_notes`] with the returned ticket says `Ok`.
+    pub fn queue_note(&self, rec: &LogRecord) -> anyhow::Result<u64> {
+        let mut line = serde_json::to_vec(rec)?;
+        line.push(b'\n');
+        let mut n = self
+            .notes
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the request journal is poisoned"))?;
+        n.pending.push((rec.request_id.clone(), line));
+        n.queued += 1;
+        Ok(n.queued - 1)
+    }
+
+    /// Makes sure the note of `ticket` is written: by an earlier call that wrote its group, or
+    /// now, together with every note queued so far. Blocks like [`Journal::note`].
+    pub fn write_notes(&self, ticket: u64) -> anyhow::Result<()> {
+        let mut n = self
+            .notes
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the request journal is poisoned"))?;
+        if ticket >= n.written {
+            let group = std::mem::take(&mut n.pending);
+            let (from, to) = (n.written, n.queued);
+            n.written = to;
+            // Under the notes lock: no note of a later group lands before this group's.
+            if let Err(e) = self.append(group) {
+                n.failed.extend(from..to);
+                n.failed.remove(&ticket);
+                return Err(e);
+            }
+            return Ok(());
+        }
+        if n.failed.remove(&ticket) {
+            anyhow::bail!("the request journal could not be written");
+        }
+        Ok(())
     }
 
     /// Appends committed records (entries from [`committed_entry`]) in one `write`; once this
@@ -566,6 +619,43 @@ mod tests {
             o.finish();
         }
         assert!(b.orphans().unwrap().is_empty());
+    }
+
+    #[test]
+    fn notes_queued_together_are_written_by_whoever_writes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), "db1", "a", false).unwrap();
+        let first = j.queue_note(&rec("r1")).unwrap();
+        let second = j.queue_note(&rec("r2")).unwrap();
+        let segment = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "journal"))
+            .unwrap();
+        assert_eq!(
+            std::fs::read(&segment).unwrap().len(),
+            0,
+            "queued, not yet written"
+        );
+        assert_eq!(j.in_flight(), 0);
+        // The second request's writer writes both; the first then finds its note written.
+        j.write_notes(second).unwrap();
+        let text = std::fs::read_to_string(&segment).unwrap();
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<LogRecord>(l).unwrap().request_id)
+            .collect();
+        assert_eq!(ids, ["r1", "r2"]);
+        assert_eq!(j.in_flight(), 2);
+        j.write_notes(first).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&segment).unwrap(),
+            text,
+            "nothing written twice"
+        );
+        let third = j.queue_note(&rec("r3")).unwrap();
+        j.write_notes(third).unwrap();
+        assert_eq!(j.in_flight(), 3);
     }
 
     #[test]

@@ -410,7 +410,17 @@ impl LogWriter {
                 Err(e) => Err(e.into()),
             }
         } else {
-            self.journal.note(record)
+            // Under load, let the other requests ready to go queue their notes too, so that
+            // one write covers them all; alone, write at once.
+            match self.journal.queue_note(record) {
+                Ok(ticket) => {
+                    if self.journal.in_flight() > 0 {
+                        tokio::task::yield_now().await;
+                    }
+                    self.journal.write_notes(ticket)
+                }
+                Err(e) => Err(e),
+            }
         };
         match noted {
             Ok(()) => true,

@@ -25,15 +25,54 @@ pub struct Provider {
     pub credential: Result<Option<Secret>, String>,
     /// `base_url` parsed once, not on every request (`None` only if it does not parse).
     pub base: Option<reqwest::Url>,
+    /// The URLs of the upstream paths, joined once per policy load.
+    urls: Vec<(&'static str, reqwest::Url)>,
+}
+
+/// The paths the data plane forwards to, under a provider's base URL.
+pub const UPSTREAM_PATHS: &[&str] = &[
+    "/chat/completions",
+    "/responses",
+    "/embeddings",
+    "/messages",
+    "/messages/count_tokens",
+];
+
+fn join(base: &reqwest::Url, path: &str) -> reqwest::Url {
+    let mut u = base.clone();
+    let joined = format!("{}{path}", u.path().trim_end_matches('/'));
+    u.set_path(&joined);
+    u
 }
 
 impl Provider {
+    pub fn new(
+        reg: Registration,
+        version: i64,
+        suspended: Option<String>,
+        credential: Result<Option<Secret>, String>,
+    ) -> Self {
+        let base = reqwest::Url::parse(&reg.base_url).ok();
+        let urls = base
+            .iter()
+            .flat_map(|b| UPSTREAM_PATHS.iter().map(move |p| (*p, join(b, p))))
+            .collect();
+        Self {
+            reg,
+            version,
+            suspended,
+            credential,
+            base,
+            urls,
+        }
+    }
+
     /// The provider's URL for `path` (e.g. `/chat/completions`), under its base URL.
     pub fn url(&self, path: &str) -> Option<reqwest::Url> {
-        let mut u = self.base.clone()?;
-        let joined = format!("{}{path}", u.path().trim_end_matches('/'));
-        u.set_path(&joined);
-        Some(u)
+        match self.urls.iter().find(|(p, _)| *p == path) {
+            Some((_, u)) => Some(u.clone()),
+            None => self.base.as_ref().map(|b| join(b, path)),
+        }
     }
 
     fn unroutable_reason(&self, today: NaiveDate) -> Option<String> {
@@ -90,16 +129,15 @@ impl Snapshot {
             match Registration::from_json(&row.registration) {
                 Ok(reg) => {
                     let credential = reg.api_key.resolve();
-                    let base = reqwest::Url::parse(&reg.base_url).ok();
-                    providers.push(Arc::new(Provider {
-                        base,
+                    let suspended = row
+                        .suspended
+                        .then(|| row.suspend_reason.unwrap_or_default());
+                    providers.push(Arc::new(Provider::new(
                         reg,
-                        version: row.version,
-                        suspended: row
-                            .suspended
-                            .then(|| row.suspend_reason.unwrap_or_default()),
+                        row.version,
+                        suspended,
                         credential,
-                    }));
+                    )));
                 }
                 Err(e) => {
                     tracing::error!(provider = %row.id, error = %e, "stored registration unreadable; provider not routable")

@@ -214,6 +214,22 @@ mod tests {
     }
 
     #[test]
+    fn every_upstream_path_is_joined_once_per_policy_load() {
+        for e in [
+            Endpoint::ChatCompletions,
+            Endpoint::Responses,
+            Endpoint::Embeddings,
+            Endpoint::Messages,
+            Endpoint::CountTokens,
+        ] {
+            assert!(
+                crate::policy::UPSTREAM_PATHS.contains(&e.upstream_path()),
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
     fn malformed_and_mistyped_bodies_are_invalid_requests() {
         assert_eq!(
             ClientRequest::parse(Endpoint::ChatCompletions, b"{oops")
