@@ -38,7 +38,7 @@ pub struct Gateway {
     pub store: Store,
     pub policy: Arc<Policy>,
     pub log: LogWriter,
-    pub client: reqwest::Client,
+    pub client: crate::proxy::upstream::Upstream,
     pub rules: Arc<Rules>,
 }
 
@@ -58,12 +58,7 @@ impl Gateway {
             &config.audit,
             config.upstream_timeout,
         );
-        let client = reqwest::Client::builder()
-            // The upstream is always the registered one: never follow a redirect elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()?;
+        let client = crate::proxy::upstream::Upstream::new()?;
         Ok(Arc::new(Self {
             config,
             store,

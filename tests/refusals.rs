@@ -493,6 +493,71 @@ async fn provider_failures_are_upstream_errors() {
     .await;
     app.wait_for_policy().await;
     expect_openai(&app, &app.key, &chat("gone-model"), 502, "upstream_error").await;
+    let (_, b, _) = app.call("/v1/chat/completions", &chat("gone-model")).await;
+    let message = b["error"]["message"].as_str().unwrap();
+    assert!(message.contains("connection failed"), "{message}");
+}
+
+/// A provider at `127.0.0.1:PORT` that reads each request and then sends `reply` (perhaps only
+/// part of an answer) and holds the connection open without another byte.
+async fn stalling_provider(reply: &'static [u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(reply).await;
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            });
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn a_provider_that_stalls_is_an_upstream_error_within_the_time_limit() {
+    let app = spawn_app_with(|c| c.upstream_timeout = std::time::Duration::from_secs(1)).await;
+    let silent = stalling_provider(b"").await;
+    let half = stalling_provider(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"id\":",
+    )
+    .await;
+    register(
+        &app.store,
+        &mock_registration("silent", "openai", &silent, &["silent-model"]),
+    )
+    .await;
+    register(
+        &app.store,
+        &mock_registration("half", "openai", &half, &["half-model"]),
+    )
+    .await;
+    app.wait_for_policy().await;
+    for (model, says) in [
+        ("silent-model", "timed out"),
+        ("half-model", "broke off its answer"),
+    ] {
+        let started = std::time::Instant::now();
+        let (s, b, id) = app.call("/v1/chat/completions", &chat(model)).await;
+        let took = started.elapsed();
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (502, Some("upstream_error")),
+            "{b}"
+        );
+        let message = b["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{model}: {message}");
+        assert!(
+            took >= std::time::Duration::from_millis(900)
+                && took < std::time::Duration::from_secs(10),
+            "{model}: answered after {took:?}, not at the 1 s limit"
+        );
+        wait_record(&app, &id.unwrap(), "upstream_error").await;
+    }
 }
 
 #[tokio::test]

@@ -239,7 +239,8 @@ impl Journal {
     /// meanwhile: one `write` for the group instead of one per request. The request may be
     /// forwarded once [`Journal::write_notes`] with the returned ticket says `Ok`.
     pub fn queue_note(&self, rec: &LogRecord) -> anyhow::Result<u64> {
-        let mut line = serde_json::to_vec(rec)?;
+        let mut line = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut line, rec)?;
         line.push(b'\n');
         let mut n = self
             .notes

@@ -24,9 +24,9 @@ pub struct Provider {
     /// `Err` holds why the credential could not be resolved (never the credential).
     pub credential: Result<Option<Secret>, String>,
     /// `base_url` parsed once, not on every request (`None` only if it does not parse).
-    pub base: Option<reqwest::Url>,
+    pub base: Option<url::Url>,
     /// The URLs of the upstream paths, joined once per policy load.
-    urls: Vec<(&'static str, reqwest::Url)>,
+    urls: Vec<(&'static str, http::Uri)>,
 }
 
 /// The paths the data plane forwards to, under a provider's base URL.
@@ -38,11 +38,11 @@ pub const UPSTREAM_PATHS: &[&str] = &[
     "/messages/count_tokens",
 ];
 
-fn join(base: &reqwest::Url, path: &str) -> reqwest::Url {
+fn join(base: &url::Url, path: &str) -> Option<http::Uri> {
     let mut u = base.clone();
     let joined = format!("{}{path}", u.path().trim_end_matches('/'));
     u.set_path(&joined);
-    u
+    u.as_str().parse().ok()
 }
 
 impl Provider {
@@ -52,10 +52,14 @@ impl Provider {
         suspended: Option<String>,
         credential: Result<Option<Secret>, String>,
     ) -> Self {
-        let base = reqwest::Url::parse(&reg.base_url).ok();
+        let base = url::Url::parse(&reg.base_url).ok();
         let urls = base
             .iter()
-            .flat_map(|b| UPSTREAM_PATHS.iter().map(move |p| (*p, join(b, p))))
+            .flat_map(|b| {
+                UPSTREAM_PATHS
+                    .iter()
+                    .filter_map(move |p| Some((*p, join(b, p)?)))
+            })
             .collect();
         Self {
             reg,
@@ -68,10 +72,10 @@ impl Provider {
     }
 
     /// The provider's URL for `path` (e.g. `/chat/completions`), under its base URL.
-    pub fn url(&self, path: &str) -> Option<reqwest::Url> {
+    pub fn url(&self, path: &str) -> Option<http::Uri> {
         match self.urls.iter().find(|(p, _)| *p == path) {
             Some((_, u)) => Some(u.clone()),
-            None => self.base.as_ref().map(|b| join(b, path)),
+            None => self.base.as_ref().and_then(|b| join(b, path)),
         }
     }
 

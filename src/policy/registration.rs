@@ -265,7 +265,7 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, Strin
 
 fn check_base_url(url: &str) -> anyhow::Result<()> {
     let parsed =
-        reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("key `base_url`: not a URL ({e})"))?;
+        url::Url::parse(url).map_err(|e| anyhow::anyhow!("key `base_url`: not a URL ({e})"))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
         // Not repeated: it holds credentials.
         bail!("key `base_url`: must not carry credentials; reference the key with api_key = \"env:NAME\" instead");

@@ -66,6 +66,8 @@ pub struct ClientRequest {
     pub body: Map<String, Value>,
     pub model: String,
     pub stream: bool,
+    /// The size of the body as the client sent it.
+    pub raw_len: usize,
 }
 
 /// Content part types that carry something other than text; they cannot be redacted.
@@ -159,6 +161,7 @@ impl ClientRequest {
             body,
             model,
             stream,
+            raw_len: bytes.len(),
         })
     }
 

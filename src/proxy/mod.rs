@@ -6,6 +6,7 @@ pub mod assemble;
 pub mod endpoint;
 pub mod restore;
 pub mod sse;
+pub mod upstream;
 
 use crate::audit::Plain;
 use crate::gateway::Gateway;
@@ -399,6 +400,7 @@ fn upstream_body(
     endpoint: Endpoint,
     mut req: ClientRequest,
     route: &Route,
+    size_hint: usize,
 ) -> Result<Vec<u8>, Refusal> {
     // Always the re-serialized object: the client's bytes could carry a repeated key whose
     // other copy was never checked or redacted.
@@ -409,12 +411,15 @@ fn upstream_body(
     if add_store {
         req.body.insert("store".into(), Value::Bool(false));
     }
-    serde_json::to_vec(&req.body).map_err(|e| {
+    // Sized like the client's body, so that encoding does not grow the buffer step by step.
+    let mut out = Vec::with_capacity(size_hint + 64);
+    serde_json::to_writer(&mut out, &req.body).map_err(|e| {
         Refusal::new(
             Code::InvalidRequest,
             format!("cannot encode the request: {e}"),
         )
-    })
+    })?;
+    Ok(out)
 }
 
 async fn forward(
@@ -426,8 +431,8 @@ async fn forward(
     redaction: Redaction,
     mut ex: Exchange,
 ) -> Result<Reply, Refused> {
-    let stream = req.stream;
-    let bytes = match upstream_body(endpoint, req, &route) {
+    let (stream, raw_len) = (req.stream, req.raw_len);
+    let bytes = match upstream_body(endpoint, req, &route, raw_len) {
         Ok(b) => b,
         Err(r) => return Err(ex.refuse(gw, r)),
     };
@@ -458,22 +463,29 @@ async fn forward(
         );
         return Err(ex.refuse(gw, r));
     };
-    let mut rb = gw
-        .client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .timeout(gw.config.upstream_timeout)
-        .body(bytes);
-    match p.reg.api {
-        WireApi::Openai => {
-            if let Some(c) = &credential {
-                rb = rb.bearer_auth(c.expose());
-            }
+    let mut rb = http::Request::post(url).header(http::header::CONTENT_TYPE, "application/json");
+    let auth = credential.as_ref().map(|c| match p.reg.api {
+        WireApi::Openai => (
+            http::header::AUTHORIZATION,
+            secret_header(&format!("Bearer {}", c.expose())),
+        ),
+        WireApi::Anthropic => (
+            http::HeaderName::from_static("x-api-key"),
+            secret_header(c.expose()),
+        ),
+    });
+    match auth {
+        Some((name, Some(value))) => rb = rb.header(name, value),
+        Some((_, None)) => {
+            tracing::error!(provider = %p.reg.id, "provider credential is not a valid header value");
+            let r = Refusal::new(Code::UpstreamError, format!("provider `{}` has a credential that cannot be sent in a header (it holds a line break or a control character); tell your administrator", p.reg.id));
+            return Err(ex.refuse(gw, r));
         }
+        None => {}
+    }
+    match p.reg.api {
+        WireApi::Openai => {}
         WireApi::Anthropic => {
-            if let Some(c) = &credential {
-                rb = rb.header("x-api-key", c.expose());
-            }
             rb = rb.header(
                 "anthropic-version",
                 inc.anthropic_version.as_deref().unwrap_or("2023-06-01"),
@@ -484,17 +496,15 @@ async fn forward(
         }
     }
     let upstream_started = Instant::now();
-    let resp = match rb.send().await {
+    let sent = match rb.body(http_body_util::Full::new(bytes)) {
+        Err(e) => Err((upstream::Failure::RequestFailed, e.to_string())),
+        Ok(req) => gw.client.send(req, gw.config.upstream_timeout).await,
+    };
+    let resp = match sent {
         Ok(r) => r,
-        Err(e) => {
-            let kind = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "connection failed"
-            } else {
-                "request failed"
-            };
-            tracing::error!(request_id = %ex.rec.request_id, provider = %p.reg.id, error = %e.without_url(), "upstream {kind}");
+        Err((failure, detail)) => {
+            let kind = failure.as_str();
+            tracing::error!(request_id = %ex.rec.request_id, provider = %p.reg.id, error = %detail, "upstream {kind}");
             let r = Refusal::new(
                 Code::UpstreamError,
                 format!(
@@ -505,10 +515,10 @@ async fn forward(
             return Err(ex.refuse(gw, r));
         }
     };
-    let status = resp.status().as_u16();
+    let status = resp.status;
     let content_type = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
+        .headers
+        .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
@@ -527,7 +537,7 @@ async fn forward(
     let body = match resp.bytes().await {
         Ok(b) => b,
         Err(e) => {
-            tracing::error!(request_id = %ex.rec.request_id, provider = %p.reg.id, error = %e.without_url(), "upstream body failed");
+            tracing::error!(request_id = %ex.rec.request_id, provider = %p.reg.id, error = %e, "upstream body failed");
             let r = Refusal::new(
                 Code::UpstreamError,
                 format!("provider `{}` broke off its answer; try again", p.reg.id),
@@ -580,7 +590,7 @@ async fn forward(
 fn stream_reply(
     gw: &Arc<Gateway>,
     endpoint: Endpoint,
-    resp: reqwest::Response,
+    resp: upstream::Response,
     mut ex: Exchange,
     content_type: String,
     upstream_started: Instant,
@@ -596,7 +606,7 @@ fn stream_reply(
         let mut restorer = (!redaction.pseudonyms.is_empty())
             .then(|| restore::AnswerRestorer::new(endpoint, Arc::clone(&redaction.pseudonyms)));
         let mut held: Vec<Bytes> = Vec::new();
-        let mut upstream = resp.bytes_stream();
+        let mut upstream = resp.stream();
         let mut failure: Option<&str> = None;
         loop {
             let chunk = tokio::select! {
@@ -607,7 +617,7 @@ fn stream_reply(
                 None => break,
                 Some(Ok(c)) => c,
                 Some(Err(e)) => {
-                    tracing::warn!(request_id = %ex.rec.request_id, error = %e.without_url(), "upstream stream broke");
+                    tracing::warn!(request_id = %ex.rec.request_id, error = %e, "upstream stream broke");
                     failure = Some("upstream_error");
                     break;
                 }
@@ -675,6 +685,13 @@ fn stream_reply(
         redactions: redaction.total,
         body: ReplyBody::Stream(body),
     }
+}
+
+/// A header value that holds a secret: marked so that no `Debug` output shows it.
+fn secret_header(v: &str) -> Option<http::HeaderValue> {
+    let mut h = http::HeaderValue::from_str(v).ok()?;
+    h.set_sensitive(true);
+    Some(h)
 }
 
 /// An error as an SSE event, in the API's own shape.

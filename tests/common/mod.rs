@@ -109,6 +109,11 @@ pub async fn spawn_mock() -> (Arc<MockProvider>, String) {
 /// A gateway with two mock providers (OpenAI and Anthropic wire APIs), one contract `c1`,
 /// one trained staff member `alice` and one key.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// `spawn_app` with changes to the gateway's configuration.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         mamori::telemetry::init_tracing("debug");
     }
@@ -150,13 +155,14 @@ pub async fn spawn_app() -> TestApp {
     add_staff(&store, "alice", Some("2026-11-01")).await;
     let (key_id, key) = issue_key(&store, "alice", "c1", None).await;
 
-    let config = Config {
+    let mut config = Config {
         database_url: db.url.clone(),
         refresh_interval: Duration::from_millis(100),
         max_body_bytes: 64 * 1024,
         audit: db.audit(),
         ..Config::default()
     };
+    configure(&mut config);
     let gw = Gateway::start(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
