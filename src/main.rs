@@ -1,11 +1,6 @@
 //! The `mamori` binary: parse the command line, hand over to the library.
 use clap::Parser;
 
-// mimalloc v2 without transparent huge pages: less time in malloc/free per request than glibc
-// (c=1 p50 -0.01 to -0.04 ms on the benchmark host); huge pages would double idle RSS.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     // Like other command-line tools, end quietly when the reader of our output goes away
     // (`mamori log list | head`), instead of panicking on a broken pipe.
