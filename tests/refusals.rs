@@ -498,9 +498,9 @@ async fn provider_failures_are_upstream_errors() {
     assert!(message.contains("connection failed"), "{message}");
 }
 
-/// A provider at `127.0.0.1:PORT` that reads each request and then sends `reply` (perhaps only
-/// part of an answer) and holds the connection open without another byte.
-async fn stalling_provider(reply: &'static [u8]) -> String {
+/// A provider at `127.0.0.1:PORT` that reads each request, waits `delay`, then sends `reply`
+/// (perhaps only part of an answer) and holds the connection open without another byte.
+async fn stalling_provider(delay: std::time::Duration, reply: &'static [u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", l.local_addr().unwrap());
@@ -510,6 +510,7 @@ async fn stalling_provider(reply: &'static [u8]) -> String {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 64 * 1024];
                 let _ = s.read(&mut buf).await;
+                tokio::time::sleep(delay).await;
                 let _ = s.write_all(reply).await;
                 tokio::time::sleep(std::time::Duration::from_secs(60)).await;
             });
@@ -521,8 +522,11 @@ async fn stalling_provider(reply: &'static [u8]) -> String {
 #[tokio::test]
 async fn a_provider_that_stalls_is_an_upstream_error_within_the_time_limit() {
     let app = spawn_app_with(|c| c.upstream_timeout = std::time::Duration::from_secs(1)).await;
-    let silent = stalling_provider(b"").await;
+    let silent = stalling_provider(std::time::Duration::ZERO, b"").await;
+    // Its head comes 0.8 s late: one deadline covers head and body, so the answer still ends
+    // at 1 s, not 1.8 s.
     let half = stalling_provider(
+        std::time::Duration::from_millis(800),
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"id\":",
     )
     .await;
@@ -553,11 +557,58 @@ async fn a_provider_that_stalls_is_an_upstream_error_within_the_time_limit() {
         assert!(message.contains(says), "{model}: {message}");
         assert!(
             took >= std::time::Duration::from_millis(900)
-                && took < std::time::Duration::from_secs(10),
+                && took < std::time::Duration::from_millis(1600),
             "{model}: answered after {took:?}, not at the 1 s limit"
         );
         wait_record(&app, &id.unwrap(), "upstream_error").await;
     }
+}
+
+#[tokio::test]
+async fn a_stream_that_stalls_ends_at_the_time_limit_and_is_recorded_as_an_upstream_error() {
+    let app = spawn_app_with(|c| c.upstream_timeout = std::time::Duration::from_secs(1)).await;
+    let base = stalling_provider(
+        std::time::Duration::ZERO,
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+          57\r\ndata: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{}}]}\n\n\r\n",
+    )
+    .await;
+    register(
+        &app.store,
+        &mock_registration("stalls", "openai", &base, &["stall-model"]),
+    )
+    .await;
+    app.wait_for_policy().await;
+    let mut body = chat("stall-model");
+    body["stream"] = json!(true);
+    let started = std::time::Instant::now();
+    let resp = app.post("/v1/chat/completions", &body).await;
+    assert_eq!(resp.status(), 200);
+    let id = resp
+        .headers()
+        .get("x-mamori-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let text = resp.text().await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        text.contains("chat.completion.chunk"),
+        "the first event arrives: {text}"
+    );
+    assert!(!text.contains("[DONE]"), "{text}");
+    assert!(
+        took >= std::time::Duration::from_millis(900)
+            && took < std::time::Duration::from_millis(1600),
+        "the stream ended after {took:?}, not at the 1 s limit"
+    );
+    assert!(app.gw.log.flush().await);
+    let rec = app.store.log_record(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.outcome.as_str(), rec.code.as_deref()),
+        ("upstream_error", Some("upstream_error"))
+    );
 }
 
 #[tokio::test]

@@ -397,8 +397,9 @@ impl LogWriter {
     }
 
     /// Notes a request in the journal before it is forwarded, so that even a crash leaves a
-    /// record of it. `false`: do not forward.
-    pub async fn begin(&self, record: &LogRecord) -> bool {
+    /// record of it. `false`: do not forward. `busy`: other requests are being handled, whose
+    /// notes may join this one's write.
+    pub async fn begin(&self, record: &LogRecord, busy: bool) -> bool {
         let noted = if self.journal_sync {
             // An fsync takes milliseconds: not on an async worker.
             let journal = Arc::clone(&self.journal);
@@ -414,7 +415,7 @@ impl LogWriter {
             // one write covers them all; alone, write at once.
             match self.journal.queue_note(record) {
                 Ok(ticket) => {
-                    if self.journal.in_flight() > 0 {
+                    if busy {
                         tokio::task::yield_now().await;
                     }
                     self.journal.write_notes(ticket)

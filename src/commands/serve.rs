@@ -15,6 +15,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}; is another program using it? set `listen` or MAMORI_LISTEN"))?;
     let addr = listener.local_addr()?;
     tracing::info!(address = %addr, database = %db, providers = gw.policy.snapshot().providers.len(), "mamori listening");
+    for var in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        if std::env::var_os(var).is_some() {
+            tracing::warn!(variable = var, "set in the environment but not used: mamori connects to each provider's registered base_url directly, never through a proxy");
+        }
+    }
     eprintln!("mamori listening on http://{addr} (database {db})");
     tokio::spawn(release_free_memory());
     tokio::spawn(crate::telemetry::metrics_upkeep());

@@ -81,6 +81,8 @@ fn sha256_hex(b: &[u8]) -> String {
 }
 
 struct Exchange {
+    /// Counts the exchange as in progress until it is dropped.
+    _active: Active,
     started: Instant,
     endpoint: &'static str,
     rec: LogRecord,
@@ -89,6 +91,28 @@ struct Exchange {
 }
 
 static REQUESTS_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static REQUESTS_ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One data-plane request in progress (see [`requests_active`]).
+struct Active;
+
+impl Active {
+    fn new() -> Self {
+        REQUESTS_ACTIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        REQUESTS_ACTIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// How many data-plane requests are being handled right now.
+fn requests_active() -> usize {
+    REQUESTS_ACTIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// How many data-plane requests this process has begun (for telling busy from idle).
 pub fn requests_seen() -> u64 {
@@ -99,6 +123,7 @@ impl Exchange {
     fn new(endpoint: &'static str) -> Self {
         REQUESTS_SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self {
+            _active: Active::new(),
             started: Instant::now(),
             endpoint,
             rec: LogRecord {
@@ -400,7 +425,6 @@ fn upstream_body(
     endpoint: Endpoint,
     mut req: ClientRequest,
     route: &Route,
-    size_hint: usize,
 ) -> Result<Vec<u8>, Refusal> {
     // Always the re-serialized object: the client's bytes could carry a repeated key whose
     // other copy was never checked or redacted.
@@ -412,7 +436,7 @@ fn upstream_body(
         req.body.insert("store".into(), Value::Bool(false));
     }
     // Sized like the client's body, so that encoding does not grow the buffer step by step.
-    let mut out = Vec::with_capacity(size_hint + 64);
+    let mut out = Vec::with_capacity(req.raw_len + 64);
     serde_json::to_writer(&mut out, &req.body).map_err(|e| {
         Refusal::new(
             Code::InvalidRequest,
@@ -431,8 +455,8 @@ async fn forward(
     redaction: Redaction,
     mut ex: Exchange,
 ) -> Result<Reply, Refused> {
-    let (stream, raw_len) = (req.stream, req.raw_len);
-    let bytes = match upstream_body(endpoint, req, &route, raw_len) {
+    let stream = req.stream;
+    let bytes = match upstream_body(endpoint, req, &route) {
         Ok(b) => b,
         Err(r) => return Err(ex.refuse(gw, r)),
     };
@@ -449,7 +473,7 @@ async fn forward(
     ex.rec.request_sha256 = Some(sha256_hex(&bytes));
     ex.plain.request = Some(bytes.clone());
     // Durably note the request before it leaves, so even a crash leaves a record of it.
-    if !gw.log.begin(&ex.rec).await {
+    if !gw.log.begin(&ex.rec, requests_active() > 1).await {
         let r = Refusal::new(Code::AuditLogUnavailable, "the output log cannot be written, so nothing is forwarded; try again shortly or tell your administrator");
         return Err(ex.refuse(gw, r));
     }

@@ -52,6 +52,13 @@ impl Upstream {
     pub fn new() -> anyhow::Result<Self> {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
+        // A connection that dies silently (a vanished peer, a dropped middlebox) fails within
+        // about a minute instead of holding its request until the whole time limit.
+        http.set_keepalive(Some(Duration::from_secs(15)));
+        http.set_keepalive_interval(Some(Duration::from_secs(15)));
+        http.set_keepalive_retries(Some(3));
+        #[cfg(target_os = "linux")]
+        http.set_tcp_user_timeout(Some(Duration::from_secs(30)));
         // The TLS layer decides the scheme; plain HTTP stays allowed for local providers.
         http.enforce_http(false);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
