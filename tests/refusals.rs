@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use mamori::store::NewContract;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 fn chat(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "こんにちは"}]})
@@ -498,9 +499,10 @@ async fn provider_failures_are_upstream_errors() {
     assert!(message.contains("connection failed"), "{message}");
 }
 
-/// A provider at `127.0.0.1:PORT` that reads each request, waits `delay`, then sends `reply`
-/// (perhaps only part of an answer) and holds the connection open without another byte.
-async fn stalling_provider(delay: std::time::Duration, reply: &'static [u8]) -> String {
+/// Registers a provider serving `model` at `127.0.0.1:PORT` that reads each request, waits
+/// `delay`, then sends `reply` (perhaps only part of an answer) and holds the connection open
+/// without another byte.
+async fn stalling_provider(app: &TestApp, model: &str, delay: Duration, reply: &'static [u8]) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", l.local_addr().unwrap());
@@ -512,42 +514,47 @@ async fn stalling_provider(delay: std::time::Duration, reply: &'static [u8]) -> 
                 let _ = s.read(&mut buf).await;
                 tokio::time::sleep(delay).await;
                 let _ = s.write_all(reply).await;
-                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
             });
         }
     });
-    base
+    let id = format!("{model}-provider");
+    register(
+        &app.store,
+        &mock_registration(&id, "openai", &base, &[model]),
+    )
+    .await;
+    app.wait_for_policy().await;
+}
+
+/// The test gateways below give providers 1 s.
+fn assert_ended_at_the_limit(took: Duration, what: &str) {
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(1600),
+        "{what} ended after {took:?}, not at the 1 s limit"
+    );
 }
 
 #[tokio::test]
 async fn a_provider_that_stalls_is_an_upstream_error_within_the_time_limit() {
-    let app = spawn_app_with(|c| c.upstream_timeout = std::time::Duration::from_secs(1)).await;
-    let silent = stalling_provider(std::time::Duration::ZERO, b"").await;
+    let app = spawn_app_with(|c| c.upstream_timeout = Duration::from_secs(1)).await;
+    stalling_provider(&app, "silent-model", Duration::ZERO, b"").await;
     // Its head comes 0.8 s late: one deadline covers head and body, so the answer still ends
     // at 1 s, not 1.8 s.
-    let half = stalling_provider(
-        std::time::Duration::from_millis(800),
+    stalling_provider(
+        &app,
+        "half-model",
+        Duration::from_millis(800),
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"id\":",
     )
     .await;
-    register(
-        &app.store,
-        &mock_registration("silent", "openai", &silent, &["silent-model"]),
-    )
-    .await;
-    register(
-        &app.store,
-        &mock_registration("half", "openai", &half, &["half-model"]),
-    )
-    .await;
-    app.wait_for_policy().await;
     for (model, says) in [
         ("silent-model", "timed out"),
         ("half-model", "broke off its answer"),
     ] {
         let started = std::time::Instant::now();
         let (s, b, id) = app.call("/v1/chat/completions", &chat(model)).await;
-        let took = started.elapsed();
+        assert_ended_at_the_limit(started.elapsed(), model);
         assert_eq!(
             (s, b["error"]["code"].as_str()),
             (502, Some("upstream_error")),
@@ -555,30 +562,21 @@ async fn a_provider_that_stalls_is_an_upstream_error_within_the_time_limit() {
         );
         let message = b["error"]["message"].as_str().unwrap();
         assert!(message.contains(says), "{model}: {message}");
-        assert!(
-            took >= std::time::Duration::from_millis(900)
-                && took < std::time::Duration::from_millis(1600),
-            "{model}: answered after {took:?}, not at the 1 s limit"
-        );
         wait_record(&app, &id.unwrap(), "upstream_error").await;
     }
 }
 
 #[tokio::test]
 async fn a_stream_that_stalls_ends_at_the_time_limit_and_is_recorded_as_an_upstream_error() {
-    let app = spawn_app_with(|c| c.upstream_timeout = std::time::Duration::from_secs(1)).await;
-    let base = stalling_provider(
-        std::time::Duration::ZERO,
+    let app = spawn_app_with(|c| c.upstream_timeout = Duration::from_secs(1)).await;
+    stalling_provider(
+        &app,
+        "stall-model",
+        Duration::ZERO,
         b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
           57\r\ndata: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{}}]}\n\n\r\n",
     )
     .await;
-    register(
-        &app.store,
-        &mock_registration("stalls", "openai", &base, &["stall-model"]),
-    )
-    .await;
-    app.wait_for_policy().await;
     let mut body = chat("stall-model");
     body["stream"] = json!(true);
     let started = std::time::Instant::now();
@@ -592,17 +590,12 @@ async fn a_stream_that_stalls_ends_at_the_time_limit_and_is_recorded_as_an_upstr
         .unwrap()
         .to_string();
     let text = resp.text().await.unwrap();
-    let took = started.elapsed();
+    assert_ended_at_the_limit(started.elapsed(), "the stream");
     assert!(
         text.contains("chat.completion.chunk"),
         "the first event arrives: {text}"
     );
     assert!(!text.contains("[DONE]"), "{text}");
-    assert!(
-        took >= std::time::Duration::from_millis(900)
-            && took < std::time::Duration::from_millis(1600),
-        "the stream ended after {took:?}, not at the 1 s limit"
-    );
     assert!(app.gw.log.flush().await);
     let rec = app.store.log_record(&id).await.unwrap().unwrap();
     assert_eq!(

@@ -21,11 +21,12 @@ pub struct Provider {
     pub reg: Registration,
     pub version: i64,
     pub suspended: Option<String>,
-    /// `Err` holds why the credential could not be resolved (never the credential).
-    pub credential: Result<Option<Secret>, String>,
-    /// `base_url` parsed once, not on every request (`None` only if it does not parse).
-    pub base: Option<url::Url>,
-    /// The URLs of the upstream paths, joined once per policy load.
+    /// The header that carries the gateway's credential for this provider (marked sensitive, so
+    /// `Debug` never shows it), built once per policy load. `Err` holds why there is none to
+    /// send (never the credential).
+    pub auth: Result<Option<(http::HeaderName, http::HeaderValue)>, String>,
+    /// The URLs of the upstream paths under `base_url`, joined once per policy load (none if
+    /// `base_url` does not parse).
     urls: Vec<(&'static str, http::Uri)>,
 }
 
@@ -45,6 +46,32 @@ fn join(base: &url::Url, path: &str) -> Option<http::Uri> {
     u.as_str().parse().ok()
 }
 
+/// The credential as the provider's API expects it: `Authorization: Bearer …` or `x-api-key`.
+fn auth_header(
+    api: WireApi,
+    credential: Result<Option<Secret>, String>,
+) -> Result<Option<(http::HeaderName, http::HeaderValue)>, String> {
+    let Some(c) = credential? else {
+        return Ok(None);
+    };
+    let (name, value) = match api {
+        WireApi::Openai => (
+            http::header::AUTHORIZATION,
+            http::HeaderValue::try_from(format!("Bearer {}", c.expose())),
+        ),
+        WireApi::Anthropic => (
+            http::HeaderName::from_static("x-api-key"),
+            http::HeaderValue::from_str(c.expose()),
+        ),
+    };
+    let mut value = value.map_err(|_| {
+        "the credential cannot be sent in a header (it holds a line break or a control character)"
+            .to_string()
+    })?;
+    value.set_sensitive(true);
+    Ok(Some((name, value)))
+}
+
 impl Provider {
     pub fn new(
         reg: Registration,
@@ -52,31 +79,29 @@ impl Provider {
         suspended: Option<String>,
         credential: Result<Option<Secret>, String>,
     ) -> Self {
-        let base = url::Url::parse(&reg.base_url).ok();
-        let urls = base
-            .iter()
-            .flat_map(|b| {
-                UPSTREAM_PATHS
-                    .iter()
-                    .filter_map(move |p| Some((*p, join(b, p)?)))
-            })
-            .collect();
+        let urls = match url::Url::parse(&reg.base_url) {
+            Ok(base) => UPSTREAM_PATHS
+                .iter()
+                .filter_map(|p| Some((*p, join(&base, p)?)))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         Self {
+            auth: auth_header(reg.api, credential),
             reg,
             version,
             suspended,
-            credential,
-            base,
             urls,
         }
     }
 
-    /// The provider's URL for `path` (e.g. `/chat/completions`), under its base URL.
+    /// The provider's URL for `path`, one of [`UPSTREAM_PATHS`]; `None` if its base URL does
+    /// not parse.
     pub fn url(&self, path: &str) -> Option<http::Uri> {
-        match self.urls.iter().find(|(p, _)| *p == path) {
-            Some((_, u)) => Some(u.clone()),
-            None => self.base.as_ref().and_then(|b| join(b, path)),
-        }
+        self.urls
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, u)| u.clone())
     }
 
     fn unroutable_reason(&self, today: NaiveDate) -> Option<String> {
@@ -484,5 +509,46 @@ impl Policy {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretRef;
+
+    fn secret(dir: &std::path::Path, value: &str) -> Result<Option<Secret>, String> {
+        let path = dir.join("key");
+        std::fs::write(&path, value).unwrap();
+        SecretRef::parse(&format!("file:{}", path.display()))
+            .unwrap()
+            .resolve()
+    }
+
+    #[test]
+    fn the_credential_header_is_built_once_marked_sensitive_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (name, value) = auth_header(WireApi::Openai, secret(dir.path(), "sk-abc123"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (name.as_str(), value.as_bytes()),
+            ("authorization", &b"Bearer sk-abc123"[..])
+        );
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("sk-abc123"));
+        let (name, _) = auth_header(WireApi::Anthropic, secret(dir.path(), "sk-ant"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(name.as_str(), "x-api-key");
+        let why =
+            auth_header(WireApi::Openai, secret(dir.path(), "sk-a\nsecond-line")).unwrap_err();
+        assert!(why.contains("cannot be sent in a header"), "{why}");
+        assert!(!why.contains("sk-a"), "{why}");
+        assert_eq!(auth_header(WireApi::Openai, Ok(None)), Ok(None));
+        assert_eq!(
+            auth_header(WireApi::Openai, Err("not set".into())),
+            Err("not set".into())
+        );
     }
 }

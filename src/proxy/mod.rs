@@ -461,11 +461,11 @@ async fn forward(
         Err(r) => return Err(ex.refuse(gw, r)),
     };
     let p = &route.provider;
-    let credential = match &p.credential {
-        Ok(c) => c.clone(),
+    let auth = match &p.auth {
+        Ok(a) => a.clone(),
         Err(why) => {
             tracing::error!(provider = %p.reg.id, reason = %why, "provider credential unavailable");
-            let r = Refusal::new(Code::UpstreamError, format!("provider `{}` is not configured on this gateway (its credential is missing); tell your administrator", p.reg.id));
+            let r = Refusal::new(Code::UpstreamError, format!("provider `{}` is not configured on this gateway (its credential is missing or cannot be sent); tell your administrator", p.reg.id));
             return Err(ex.refuse(gw, r));
         }
     };
@@ -488,35 +488,16 @@ async fn forward(
         return Err(ex.refuse(gw, r));
     };
     let mut rb = http::Request::post(url).header(http::header::CONTENT_TYPE, "application/json");
-    let auth = credential.as_ref().map(|c| match p.reg.api {
-        WireApi::Openai => (
-            http::header::AUTHORIZATION,
-            secret_header(&format!("Bearer {}", c.expose())),
-        ),
-        WireApi::Anthropic => (
-            http::HeaderName::from_static("x-api-key"),
-            secret_header(c.expose()),
-        ),
-    });
-    match auth {
-        Some((name, Some(value))) => rb = rb.header(name, value),
-        Some((_, None)) => {
-            tracing::error!(provider = %p.reg.id, "provider credential is not a valid header value");
-            let r = Refusal::new(Code::UpstreamError, format!("provider `{}` has a credential that cannot be sent in a header (it holds a line break or a control character); tell your administrator", p.reg.id));
-            return Err(ex.refuse(gw, r));
-        }
-        None => {}
+    if let Some((name, value)) = auth {
+        rb = rb.header(name, value);
     }
-    match p.reg.api {
-        WireApi::Openai => {}
-        WireApi::Anthropic => {
-            rb = rb.header(
-                "anthropic-version",
-                inc.anthropic_version.as_deref().unwrap_or("2023-06-01"),
-            );
-            if let Some(beta) = &inc.anthropic_beta {
-                rb = rb.header("anthropic-beta", beta);
-            }
+    if p.reg.api == WireApi::Anthropic {
+        rb = rb.header(
+            "anthropic-version",
+            inc.anthropic_version.as_deref().unwrap_or("2023-06-01"),
+        );
+        if let Some(beta) = &inc.anthropic_beta {
+            rb = rb.header("anthropic-beta", beta);
         }
     }
     let upstream_started = Instant::now();
@@ -709,13 +690,6 @@ fn stream_reply(
         redactions: redaction.total,
         body: ReplyBody::Stream(body),
     }
-}
-
-/// A header value that holds a secret: marked so that no `Debug` output shows it.
-fn secret_header(v: &str) -> Option<http::HeaderValue> {
-    let mut h = http::HeaderValue::from_str(v).ok()?;
-    h.set_sensitive(true);
-    Some(h)
 }
 
 /// An error as an SSE event, in the API's own shape.
