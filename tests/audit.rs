@@ -776,3 +776,39 @@ async fn a_record_committed_during_a_contract_close_is_shredded_too() {
     assert!(fresh.open_body(&r, "output").await.unwrap().is_none());
     assert!(check(&app, &[]).await.ok());
 }
+
+#[tokio::test]
+async fn answers_do_not_wait_for_a_database_that_another_writer_holds() {
+    let app = app_with_log(1).await;
+    // Another writer (an admin command, another instance) holds the log's write lock: on
+    // SQLite the database's, on PostgreSQL the chain head's row.
+    let mut other = raw(&app).await;
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("UPDATE chain_head SET updated_at = updated_at WHERE id = 1")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let body =
+        json!({"model": "gpt-test", "messages": [{"role": "user", "content": "ロック中の依頼"}]});
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        let sent = std::time::Instant::now();
+        let (s, _, _) = app.call("/v1/chat/completions", &body).await;
+        assert_eq!(s, 200, "request {i} while the database is held");
+        // Far below the writer's 5 s wait for the lock: the answer came from the journal.
+        assert!(
+            sent.elapsed() < std::time::Duration::from_secs(2),
+            "request {i} waited {:?} for the database",
+            sent.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    // Once the lock is gone, every record reaches the database, in one verified chain.
+    app.wait_for_records(6).await;
+    assert!(app.gw.log.flush().await);
+    let report = check(&app, &[]).await;
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.records, 6, "{report:?}");
+}

@@ -17,7 +17,7 @@ use ed25519_dalek::SigningKey;
 use journal::Journal;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -450,6 +450,16 @@ impl LogWriter {
     }
 }
 
+/// What the journaling loop hands to the storing loop, in commit order.
+enum ToStore {
+    /// Records already committed to the journal (or nobody waits for), with who waits.
+    Records(Vec<LogRecord>, Vec<Ack>),
+    Flush(oneshot::Sender<bool>),
+}
+
+/// The writer's first half: seals records, commits the answers' records to the journal and
+/// acknowledges them, then hands everything to [`store_loop`]. Answers never wait for the
+/// database: a slow insert (a large batch, a busy PostgreSQL) delays only the storing.
 async fn run(
     store: Store,
     keys: Arc<DataKeys>,
@@ -457,32 +467,22 @@ async fn run(
     journal_sync: bool,
     mut rx: mpsc::Receiver<Job>,
     healthy: Arc<AtomicBool>,
-    mut cp: Checkpointing,
+    cp: Checkpointing,
 ) {
+    let (to_store, store_rx) = mpsc::channel(QUEUE);
+    // Records handed over and not yet stored: like those in a batch, no reason to wait.
+    let held = Arc::new(AtomicUsize::new(0));
+    let storing = tokio::spawn(store_loop(
+        store,
+        Arc::clone(&journal),
+        store_rx,
+        healthy,
+        cp,
+        Arc::clone(&held),
+    ));
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    // Acknowledged (committed in the journal, or refusals) but not yet in the database, and
-    // when they are to be stored.
-    let mut unstored: Vec<LogRecord> = Vec::new();
-    let mut due: Option<tokio::time::Instant> = None;
-    let mut closing = false;
-    loop {
-        let first = match due {
-            None => match rx.recv().await {
-                Some(j) => Some(j),
-                None => break,
-            },
-            Some(due) => match tokio::time::timeout_at(due, rx.recv()).await {
-                Ok(Some(j)) => Some(j),
-                Ok(None) => {
-                    closing = true;
-                    None
-                }
-                Err(_) => None,
-            },
-        };
-        if let Some(first) = first {
-            batch.push(first);
-        }
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
         // Woken by the first record, this task would run at once (the scheduler favours the
         // task just woken) and commit it alone. When other requests are in flight, letting
         // every other ready task run first lets their records join this commit: without it,
@@ -497,7 +497,7 @@ async fn run(
             }
             if yields == MAX_YIELDS
                 || batch.len() >= MAX_BATCH
-                || journal.in_flight() <= batch.len() + unstored.len()
+                || journal.in_flight() <= batch.len() + held.load(Ordering::Relaxed)
             {
                 break;
             }
@@ -534,80 +534,106 @@ async fn run(
             // Let the answers just acknowledged go out before this task goes on.
             tokio::task::yield_now().await;
         }
+        // Answers whose journal commit failed are still `Durable`: they wait for the database,
+        // as before there was a journal.
+        if !fresh.is_empty() {
+            held.fetch_add(fresh.len(), Ordering::Relaxed);
+            if to_store
+                .send(ToStore::Records(fresh, fresh_acks))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        for done in flushes {
+            if to_store.send(ToStore::Flush(done)).await.is_err() {
+                break;
+            }
+        }
+    }
+    // What the storing loop cannot store before it ends is in the journal: recovery stores it.
+    drop(to_store);
+    let _ = storing.await;
+}
+
+/// The writer's second half: links records into the chain and inserts them, in the order
+/// they were committed, in batches of whatever arrived within [`STORE_DELAY`] (at once if
+/// someone waits for the database). Records whose insert failed are retried; if a whole batch
+/// fails, the log is declared unavailable until the probe sees the database again.
+async fn store_loop(
+    store: Store,
+    journal: Arc<Journal>,
+    mut rx: mpsc::Receiver<ToStore>,
+    healthy: Arc<AtomicBool>,
+    mut cp: Checkpointing,
+    held: Arc<AtomicUsize>,
+) {
+    // Not yet in the database, with who waits for each, in commit order.
+    let mut records: Vec<LogRecord> = Vec::new();
+    let mut acks: Vec<Ack> = Vec::new();
+    let mut flushes: Vec<oneshot::Sender<bool>> = Vec::new();
+    let mut due: Option<tokio::time::Instant> = None;
+    let mut closing = false;
+    loop {
+        // `None`: the delay is up; `Some(None)`: the journaling loop has ended.
+        let got = match due {
+            None => Some(rx.recv().await),
+            Some(due) => tokio::time::timeout_at(due, rx.recv()).await.ok(),
+        };
+        let mut next = match got {
+            Some(Some(m)) => Some(m),
+            Some(None) => {
+                closing = true;
+                None
+            }
+            None => None,
+        };
+        while let Some(m) = next.take() {
+            match m {
+                ToStore::Records(mut r, mut a) => {
+                    records.append(&mut r);
+                    acks.append(&mut a);
+                }
+                ToStore::Flush(done) => flushes.push(done),
+            }
+            if records.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
         // Records nobody waits for can wait to be stored with more of their kind: a larger
-        // transaction costs less per record, and none of this is on a request's path.
+        // transaction costs less per record.
         let waited_for = !flushes.is_empty()
-            || fresh_acks
+            || acks
                 .iter()
                 .any(|a| matches!(a, Ack::Durable(_) | Ack::Stored(_)));
-        let mut records = std::mem::take(&mut unstored);
-        let mut acks: Vec<Ack> = records.iter().map(|_| Ack::Given).collect();
-        records.append(&mut fresh);
-        acks.append(&mut fresh_acks);
         let now = tokio::time::Instant::now();
         if !waited_for && !closing && records.len() < MAX_BATCH && due.is_none_or(|d| d > now) {
             if !records.is_empty() {
                 due = due.or(Some(now + STORE_DELAY));
             }
-            unstored = records;
             continue;
         }
         due = None;
-        metrics::histogram!("mamori_log_batch_records").record(records.len() as f64);
-        let ids: Vec<String> = records.iter().map(|r| r.request_id.clone()).collect();
-        let (outcomes, head) = write_batch(&store, records).await;
-        let failed = outcomes
-            .iter()
-            .filter(|(_, o)| *o != Stored::Written)
-            .count();
-        let already = outcomes
-            .iter()
-            .filter(|(_, o)| *o == Stored::AlreadyRecorded)
-            .count();
-        if failed == outcomes.len() && failed > already {
-            tracing::error!(
-                records = outcomes.len(),
-                "log write failed; refusing requests until the database is back"
-            );
-            healthy.store(false, Ordering::Release);
+        let n = records.len();
+        let unstored = store_batch(
+            &store,
+            &journal,
+            &healthy,
+            &mut cp,
+            std::mem::take(&mut records),
+            std::mem::take(&mut acks),
+        )
+        .await;
+        let left = unstored.len();
+        held.fetch_sub(n - left, Ordering::Relaxed);
+        metrics::gauge!("mamori_log_unstored_records").set(left as f64);
+        for done in flushes.drain(..) {
+            let _ = done.send(left == 0);
         }
-        if let Some(head) = head {
-            cp.since += (outcomes.len() - failed) as u64;
-            if cp.since >= cp.every || cp.last.elapsed() >= cp.interval {
-                if let Err(e) = checkpoint_now(&store, &cp, head).await {
-                    tracing::warn!(error = %format!("{e:#}"), "checkpoint failed");
-                } else {
-                    cp.since = 0;
-                    cp.last = Instant::now();
-                }
-            }
-        }
-        metrics::counter!("mamori_log_records_total", "result" => "written")
-            .increment((outcomes.len() - failed) as u64);
-        metrics::counter!("mamori_log_records_total", "result" => "failed")
-            .increment(failed as u64);
-        // Outcomes line up with ids and acks; a record lost to a failed write task stays in the
-        // journal, where recovery finds it.
-        let mut outcomes = outcomes.into_iter();
-        for (id, ack) in ids.iter().zip(acks) {
-            let (record, outcome) = outcomes.next().unwrap_or((None, Stored::Failed));
-            let ok = outcome != Stored::Failed;
-            if ok {
-                journal.done(id);
-            }
-            match ack {
-                Ack::Durable(done) | Ack::Stored(done) => {
-                    let _ = done.send(outcome == Stored::Written);
-                }
-                Ack::Given if !ok => unstored.extend(record),
-                Ack::Given | Ack::None => {}
-            }
-        }
-        metrics::gauge!("mamori_log_unstored_records").set(unstored.len() as f64);
-        for done in flushes {
-            let _ = done.send(unstored.is_empty());
-        }
-        if !unstored.is_empty() {
+        if left > 0 {
+            acks = unstored.iter().map(|_| Ack::Given).collect();
+            records = unstored;
             due = Some(tokio::time::Instant::now() + RETRY_EVERY);
         }
         if closing {
@@ -615,6 +641,72 @@ async fn run(
             break;
         }
     }
+}
+
+/// Stores one batch, answers whoever waits for its records, and returns the acknowledged
+/// records whose insert failed (to retry).
+async fn store_batch(
+    store: &Store,
+    journal: &Journal,
+    healthy: &AtomicBool,
+    cp: &mut Checkpointing,
+    records: Vec<LogRecord>,
+    acks: Vec<Ack>,
+) -> Vec<LogRecord> {
+    let mut unstored = Vec::new();
+    if records.is_empty() {
+        return unstored;
+    }
+    metrics::histogram!("mamori_log_batch_records").record(records.len() as f64);
+    let ids: Vec<String> = records.iter().map(|r| r.request_id.clone()).collect();
+    let (outcomes, head) = write_batch(store, records).await;
+    let failed = outcomes
+        .iter()
+        .filter(|(_, o)| *o != Stored::Written)
+        .count();
+    let already = outcomes
+        .iter()
+        .filter(|(_, o)| *o == Stored::AlreadyRecorded)
+        .count();
+    if failed == outcomes.len() && failed > already {
+        tracing::error!(
+            records = outcomes.len(),
+            "log write failed; refusing requests until the database is back"
+        );
+        healthy.store(false, Ordering::Release);
+    }
+    if let Some(head) = head {
+        cp.since += (outcomes.len() - failed) as u64;
+        if cp.since >= cp.every || cp.last.elapsed() >= cp.interval {
+            if let Err(e) = checkpoint_now(store, cp, head).await {
+                tracing::warn!(error = %format!("{e:#}"), "checkpoint failed");
+            } else {
+                cp.since = 0;
+                cp.last = Instant::now();
+            }
+        }
+    }
+    metrics::counter!("mamori_log_records_total", "result" => "written")
+        .increment((outcomes.len() - failed) as u64);
+    metrics::counter!("mamori_log_records_total", "result" => "failed").increment(failed as u64);
+    // Outcomes line up with ids and acks; a record lost to a failed write task stays in the
+    // journal, where recovery finds it.
+    let mut outcomes = outcomes.into_iter();
+    for (id, ack) in ids.iter().zip(acks) {
+        let (record, outcome) = outcomes.next().unwrap_or((None, Stored::Failed));
+        let ok = outcome != Stored::Failed;
+        if ok {
+            journal.done(id);
+        }
+        match ack {
+            Ack::Durable(done) | Ack::Stored(done) => {
+                let _ = done.send(outcome == Stored::Written);
+            }
+            Ack::Given if !ok => unstored.extend(record),
+            Ack::Given | Ack::None => {}
+        }
+    }
+    unstored
 }
 
 /// Appends the records waiting for a durable acknowledgement to the journal as committed
