@@ -17,10 +17,10 @@ use ed25519_dalek::SigningKey;
 use journal::Journal;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 const MAX_BATCH: usize = 512;
 /// How many times the writer lets ready requests run before committing, while others are in
@@ -30,6 +30,8 @@ const MAX_YIELDS: usize = 3;
 /// Older versions heartbeat every 10 s; one unseen for this long has stopped.
 const LEGACY_STALE: Duration = Duration::from_secs(30);
 const QUEUE: usize = 8192;
+/// Records acknowledged but not yet in the database, at most (see `run`).
+const MAX_UNSTORED: usize = 8192;
 
 /// The keys the log needs, loaded from outside the database.
 #[derive(Debug, Clone)]
@@ -470,18 +472,19 @@ async fn run(
     cp: Checkpointing,
 ) {
     let (to_store, store_rx) = mpsc::channel(QUEUE);
-    // Records handed over and not yet stored: like those in a batch, no reason to wait.
-    let held = Arc::new(AtomicUsize::new(0));
+    // Room for records handed over and not yet stored. When a slow or locked database has let
+    // this many pile up, answers wait for the database again rather than memory growing.
+    let room = Arc::new(Semaphore::new(MAX_UNSTORED));
     let storing = tokio::spawn(store_loop(
         store,
         Arc::clone(&journal),
         store_rx,
         healthy,
         cp,
-        Arc::clone(&held),
+        Arc::clone(&room),
     ));
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
+    'jobs: while let Some(first) = rx.recv().await {
         batch.push(first);
         // Woken by the first record, this task would run at once (the scheduler favours the
         // task just woken) and commit it alone. When other requests are in flight, letting
@@ -497,7 +500,7 @@ async fn run(
             }
             if yields == MAX_YIELDS
                 || batch.len() >= MAX_BATCH
-                || journal.in_flight() <= batch.len() + held.load(Ordering::Relaxed)
+                || journal.in_flight() <= batch.len() + unstored(&room)
             {
                 break;
             }
@@ -537,24 +540,37 @@ async fn run(
         // Answers whose journal commit failed are still `Durable`: they wait for the database,
         // as before there was a journal.
         if !fresh.is_empty() {
-            held.fetch_add(fresh.len(), Ordering::Relaxed);
+            // A batch is at most MAX_BATCH records, well below the room there is.
+            let n = u32::try_from(fresh.len()).unwrap_or(u32::MAX);
+            match room.acquire_many(n).await {
+                Ok(taken) => taken.forget(),
+                Err(_) => break 'jobs,
+            }
+            metrics::gauge!("mamori_log_unstored_records").set(unstored(&room) as f64);
             if to_store
                 .send(ToStore::Records(fresh, fresh_acks))
                 .await
                 .is_err()
             {
-                break;
+                break 'jobs;
             }
         }
         for done in flushes {
             if to_store.send(ToStore::Flush(done)).await.is_err() {
-                break;
+                break 'jobs;
             }
         }
     }
     // What the storing loop cannot store before it ends is in the journal: recovery stores it.
     drop(to_store);
-    let _ = storing.await;
+    if let Err(e) = storing.await {
+        tracing::error!(error = %e, "log storing task failed; recovery will store what the journal holds");
+    }
+}
+
+/// Records acknowledged and handed to the storing task, not yet in the database.
+fn unstored(room: &Semaphore) -> usize {
+    MAX_UNSTORED.saturating_sub(room.available_permits())
 }
 
 /// The writer's second half: links records into the chain and inserts them, in the order
@@ -567,7 +583,7 @@ async fn store_loop(
     mut rx: mpsc::Receiver<ToStore>,
     healthy: Arc<AtomicBool>,
     mut cp: Checkpointing,
-    held: Arc<AtomicUsize>,
+    room: Arc<Semaphore>,
 ) {
     // Not yet in the database, with who waits for each, in commit order.
     let mut records: Vec<LogRecord> = Vec::new();
@@ -575,6 +591,10 @@ async fn store_loop(
     let mut flushes: Vec<oneshot::Sender<bool>> = Vec::new();
     let mut due: Option<tokio::time::Instant> = None;
     let mut closing = false;
+    // Since the last write: records received (retried ones not counted), and whether anyone
+    // waits for the database.
+    let mut fresh = 0;
+    let mut waited_for = false;
     loop {
         // `None`: the delay is up; `Some(None)`: the journaling loop has ended.
         let got = match due {
@@ -592,29 +612,34 @@ async fn store_loop(
         while let Some(m) = next.take() {
             match m {
                 ToStore::Records(mut r, mut a) => {
+                    fresh += r.len();
+                    waited_for |= a
+                        .iter()
+                        .any(|a| matches!(a, Ack::Durable(_) | Ack::Stored(_)));
                     records.append(&mut r);
                     acks.append(&mut a);
                 }
-                ToStore::Flush(done) => flushes.push(done),
+                ToStore::Flush(done) => {
+                    waited_for = true;
+                    flushes.push(done);
+                }
             }
-            if records.len() < MAX_BATCH {
+            if fresh < MAX_BATCH {
                 next = rx.try_recv().ok();
             }
         }
         // Records nobody waits for can wait to be stored with more of their kind: a larger
-        // transaction costs less per record.
-        let waited_for = !flushes.is_empty()
-            || acks
-                .iter()
-                .any(|a| matches!(a, Ack::Durable(_) | Ack::Stored(_)));
+        // transaction costs less per record. Retried ones wait for their retry time.
         let now = tokio::time::Instant::now();
-        if !waited_for && !closing && records.len() < MAX_BATCH && due.is_none_or(|d| d > now) {
+        if !waited_for && !closing && fresh < MAX_BATCH && due.is_none_or(|d| d > now) {
             if !records.is_empty() {
                 due = due.or(Some(now + STORE_DELAY));
             }
             continue;
         }
         due = None;
+        fresh = 0;
+        waited_for = false;
         let n = records.len();
         let unstored = store_batch(
             &store,
@@ -626,8 +651,8 @@ async fn store_loop(
         )
         .await;
         let left = unstored.len();
-        held.fetch_sub(n - left, Ordering::Relaxed);
-        metrics::gauge!("mamori_log_unstored_records").set(left as f64);
+        room.add_permits(n - left);
+        metrics::gauge!("mamori_log_unstored_records").set(self::unstored(&room) as f64);
         for done in flushes.drain(..) {
             let _ = done.send(left == 0);
         }
