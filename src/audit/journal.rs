@@ -660,6 +660,39 @@ mod tests {
     }
 
     #[test]
+    fn a_group_whose_write_fails_is_refused_whole_and_the_next_starts_a_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), "db1", "a", false).unwrap();
+        // From here on, writes to the current segment fail, as on a full disk.
+        j.state.lock().unwrap().current.file =
+            Arc::new(OpenOptions::new().write(true).open("/dev/full").unwrap());
+        let first = j.queue_note(&rec("r1")).unwrap();
+        let second = j.queue_note(&rec("r2")).unwrap();
+        let err = j.write_notes(second).unwrap_err();
+        assert!(format!("{err:#}").contains("space"), "{err:#}");
+        // The other request of the group is told too: its note is never reported written.
+        assert!(j.write_notes(first).is_err());
+        assert_eq!(j.in_flight(), 0);
+        // The failed segment could not be cut back, so the next group starts a new one.
+        let third = j.queue_note(&rec("r3")).unwrap();
+        j.write_notes(third).unwrap();
+        assert_eq!(j.in_flight(), 1);
+        let written: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "journal"))
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str::<LogRecord>(l).unwrap().request_id)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(written, ["r3"]);
+    }
+
+    #[test]
     fn segments_of_another_database_are_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let a = Journal::open(dir.path(), "db1", "a", true).unwrap();
