@@ -127,12 +127,12 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
 
 /// Writes every entry, in order, with as few `writev` calls as the kernel allows (one, for a
 /// regular file), without first copying them into one buffer.
-fn write_all_vectored(mut file: &File, lines: &[(String, Vec<u8>)]) -> std::io::Result<()> {
-    let mut slices: Vec<std::io::IoSlice<'_>> = lines
-        .iter()
-        .map(|(_, l)| std::io::IoSlice::new(l))
-        .collect();
-    let mut rest = &mut slices[..];
+/// Writes every slice, in as few `writev` calls as the kernel takes them (no copy into one buffer).
+pub(crate) fn write_all_vectored(
+    mut file: &File,
+    slices: &mut [std::io::IoSlice<'_>],
+) -> std::io::Result<()> {
+    let mut rest = slices;
     while !rest.is_empty() {
         match file.write_vectored(rest) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
@@ -302,7 +302,11 @@ impl Journal {
                 }
             }
             // One write of whole lines: a killed process leaves each whole or not at all.
-            if let Err(e) = write_all_vectored(&st.current.file, &lines) {
+            let mut slices: Vec<std::io::IoSlice<'_>> = lines
+                .iter()
+                .map(|(_, l)| std::io::IoSlice::new(l))
+                .collect();
+            if let Err(e) = write_all_vectored(&st.current.file, &mut slices) {
                 // Cut off whatever part did land, so the next line starts a line of its own;
                 // if even that fails, start a new segment for the next one.
                 if st.current.file.set_len(st.current.bytes).is_err() {

@@ -3,7 +3,7 @@
 //! In the table, a record's few kilobytes of sealed bodies took overflow pages that SQLite wrote
 //! twice (into the WAL, then back at checkpoint), with two system calls per page. Here they are
 //! appended to one file per contract and UTC day, `<database>-bodies/<hex contract>/<day>.bodies`,
-//! with one `write` per commit; the row keeps only where they are (`body_ref`), and the chain
+//! with one `writev` per commit (no copy into one buffer); the row keeps only where they are (`body_ref`), and the chain
 //! still covers their hashes. Appends happen inside the write transaction, so writers in several
 //! processes never interleave in a file, and a rolled-back commit leaves only unreferenced sealed
 //! bytes behind. Per-day files let retention delete bodies by the file; contract close deletes
@@ -13,7 +13,7 @@ use super::log::LogRecord;
 use anyhow::Context;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::IoSlice;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -175,8 +175,8 @@ impl BodyFiles {
         }
         for ((contract, day), members) in groups {
             let path = self.file(&contract, &day);
-            let (mut f, mut offset) = self.open_for_append(&path)?;
-            let mut buf = Vec::new();
+            let (f, mut offset) = self.open_for_append(&path)?;
+            let mut slices = Vec::with_capacity(members.len() * 2);
             for i in members {
                 let Some(r) = records.get(i) else { continue };
                 let req = r.request_body.as_deref().unwrap_or_default();
@@ -185,10 +185,10 @@ impl BodyFiles {
                     *slot = Some(format!("{day}:{offset}:{}:{}", req.len(), out.len()));
                 }
                 offset += (req.len() + out.len()) as u64;
-                buf.extend_from_slice(req);
-                buf.extend_from_slice(out);
+                slices.push(IoSlice::new(req));
+                slices.push(IoSlice::new(out));
             }
-            f.write_all(&buf)
+            crate::audit::journal::write_all_vectored(&f, &mut slices)
                 .with_context(|| format!("cannot append log bodies to {}", path.display()))?;
             if sync {
                 self.sync_file(&path, &f)?;
