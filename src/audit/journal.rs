@@ -125,9 +125,8 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
     }
 }
 
-/// Writes every entry, in order, with as few `writev` calls as the kernel allows (one, for a
-/// regular file), without first copying them into one buffer.
-/// Writes every slice, in as few `writev` calls as the kernel takes them (no copy into one buffer).
+/// Writes every slice, in order, with as few `writev` calls as the kernel allows (one, for a
+/// regular file, up to 1 024 slices), without first copying them into one buffer.
 pub(crate) fn write_all_vectored(
     mut file: &File,
     slices: &mut [std::io::IoSlice<'_>],
