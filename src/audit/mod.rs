@@ -500,7 +500,7 @@ async fn run(
             }
             if yields == MAX_YIELDS
                 || batch.len() >= MAX_BATCH
-                || journal.in_flight() <= batch.len() + unstored(&room)
+                || journal.in_flight() <= batch.len() + awaiting_store(&room)
             {
                 break;
             }
@@ -546,7 +546,7 @@ async fn run(
                 Ok(taken) => taken.forget(),
                 Err(_) => break 'jobs,
             }
-            metrics::gauge!("mamori_log_unstored_records").set(unstored(&room) as f64);
+            metrics::gauge!("mamori_log_unstored_records").set(awaiting_store(&room) as f64);
             if to_store
                 .send(ToStore::Records(fresh, fresh_acks))
                 .await
@@ -569,7 +569,7 @@ async fn run(
 }
 
 /// Records acknowledged and handed to the storing task, not yet in the database.
-fn unstored(room: &Semaphore) -> usize {
+fn awaiting_store(room: &Semaphore) -> usize {
     MAX_UNSTORED.saturating_sub(room.available_permits())
 }
 
@@ -652,7 +652,7 @@ async fn store_loop(
         .await;
         let left = unstored.len();
         room.add_permits(n - left);
-        metrics::gauge!("mamori_log_unstored_records").set(self::unstored(&room) as f64);
+        metrics::gauge!("mamori_log_unstored_records").set(awaiting_store(&room) as f64);
         for done in flushes.drain(..) {
             let _ = done.send(left == 0);
         }

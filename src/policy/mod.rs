@@ -30,15 +30,6 @@ pub struct Provider {
     urls: Vec<(&'static str, http::Uri)>,
 }
 
-/// The paths the data plane forwards to, under a provider's base URL.
-pub const UPSTREAM_PATHS: &[&str] = &[
-    "/chat/completions",
-    "/responses",
-    "/embeddings",
-    "/messages",
-    "/messages/count_tokens",
-];
-
 fn join(base: &url::Url, path: &str) -> Option<http::Uri> {
     let mut u = base.clone();
     let joined = format!("{}{path}", u.path().trim_end_matches('/'));
@@ -80,9 +71,9 @@ impl Provider {
         credential: Result<Option<Secret>, String>,
     ) -> Self {
         let urls = match url::Url::parse(&reg.base_url) {
-            Ok(base) => UPSTREAM_PATHS
+            Ok(base) => crate::proxy::endpoint::Endpoint::ALL
                 .iter()
-                .filter_map(|p| Some((*p, join(&base, p)?)))
+                .filter_map(|e| Some((e.upstream_path(), join(&base, e.upstream_path())?)))
                 .collect(),
             Err(_) => Vec::new(),
         };
@@ -95,8 +86,8 @@ impl Provider {
         }
     }
 
-    /// The provider's URL for `path`, one of [`UPSTREAM_PATHS`]; `None` if its base URL does
-    /// not parse.
+    /// The provider's URL for `path`, an endpoint's `upstream_path`; `None` if its base URL
+    /// does not parse.
     pub fn url(&self, path: &str) -> Option<http::Uri> {
         self.urls
             .iter()
@@ -523,6 +514,21 @@ mod tests {
         SecretRef::parse(&format!("file:{}", path.display()))
             .unwrap()
             .resolve()
+    }
+
+    #[test]
+    fn every_endpoint_has_its_url_under_the_base_path() {
+        let text = include_str!("../../examples/local-mock.toml")
+            .replace("http://127.0.0.1:9999/v1", "http://127.0.0.1:9999/v1/");
+        let reg = Registration::from_toml(&text).unwrap();
+        let p = Provider::new(reg, 1, None, Ok(None));
+        for e in crate::proxy::endpoint::Endpoint::ALL {
+            let url = p.url(e.upstream_path()).unwrap();
+            assert_eq!(
+                url.to_string(),
+                format!("http://127.0.0.1:9999/v1{}", e.upstream_path())
+            );
+        }
     }
 
     #[test]
