@@ -553,6 +553,13 @@ impl Store {
     /// Body files (SQLite) are overwritten where those records' bodies were, and a day's file
     /// goes once no record points into it.
     pub async fn expire_bodies(&self, contract: &str, before: &str) -> anyhow::Result<u64> {
+        let _one_run = match &self.sqlite_log {
+            Some(w) => Some(w.expiring.lock().await),
+            None => None,
+        };
+        // The files' references and the update in one write transaction: a row stored between
+        // them would be marked deleted with its bytes left in place.
+        let mut tx = self.write_tx().await?;
         let in_files: Vec<String> = match &self.sqlite_log {
             Some(_) => sqlx::query(
                 "SELECT body_ref FROM log_records \
@@ -560,7 +567,7 @@ impl Store {
             )
             .bind(contract)
             .bind(before)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|r| r.try_get(0))
@@ -574,9 +581,10 @@ impl Store {
         )
         .bind(contract)
         .bind(before)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        tx.commit().await?;
         if let Some(w) = &self.sqlite_log {
             // The rows no longer point at these bodies; now the bytes go too (file I/O, so not
             // on an async worker).

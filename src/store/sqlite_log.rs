@@ -22,6 +22,9 @@ pub(crate) struct SqliteLog {
     conn: Arc<Mutex<Connection>>,
     full_sync: bool,
     pub(crate) bodies: BodyFiles,
+    /// One retention run at a time, so that when a run returns, every body it or a concurrent
+    /// run marked deleted is also overwritten.
+    pub(crate) expiring: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// `full_sync`: fsync every commit (survives power loss), instead of only a process kill.
@@ -110,6 +113,7 @@ impl SqliteLog {
             conn,
             full_sync,
             bodies,
+            expiring: Arc::default(),
         })
     }
 
