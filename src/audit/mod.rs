@@ -124,6 +124,12 @@ impl DataKeys {
         if let Some(k) = self.cached(contract) {
             return Ok(k);
         }
+        // Boxed: the database queries' futures are kilobytes, and every request's future would
+        // carry (and copy on every move) that room for this rare path.
+        Box::pin(self.load(contract, create)).await
+    }
+
+    async fn load(&self, contract: &str, create: bool) -> anyhow::Result<Option<Arc<Key>>> {
         let mut row = self.store.data_key(contract).await?;
         if row.is_none() && create {
             let fresh = Key::random();
@@ -351,21 +357,27 @@ impl LogWriter {
     }
 
     /// Writes a record and waits until it is in the database. `false` if it could not be.
-    pub async fn commit(&self, record: LogRecord) -> bool {
-        self.send(record, Plain::default(), true).await
+    pub fn commit(&self, record: LogRecord) -> impl std::future::Future<Output = bool> + '_ {
+        self.send(Box::new(record), Plain::default(), true)
     }
 
     /// Writes the record of an answer, with the plaintext bodies beside it, and waits until it
     /// is committed: durable in this instance's journal, whole and sealed, so that a killed
     /// process loses nothing. It reaches the database right after (and on a database error
     /// is retried, or stored by recovery). `false` if it could not be committed.
-    pub async fn commit_answer(&self, record: LogRecord, plain: Plain) -> bool {
-        self.send(record, plain, false).await
+    /// (Not an `async fn` and the record boxed: every layer of future would otherwise carry
+    /// its own copy of the record, and the request's future is moved whole.)
+    pub fn commit_answer(
+        &self,
+        record: Box<LogRecord>,
+        plain: Plain,
+    ) -> impl std::future::Future<Output = bool> + '_ {
+        self.send(record, plain, false)
     }
 
     /// Bodies are sealed here, on the caller's task, so the single writer only journals,
     /// links and inserts.
-    async fn send(&self, mut record: LogRecord, plain: Plain, stored: bool) -> bool {
+    async fn send(&self, mut record: Box<LogRecord>, plain: Plain, stored: bool) -> bool {
         if let Err(e) = self.data_keys.seal_from(&mut record, plain).await {
             tracing::error!(request_id = %record.request_id, error = %format!("{e:#}"), "cannot seal log record");
             return false;
@@ -376,12 +388,7 @@ impl LogWriter {
         } else {
             Ack::Durable(done)
         };
-        if self
-            .tx
-            .send(Job::Record(Box::new(record), ack))
-            .await
-            .is_err()
-        {
+        if self.tx.send(Job::Record(record, ack)).await.is_err() {
             return false;
         }
         wait.await.unwrap_or(false)
@@ -437,8 +444,8 @@ impl LogWriter {
     /// Queues a record without waiting (refusals, where nothing was delivered). If the queue is
     /// full — a flood of refused requests — the record is dropped and counted, but the log is not
     /// declared down: refusals must not be a way to stop the gateway.
-    pub fn submit(&self, record: LogRecord) {
-        match self.tx.try_send(Job::Record(Box::new(record), Ack::None)) {
+    pub fn submit(&self, record: Box<LogRecord>) {
+        match self.tx.try_send(Job::Record(record, Ack::None)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 metrics::counter!("mamori_refusal_records_dropped_total").increment(1);

@@ -85,7 +85,8 @@ struct Exchange {
     _active: Active,
     started: Instant,
     endpoint: &'static str,
-    rec: LogRecord,
+    /// Boxed: the exchange moves with the request's future, and through the log writer's calls.
+    rec: Box<LogRecord>,
     /// The bodies as sent and received, sealed straight from these buffers.
     plain: Plain,
 }
@@ -126,13 +127,13 @@ impl Exchange {
             _active: Active::new(),
             started: Instant::now(),
             endpoint,
-            rec: LogRecord {
+            rec: Box::new(LogRecord {
                 request_id: new_request_id(),
                 at: now_text(),
                 endpoint: endpoint.to_string(),
                 redactions: "{}".to_string(),
                 ..Default::default()
-            },
+            }),
             plain: Plain::default(),
         }
     }
@@ -334,7 +335,9 @@ async fn authenticate(gw: &Gateway, key: Option<&str>) -> Result<Caller, Refusal
     })?;
     let snap = gw.policy.snapshot();
     if !snap.knows_key(key) {
-        if let Err(e) = gw.policy.refresh_for_unknown_key().await {
+        // Boxed: the database queries behind it would otherwise make every request's
+        // future kilobytes larger, copied on every move.
+        if let Err(e) = Box::pin(gw.policy.refresh_for_unknown_key()).await {
             tracing::warn!(error = %format!("{e:#}"), "policy refresh on unknown key failed");
         }
         return gw.policy.snapshot().authenticate(key);
@@ -402,11 +405,11 @@ pub async fn handle(
     // answer is still read and its record still written.
     let gw2 = Arc::clone(gw);
     let request_id = ex.rec.request_id.clone();
-    match tokio::spawn(
-        async move { forward(&gw2, endpoint, &inc, req, route, redaction, ex).await },
-    )
-    .await
-    {
+    // Spawned in a statement of its own: as a temporary of the `match`, the exchange's whole
+    // future would be kept inside this one's, across the await below.
+    let task =
+        tokio::spawn(async move { forward(&gw2, endpoint, &inc, req, route, redaction, ex).await });
+    match task.await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(request_id = %request_id, error = %e, "exchange task failed");
