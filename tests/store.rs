@@ -238,6 +238,49 @@ async fn log_records_round_trip_and_filter() {
 }
 
 #[tokio::test]
+async fn retention_deletes_every_expired_body_over_several_batches() {
+    let (s, _db) = store().await;
+    // More expired records than one retention step takes, among records that must keep their
+    // bodies: another contract's, and recent ones.
+    let old = "2020-01-01T00:00:00.000000Z";
+    let mut expired = 0;
+    for batch in 0..5 {
+        let mut records = Vec::new();
+        for i in 0..1000 {
+            let id = format!("b{batch}-{i}");
+            let (contract, at) = match i % 10 {
+                0 => ("c2", old.to_string()),
+                1 => ("c1", mamori::store::now_text()),
+                _ => ("c1", old.to_string()),
+            };
+            if contract == "c1" && at == old {
+                expired += 1;
+            }
+            records.push(LogRecord {
+                at,
+                ..record(&id, contract, None)
+            });
+        }
+        append(&s, records).await.unwrap();
+    }
+    let cutoff = "2021-01-01T00:00:00.000000Z";
+    assert_eq!(s.expire_bodies("c1", cutoff).await.unwrap(), expired);
+    for id in ["b0-2", "b2-555", "b4-999"] {
+        let r = s.log_record(id).await.unwrap().unwrap();
+        assert_eq!(r.bodies_deleted.as_deref(), Some("retention"), "{id}");
+        assert!(r.request_body.is_none() && r.output_body.is_none(), "{id}");
+        assert!(r.output_sha256.is_some(), "{id}: the hash stays");
+    }
+    for id in ["b0-0", "b3-1", "b4-990", "b4-991"] {
+        let r = s.log_record(id).await.unwrap().unwrap();
+        assert!(r.bodies_deleted.is_none(), "{id}");
+        assert_eq!(r.output_body.as_deref(), Some("出力".as_bytes()), "{id}");
+    }
+    // Nothing is left to delete.
+    assert_eq!(s.expire_bodies("c1", cutoff).await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn the_log_can_fsync_every_commit() {
     let db = fresh_db().await;
     let s = Store::connect_with(&db.url, true).await.unwrap();

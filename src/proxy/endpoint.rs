@@ -98,7 +98,7 @@ impl ClientRequest {
             Refusal::new(
                 Code::InvalidRequest,
                 format!(
-                    "the request body is not valid UTF-8 (at byte {}); send JSON encoded as UTF-8",
+                    "the request body is not valid UTF-8 (the first invalid byte is at offset {}, counting from 0); send JSON encoded as UTF-8",
                     e.valid_up_to()
                 ),
             )
@@ -241,11 +241,7 @@ mod tests {
         let body = b"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xe5\x90\"}]}";
         let r = ClientRequest::parse(Endpoint::ChatCompletions, body).unwrap_err();
         assert_eq!(r.code, Code::InvalidRequest);
-        assert!(
-            r.message.contains("not valid UTF-8 (at byte 51)"),
-            "{}",
-            r.message
-        );
+        assert!(r.message.contains("at offset 51,"), "{}", r.message);
     }
 
     #[test]

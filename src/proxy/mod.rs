@@ -405,8 +405,8 @@ pub async fn handle(
     // answer is still read and its record still written.
     let gw2 = Arc::clone(gw);
     let request_id = ex.rec.request_id.clone();
-    // Spawned in a statement of its own: as a temporary of the `match`, the exchange's whole
-    // future would be kept inside this one's, across the await below.
+    // Spawned in a statement of its own: as a temporary of the `match`, room for the exchange's
+    // whole future would be reserved in this one's, across the await below.
     let task =
         tokio::spawn(async move { forward(&gw2, endpoint, &inc, req, route, redaction, ex).await });
     match task.await {

@@ -158,6 +158,10 @@ fn placeholders(dialect: super::Dialect, first: usize, count: usize) -> String {
     ps.join(", ")
 }
 
+/// Records whose bodies one retention step deletes: the update of one batch holds the write lock
+/// far below the log writer's wait for it.
+const EXPIRE_BATCH: i64 = 2000;
+
 fn insert_sql(dialect: super::Dialect, rows: usize) -> String {
     let n = COLUMNS.len();
     let values: Vec<String> = (0..rows)
@@ -557,43 +561,63 @@ impl Store {
             Some(w) => Some(w.expiring.lock().await),
             None => None,
         };
-        // The files' references and the update in one write transaction: a row stored between
-        // them would be marked deleted with its bytes left in place.
-        let mut tx = self.write_tx().await?;
-        let in_files: Vec<String> = match &self.sqlite_log {
-            Some(_) => sqlx::query(
-                "SELECT body_ref FROM log_records \
-                 WHERE contract_id = $1 AND at < $2 AND bodies_deleted IS NULL AND body_ref IS NOT NULL",
+        // In batches of rows, in the order they were stored, so that the write lock is held only
+        // for one batch's update at a time. The rows and their bodies' places are read first,
+        // then exactly that range of rows is marked: a row stored meanwhile gets a later `seq`
+        // and stays untouched (marking it would leave its bytes in place).
+        let mut n = 0;
+        let mut after: i64 = 0;
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, body_ref FROM log_records \
+                 WHERE seq > $1 AND contract_id = $2 AND at < $3 AND bodies_deleted IS NULL \
+                 AND (request_body IS NOT NULL OR output_body IS NOT NULL OR body_ref IS NOT NULL) \
+                 ORDER BY seq LIMIT $4",
             )
+            .bind(after)
             .bind(contract)
             .bind(before)
-            .fetch_all(&mut *tx)
+            .bind(EXPIRE_BATCH)
+            .fetch_all(self.pool())
+            .await?;
+            let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+                break;
+            };
+            let (first, last): (i64, i64) = (first.try_get(0)?, last.try_get(0)?);
+            let in_files: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<Option<String>, _>(1))
+                .filter_map(Result::transpose)
+                .collect::<Result<_, _>>()?;
+            n += sqlx::query(
+                "UPDATE log_records SET request_body = NULL, output_body = NULL, body_ref = NULL, bodies_deleted = 'retention' \
+                 WHERE seq >= $1 AND seq <= $2 AND contract_id = $3 AND at < $4 AND bodies_deleted IS NULL \
+                 AND (request_body IS NOT NULL OR output_body IS NOT NULL OR body_ref IS NOT NULL)",
+            )
+            .bind(first)
+            .bind(last)
+            .bind(contract)
+            .bind(before)
+            .execute(self.pool())
             .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?,
-            None => Vec::new(),
-        };
-        let n = sqlx::query(
-            "UPDATE log_records SET request_body = NULL, output_body = NULL, body_ref = NULL, bodies_deleted = 'retention' \
-             WHERE contract_id = $1 AND at < $2 AND bodies_deleted IS NULL \
-             AND (request_body IS NOT NULL OR output_body IS NOT NULL OR body_ref IS NOT NULL)",
-        )
-        .bind(contract)
-        .bind(before)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        if let Some(w) = &self.sqlite_log {
-            // The rows no longer point at these bodies; now the bytes go too (file I/O, so not
-            // on an async worker).
-            let bodies = w.bodies.clone();
-            let who = contract.to_string();
-            let failed = tokio::task::spawn_blocking(move || bodies.erase(&who, &in_files)).await?;
-            if failed > 0 {
-                tracing::warn!(contract, failed, "some expired bodies could not be overwritten; their day's file is deleted later");
+            .rows_affected();
+            if let (Some(w), false) = (&self.sqlite_log, in_files.is_empty()) {
+                // The rows no longer point at these bodies; now the bytes go too (file I/O, so
+                // not on an async worker).
+                let bodies = w.bodies.clone();
+                let who = contract.to_string();
+                let failed =
+                    tokio::task::spawn_blocking(move || bodies.erase(&who, &in_files)).await?;
+                if failed > 0 {
+                    tracing::warn!(contract, failed, "some expired bodies could not be overwritten; their day's file is deleted later");
+                }
             }
+            if rows.len() < EXPIRE_BATCH as usize {
+                break;
+            }
+            after = last;
+        }
+        if let Some(w) = &self.sqlite_log {
             // Only days wholly before the cutoff's: no request still being answered writes there.
             let cutoff_day = before.get(..10).unwrap_or(before);
             for day in w.bodies.days(contract)? {

@@ -22,8 +22,9 @@ pub(crate) struct SqliteLog {
     conn: Arc<Mutex<Connection>>,
     full_sync: bool,
     pub(crate) bodies: BodyFiles,
-    /// One retention run at a time, so that when a run returns, every body it or a concurrent
-    /// run marked deleted is also overwritten.
+    /// One retention run at a time in this process, so that when a run returns, the bodies that
+    /// another run (the upkeep's) marked deleted are overwritten too (any that could not be stay
+    /// until their day's file goes).
     pub(crate) expiring: Arc<tokio::sync::Mutex<()>>,
 }
 
