@@ -4,9 +4,9 @@
 //! twice (into the WAL, then back at checkpoint), with two system calls per page. Here they are
 //! appended to one file per contract and UTC day, `<database>-bodies/<hex contract>/<day>.bodies`,
 //! with one `writev` per commit (no copy into one buffer); the row keeps only where they are
-//! (`body_ref`), and the chain still covers their hashes. Appends happen inside the write transaction, so writers in several
-//! processes never interleave in a file, and a rolled-back commit leaves only unreferenced sealed
-//! bytes behind. Per-day files let retention delete bodies by the file; contract close deletes
+//! (`body_ref`), and the chain still covers their hashes. Appends happen inside the write
+//! transaction, so writers in several processes never interleave in a file, and a rolled-back
+//! commit leaves only unreferenced sealed bytes behind. Per-day files let retention delete bodies by the file; contract close deletes
 //! the contract's folder (its data key is destroyed first, so nothing left could be opened).
 //! PostgreSQL keeps bodies in the row: several hosts share it, and they share no disk.
 use super::log::LogRecord;
