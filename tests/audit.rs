@@ -812,3 +812,111 @@ async fn answers_do_not_wait_for_a_database_that_another_writer_holds() {
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.records, 6, "{report:?}");
 }
+
+/// Every journal line of the app's journal folder, as text.
+fn journal_text(app: &TestApp) -> String {
+    let mut text = String::new();
+    for e in std::fs::read_dir(app.db.audit().journal_dir).unwrap() {
+        text.push_str(&String::from_utf8_lossy(
+            &std::fs::read(e.unwrap().path()).unwrap(),
+        ));
+    }
+    text
+}
+
+/// Answers of `n` requests that arrive together, noted and then committed at once; whether
+/// each was acknowledged as committed.
+async fn commit_together(app: &TestApp, tag: &str, n: usize) -> (Vec<String>, Vec<bool>) {
+    use mamori::audit::Plain;
+    // Sealing must not wait for the database, so that every record reaches the writer before
+    // it runs (this test runs on one thread): the contract's key is loaded first.
+    app.gw.log.data_keys.get("c1", true).await.unwrap().unwrap();
+    let ids: Vec<String> = (0..n).map(|i| format!("req_{tag}_{i}")).collect();
+    let mut records = Vec::new();
+    for id in &ids {
+        let r = LogRecord {
+            contract_id: Some("c1".into()),
+            ..rec(id)
+        };
+        assert!(app.gw.log.begin(&r, true).await);
+        records.push(r);
+    }
+    let acks = futures_util::future::join_all(records.into_iter().map(|r| {
+        let plain = Plain {
+            request: Some(bytes::Bytes::from(format!(
+                "{{\"q\":\"{}\"}}",
+                r.request_id
+            ))),
+            output: Some(bytes::Bytes::from_static(b"{\"a\":\"answer\"}")),
+        };
+        app.gw.log.commit_answer(Box::new(r), plain)
+    }))
+    .await;
+    (ids, acks)
+}
+
+/// On SQLite, answers that arrive together are committed by their database insert: each is in
+/// the database once acknowledged, and no sealed copy went to the journal first. If that insert
+/// fails, they are committed to the journal after all, still delivered, and stored once the
+/// database is back. (PostgreSQL always commits answers to the journal first.)
+#[tokio::test]
+async fn answers_that_arrive_together_are_committed_by_the_database_or_else_the_journal() {
+    let app = spawn_app().await;
+    let sqlite = sqlite_file(&app).is_some();
+    let (ids, acks) = commit_together(&app, "together", 8).await;
+    assert!(acks.iter().all(|a| *a), "{acks:?}");
+    let journal = journal_text(&app);
+    for id in &ids {
+        let committed_line = journal.contains(&format!(
+            "{{\"committed\":{{\"seq\":0,\"request_id\":\"{id}\""
+        ));
+        if sqlite {
+            assert!(
+                app.store.log_record(id).await.unwrap().is_some(),
+                "{id} was acknowledged before its insert"
+            );
+            assert!(!committed_line, "{id} was written to the journal too");
+        } else {
+            assert!(committed_line, "{id} has no committed line in the journal");
+        }
+    }
+
+    // The insert fails: the same group is committed to the journal instead, and delivered.
+    let mut conn = raw(&app).await;
+    sqlx::query("ALTER TABLE log_records RENAME TO log_records_gone")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (late, acks) = commit_together(&app, "late", 8).await;
+    assert!(acks.iter().all(|a| *a), "{acks:?}");
+    let journal = journal_text(&app);
+    for id in &late {
+        assert!(
+            journal.contains(&format!(
+                "{{\"committed\":{{\"seq\":0,\"request_id\":\"{id}\""
+            )),
+            "{id} was acknowledged with its record nowhere"
+        );
+    }
+    for _ in 0..200 {
+        if !app.gw.log.is_healthy() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        !app.gw.log.is_healthy(),
+        "a failed insert did not declare the log down"
+    );
+    sqlx::query("ALTER TABLE log_records_gone RENAME TO log_records")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for id in &late {
+        let (stored, req, out) = app.record(id).await;
+        assert_eq!(stored.outcome, "ok");
+        assert_eq!(req.unwrap()["q"], id.as_str());
+        assert_eq!(out.unwrap()["a"], "answer");
+    }
+    assert!(check(&app, &[]).await.ok());
+}
