@@ -16,7 +16,9 @@
 //! the whole record as a `committed` entry: a JSON line with the metadata and the lengths of
 //! the bodies, followed by the bodies as sealed with the contract's key (raw bytes) and a
 //! newline. That entry is the commit a client waits for before it receives the end of its
-//! answer. The record reaches the database right after; recovery inserts committed records whose
+//! answer (on SQLite, a group of answers is committed by its database insert instead, see
+//! `audit::DATABASE_COMMITS_FROM`, and only reaches the journal if that insert fails). The
+//! record reaches the database right after; recovery inserts committed records whose
 //! insert never happened as they are, and records the others as `interrupted`. Plaintext bodies
 //! never touch the journal.
 use crate::store::LogRecord;

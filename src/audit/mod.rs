@@ -479,8 +479,9 @@ enum ToStore {
 }
 
 /// The writer's first half: seals records, commits the answers' records to the journal and
-/// acknowledges them, then hands everything to [`store_loop`]. Answers never wait for the
-/// database: a slow insert (a large batch, a busy PostgreSQL) delays only the storing.
+/// acknowledges them, then hands everything to [`store_loop`]. Answers committed this way never
+/// wait for the database: a slow insert (a large batch, a busy PostgreSQL) delays only the
+/// storing. On SQLite a group of [`DATABASE_COMMITS_FROM`] or more is left to its insert.
 async fn run(
     store: Store,
     keys: Arc<DataKeys>,
