@@ -3,6 +3,7 @@ pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod digest;
 pub mod disclose;
 pub mod gateway;
 pub mod http;

@@ -3,22 +3,23 @@
 //! and the previous record's hash. Changing, removing, inserting or reordering any record breaks
 //! the chain from that record on; signed checkpoints catch a rewritten suffix.
 use crate::store::LogRecord;
-use sha2::{Digest, Sha256};
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// A length-prefixed, tagged encoding, so no two different records hash the same bytes.
-struct Enc(Sha256);
+/// Gathered in one buffer and hashed once: the same digest as feeding the hasher piece by piece,
+/// without a call per piece.
+struct Enc(Vec<u8>);
 
 impl Enc {
     fn field(&mut self, tag: u8, v: Option<&[u8]>) {
-        self.0.update([tag]);
+        self.0.push(tag);
         match v {
-            None => self.0.update([0]),
+            None => self.0.push(0),
             Some(b) => {
-                self.0.update([1]);
-                self.0.update((b.len() as u64).to_be_bytes());
-                self.0.update(b);
+                self.0.push(1);
+                self.0.extend_from_slice(&(b.len() as u64).to_be_bytes());
+                self.0.extend_from_slice(b);
             }
         }
     }
@@ -35,8 +36,8 @@ impl Enc {
 
 /// The hash of `r` at position `seq` after `prev`.
 pub fn record_hash(seq: i64, prev: &str, r: &LogRecord) -> String {
-    let mut e = Enc(Sha256::new());
-    e.0.update(b"mamori log record v1\0");
+    let mut e = Enc(Vec::with_capacity(1024));
+    e.0.extend_from_slice(b"mamori log record v1\0");
     e.int(1, Some(seq));
     e.text(2, Some(prev));
     e.text(3, Some(&r.request_id));
@@ -60,7 +61,7 @@ pub fn record_hash(seq: i64, prev: &str, r: &LogRecord) -> String {
     e.text(21, Some(&r.redactions));
     e.text(22, r.request_sha256.as_deref());
     e.text(23, r.output_sha256.as_deref());
-    hex::encode(e.0.finalize())
+    crate::digest::sha256_hex(&e.0)
 }
 
 #[cfg(test)]
@@ -88,5 +89,28 @@ mod tests {
         let mut r3 = r.clone();
         r3.output_sha256 = Some("x".into());
         assert_ne!(h, record_hash(1, GENESIS, &r3));
+    }
+
+    /// Records already in logs were hashed this way: the encoding must never change.
+    #[test]
+    fn the_hash_of_a_known_record_is_unchanged() {
+        let r = LogRecord {
+            request_id: "req_golden".into(),
+            at: "2026-11-26T00:00:00.000000Z".into(),
+            staff_id: Some("s1".into()),
+            contract_id: Some("c1".into()),
+            provider_version: Some(3),
+            endpoint: "chat.completions".into(),
+            outcome: "ok".into(),
+            http_status: 200,
+            latency_us: 1234,
+            redactions: "{\"my_number\":1}".into(),
+            request_sha256: Some("ab".repeat(32)),
+            ..Default::default()
+        };
+        assert_eq!(
+            record_hash(7, GENESIS, &r),
+            "4602e1c3b0600b07114f566ad50accd31fefe177b439440f8a4230af2a2ba5fc"
+        );
     }
 }

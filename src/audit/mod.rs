@@ -15,7 +15,6 @@ use anyhow::Context;
 use crypto::{Key, MasterKeys};
 use ed25519_dalek::SigningKey;
 use journal::Journal;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,9 +86,7 @@ pub fn load_keys(cfg: &AuditConfig) -> anyhow::Result<AuditKeys> {
     })
 }
 
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
+use crate::digest::sha256_hex;
 
 fn aad(request_id: &str, part: &str) -> Vec<u8> {
     format!("{request_id}/{part}").into_bytes()

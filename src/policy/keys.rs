@@ -1,6 +1,5 @@
 //! Gateway keys: random, with a recognisable prefix, shown once and stored only as a hash.
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 pub const KEY_PREFIX: &str = "mamori_sk_";
 
@@ -36,7 +35,7 @@ pub fn generate() -> IssuedKey {
 
 /// Keys carry 256 random bits, so a plain SHA-256 is enough; no slow KDF is needed.
 pub fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    crate::digest::sha256_hex(secret.as_bytes())
 }
 
 #[cfg(test)]

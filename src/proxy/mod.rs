@@ -19,7 +19,6 @@ use endpoint::{ClientRequest, Endpoint};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -76,9 +75,7 @@ pub fn new_request_id() -> String {
     format!("req_{}", id.simple())
 }
 
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
+use crate::digest::sha256_hex;
 
 struct Exchange {
     /// Counts the exchange as in progress until it is dropped.

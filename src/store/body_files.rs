@@ -142,7 +142,7 @@ impl BodyFiles {
 
     fn contract_dir(&self, contract: &str) -> PathBuf {
         // Hex, not the id itself: ids may contain `.`, and a folder name must never be `..`.
-        self.dir.join(hex::encode(contract))
+        self.dir.join(crate::digest::hex(contract.as_bytes()))
     }
 
     fn file(&self, contract: &str, day: &str) -> PathBuf {
