@@ -623,16 +623,8 @@ async fn nothing_is_forwarded_while_the_log_cannot_be_written_and_answers_in_fli
     let (s, b, first) = app.call("/v1/chat/completions", &chat("gpt-test")).await;
     assert_eq!(s, 200, "{b}");
     let first = first.unwrap();
-    let journal = app.db.audit().journal_dir;
-    let committed = std::fs::read_dir(&journal).unwrap().any(|e| {
-        let bytes = std::fs::read(e.unwrap().path()).unwrap();
-        let text = String::from_utf8_lossy(&bytes);
-        text.contains(&format!(
-            "{{\"committed\":{{\"seq\":0,\"request_id\":\"{first}\""
-        ))
-    });
     assert!(
-        committed,
+        app.committed_in_journal(&first),
         "the answer was delivered without its record in the journal"
     );
     for _ in 0..200 {

@@ -260,7 +260,8 @@ enum Ack {
 }
 
 /// On SQLite, a group of at least this many answers is committed by its database insert
-/// instead of the journal. The insert is as durable as the journal's write (both reach the
+/// instead of the journal, when the storing task is idle and the log healthy; the insert never
+/// waits for another writer's lock (if it cannot be made at once, the journal commits them). The insert is as durable as the journal's write (both reach the
 /// page cache, or the disk with `fsync_each_commit`), and under load one insert for the group
 /// costs less than writing every sealed record twice, to the journal and then to the database.
 /// A lone answer still goes to the journal: its `write` is quicker than a commit, and its
@@ -371,8 +372,9 @@ impl LogWriter {
     }
 
     /// Writes the record of an answer, with the plaintext bodies beside it, and waits until it
-    /// is committed: durable in this instance's journal, whole and sealed, so that a killed
-    /// process loses nothing. It reaches the database right after (and on a database error
+    /// is committed: durable in this instance's journal (or, for a group on SQLite, in the
+    /// database: see [`DATABASE_COMMITS_FROM`]), whole and sealed, so that a killed process
+    /// loses nothing. It reaches the database right after (and on a database error
     /// is retried, or stored by recovery). `false` if it could not be committed.
     /// (Not an `async fn` and the record boxed: every layer of future would otherwise carry
     /// its own copy of the record, and the request's future is moved whole.)
@@ -470,7 +472,8 @@ impl LogWriter {
 
 /// What the journaling loop hands to the storing loop, in commit order.
 enum ToStore {
-    /// Records already committed to the journal (or nobody waits for), with who waits.
+    /// Records already committed to the journal, nobody waits for, or whose insert is to be
+    /// their commit, with who waits.
     Records(Vec<LogRecord>, Vec<Ack>),
     Flush(oneshot::Sender<bool>),
 }
@@ -498,7 +501,7 @@ async fn run(
         Arc::clone(&journal),
         journal_sync,
         store_rx,
-        healthy,
+        Arc::clone(&healthy),
         cp,
         Arc::clone(&room),
     ));
@@ -556,7 +559,13 @@ async fn run(
             .iter()
             .filter(|a| matches!(a, Ack::Durable(_)))
             .count();
-        if sqlite && durable >= DATABASE_COMMITS_FROM {
+        // Only into an idle, healthy store: behind a store that waits for a lock or retries,
+        // the answers would wait too.
+        if sqlite
+            && durable >= DATABASE_COMMITS_FROM
+            && awaiting_store(&room) == 0
+            && healthy.load(Ordering::Acquire)
+        {
             for ack in &mut fresh_acks {
                 *ack = match std::mem::replace(ack, Ack::None) {
                     Ack::Durable(done) => Ack::Database(done),
@@ -707,7 +716,7 @@ async fn store_batch(
     healthy: &AtomicBool,
     cp: &mut Checkpointing,
     records: Vec<LogRecord>,
-    acks: Vec<Ack>,
+    mut acks: Vec<Ack>,
 ) -> Vec<LogRecord> {
     let mut unstored = Vec::new();
     if records.is_empty() {
@@ -715,7 +724,11 @@ async fn store_batch(
     }
     metrics::histogram!("mamori_log_batch_records").record(records.len() as f64);
     let ids: Vec<String> = records.iter().map(|r| r.request_id.clone()).collect();
-    let (outcomes, head) = write_batch(store, records).await;
+    let (outcomes, head) = if acks.iter().any(|a| matches!(a, Ack::Database(_))) {
+        commit_by_database(store, (journal, journal_sync), records, &mut acks).await
+    } else {
+        write_batch(store, records).await
+    };
     let failed = outcomes
         .iter()
         .filter(|(_, o)| *o != Stored::Written)
@@ -731,8 +744,29 @@ async fn store_batch(
         );
         healthy.store(false, Ordering::Release);
     }
+    let written = (outcomes.len() - failed) as u64;
+    // Outcomes line up with ids and acks; a record lost to a failed write task stays in the
+    // journal, where recovery finds it. Answered before the checkpoint, which answers must not
+    // wait for.
+    let mut outcomes = outcomes.into_iter();
+    for (id, ack) in ids.iter().zip(acks) {
+        let (record, outcome) = outcomes.next().unwrap_or((None, Stored::Failed));
+        let ok = outcome != Stored::Failed;
+        if ok {
+            journal.done(id);
+        }
+        match ack {
+            Ack::Durable(done) | Ack::Stored(done) | Ack::Database(done) => {
+                let _ = done.send(outcome == Stored::Written);
+            }
+            Ack::Given if !ok => unstored.extend(record),
+            Ack::Given | Ack::None => {}
+        }
+    }
+    metrics::counter!("mamori_log_records_total", "result" => "written").increment(written);
+    metrics::counter!("mamori_log_records_total", "result" => "failed").increment(failed as u64);
     if let Some(head) = head {
-        cp.since += (outcomes.len() - failed) as u64;
+        cp.since += written;
         if cp.since >= cp.every || cp.last.elapsed() >= cp.interval {
             if let Err(e) = checkpoint_now(store, cp, head).await {
                 tracing::warn!(error = %format!("{e:#}"), "checkpoint failed");
@@ -742,50 +776,49 @@ async fn store_batch(
             }
         }
     }
-    metrics::counter!("mamori_log_records_total", "result" => "written")
-        .increment((outcomes.len() - failed) as u64);
-    metrics::counter!("mamori_log_records_total", "result" => "failed").increment(failed as u64);
-    // Outcomes line up with ids and acks; a record lost to a failed write task stays in the
-    // journal, where recovery finds it.
-    let mut outcomes = outcomes.into_iter();
-    // Answers whose insert was to be their commit, and failed: committed to the journal now.
-    let (mut late, mut late_acks) = (Vec::new(), Vec::new());
-    for (id, ack) in ids.iter().zip(acks) {
-        let (record, outcome) = outcomes.next().unwrap_or((None, Stored::Failed));
-        let ok = outcome != Stored::Failed;
-        if ok {
-            journal.done(id);
-        }
-        match (ack, record) {
-            (Ack::Database(done), Some(mut r)) if !ok => {
-                // Unlinked again: the failed insert had given it a place in the chain.
-                r.seq = 0;
-                r.prev_hash.clear();
-                r.record_hash.clear();
-                late.push(r);
-                late_acks.push(Ack::Durable(done));
-            }
-            (Ack::Durable(done) | Ack::Stored(done) | Ack::Database(done), _) => {
-                let _ = done.send(outcome == Stored::Written);
-            }
-            (Ack::Given, record) if !ok => unstored.extend(record),
-            (Ack::Given | Ack::None, _) => {}
-        }
-    }
-    if !late.is_empty() {
-        commit_to_journal(journal, journal_sync, &late, &mut late_acks).await;
-        for (r, ack) in late.into_iter().zip(late_acks) {
-            match ack {
-                // Delivered: its insert is retried like any acknowledged record's.
-                Ack::Given => unstored.push(r),
-                Ack::Durable(done) => {
-                    let _ = done.send(false);
-                }
-                _ => {}
-            }
-        }
-    }
     unstored
+}
+
+/// Stores a batch holding answers whose insert is their commit (`Ack::Database`). One attempt
+/// that never waits for another writer's lock; if it fails, those answers are committed to the
+/// journal at once (and so acknowledged), and the batch is stored like any other, with retries.
+async fn commit_by_database(
+    store: &Store,
+    (journal, journal_sync): (&Arc<Journal>, bool),
+    records: Vec<LogRecord>,
+    acks: &mut [Ack],
+) -> (Vec<(Option<LogRecord>, Stored)>, Option<(i64, String)>) {
+    let n = records.len();
+    let (mut records, result) = store.append_owned_now(records, chain::record_hash).await;
+    match result {
+        Ok(head) if records.len() == n => {
+            let written = records.into_iter().map(|r| (Some(r), Stored::Written));
+            return (written.collect(), Some(head));
+        }
+        Ok(_) => tracing::error!(
+            "log records lost by a write task; recovery will store them from the journal"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), records = n, "answers' insert failed; committing them to the journal")
+        }
+    }
+    for r in &mut records {
+        // Unlinked again: the failed insert had given them places in the chain.
+        r.seq = 0;
+        r.prev_hash.clear();
+        r.record_hash.clear();
+    }
+    for ack in acks.iter_mut() {
+        *ack = match std::mem::replace(ack, Ack::None) {
+            Ack::Database(done) => Ack::Durable(done),
+            other => other,
+        };
+    }
+    // Those whose journal commit fails too stay `Durable`: they wait for the insert below.
+    if records.len() == n {
+        commit_to_journal(journal, journal_sync, &records, acks).await;
+    }
+    write_batch(store, records).await
 }
 
 /// Appends the records waiting for a durable acknowledgement to the journal as committed

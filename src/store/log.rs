@@ -247,14 +247,33 @@ impl Store {
     /// the append succeeded), so a batch is never copied on its way to the database.
     pub async fn append_owned(
         &self,
+        records: Vec<LogRecord>,
+        link: Link,
+    ) -> (Vec<LogRecord>, anyhow::Result<(i64, String)>) {
+        self.append_owned_with(records, link, true).await
+    }
+
+    /// [`Store::append_owned`] that, on SQLite, fails at once instead of waiting for another
+    /// connection's write lock (PostgreSQL waits as usual).
+    pub async fn append_owned_now(
+        &self,
+        records: Vec<LogRecord>,
+        link: Link,
+    ) -> (Vec<LogRecord>, anyhow::Result<(i64, String)>) {
+        self.append_owned_with(records, link, false).await
+    }
+
+    async fn append_owned_with(
+        &self,
         mut records: Vec<LogRecord>,
         link: Link,
+        wait: bool,
     ) -> (Vec<LogRecord>, anyhow::Result<(i64, String)>) {
         if records.is_empty() {
             return (records, Err(anyhow::anyhow!("no records to append")));
         }
         if let Some(w) = &self.sqlite_log {
-            return w.append(records, link).await;
+            return w.append(records, link, wait).await;
         }
         let head = async {
             let mut tx = self.write_tx().await?;

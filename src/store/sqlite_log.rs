@@ -118,10 +118,13 @@ impl SqliteLog {
         })
     }
 
+    /// `wait`: whether to wait (up to `BUSY_WAIT`) for another connection's write lock, or
+    /// fail at once.
     pub(crate) async fn append(
         &self,
         mut records: Vec<LogRecord>,
         link: Link,
+        wait: bool,
     ) -> (Vec<LogRecord>, anyhow::Result<(i64, String)>) {
         if !self.full_sync && body_bytes(&records) <= IN_PLACE_BYTES {
             let guard = match self.conn.try_lock() {
@@ -143,7 +146,7 @@ impl SqliteLog {
             let mut c = conn
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let r = match c.busy_timeout(BUSY_WAIT) {
+            let r = match c.busy_timeout(if wait { BUSY_WAIT } else { Duration::ZERO }) {
                 Ok(()) => write(&mut c, &bodies, sync, &mut records, link),
                 Err(e) => Err(e.into()),
             };

@@ -211,8 +211,8 @@ impl TestApp {
         &self,
         id: &str,
     ) -> (mamori::store::LogRecord, Option<Value>, Option<Value>) {
-        // Answers are delivered once their record is committed to the journal; it reaches
-        // the database a moment later.
+        // Answers are delivered once their record is committed (to the journal, or for a
+        // group by its insert); a journaled one reaches the database a moment later.
         assert!(
             self.gw.log.flush().await,
             "the log writer could not store its records"
@@ -223,6 +223,16 @@ impl TestApp {
         let req = json(dk.open_body(&rec, "request").await.unwrap());
         let out = json(dk.open_body(&rec, "output").await.unwrap());
         (rec, req, out)
+    }
+
+    /// Whether the journal holds a committed line (the whole record) for request `id`.
+    pub fn committed_in_journal(&self, id: &str) -> bool {
+        let line = format!("{{\"committed\":{{\"seq\":0,\"request_id\":\"{id}\"");
+        std::fs::read_dir(self.db.audit().journal_dir)
+            .unwrap()
+            .any(|e| {
+                String::from_utf8_lossy(&std::fs::read(e.unwrap().path()).unwrap()).contains(&line)
+            })
     }
 
     /// Waits until the log holds `n` records (refusals are written without waiting).
