@@ -55,11 +55,15 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .with_state(gw)
 }
 
+/// A header's value, trimmed; `None` when absent, empty or not UTF-8. Borrowed: every request
+/// reads several headers, and most are used only to be looked at.
+fn header_str<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let s = std::str::from_utf8(h.get(name)?.as_bytes()).ok()?.trim();
+    (!s.is_empty()).then_some(s)
+}
+
 fn header_text(h: &HeaderMap, name: &str) -> Option<String> {
-    let v = h.get(name)?;
-    let s = String::from_utf8(v.as_bytes().to_vec()).ok()?;
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.chars().take(MAX_ATTRIBUTION_LEN).collect())
+    header_str(h, name).map(|s| s.chars().take(MAX_ATTRIBUTION_LEN).collect())
 }
 
 /// Attribution headers may be raw UTF-8 or percent-encoded (HTTP clients such as the Python
@@ -76,13 +80,13 @@ fn attribution(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn incoming(h: &HeaderMap) -> Incoming {
-    let key = header_text(h, "authorization")
+    let key = header_str(h, "authorization")
         .and_then(|a| {
             a.strip_prefix("Bearer ")
                 .or_else(|| a.strip_prefix("bearer "))
-                .map(|k| k.trim().to_string())
         })
-        .or_else(|| header_text(h, "x-api-key"));
+        .or_else(|| header_str(h, "x-api-key"))
+        .map(|k| k.trim().to_string());
     Incoming {
         key,
         deliverable: attribution(h, "x-mamori-deliverable"),
