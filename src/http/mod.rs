@@ -55,8 +55,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .with_state(gw)
 }
 
-/// A header's value, trimmed; `None` when absent, empty or not UTF-8. Borrowed: every request
-/// reads several headers, and most are used only to be looked at.
+/// A header's value, trimmed; `None` when absent, empty or not UTF-8. Borrowed, so that a value
+/// is copied once, when it is kept (the key is kept whole, attributions cut to length).
 fn header_str<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
     let s = std::str::from_utf8(h.get(name)?.as_bytes()).ok()?.trim();
     (!s.is_empty()).then_some(s)
