@@ -35,6 +35,7 @@
 //! holding values ([`Session`], [`Pseudonyms`], [`Restorer`], [`ContractRedaction`]) print counts.
 mod contract;
 mod finder;
+mod keywords;
 mod normalize;
 mod restore;
 mod rules;

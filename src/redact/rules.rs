@@ -19,9 +19,9 @@
 //! more than the request is worth. Instead one Aho-Corasick pass finds every trigger (literal
 //! beginnings of matches, or literals every match contains), keyword, field name and tag, one
 //! byte pass finds the digit runs, and each regex runs only in small windows around those.
+use super::keywords::Keywords;
 use super::normalize::fold;
 use super::validate::Validator;
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use anyhow::{anyhow, bail, Context};
 use regex_automata::meta::Regex;
 use regex_automata::PatternID;
@@ -129,7 +129,7 @@ pub struct Rules {
     pub(crate) detectors: Vec<Detector>,
     /// Tags, field names, triggers and keywords, lower-cased, searched in the lower-cased view
     /// (see `finder.rs` for why not case-insensitively).
-    pub(crate) matcher: Option<AhoCorasick>,
+    pub(crate) matcher: Option<Keywords>,
     pub(crate) roles: Vec<Vec<Role>>,
     pub(crate) term_treatment: usize,
     pub(crate) contract_field_treatment: usize,
@@ -596,18 +596,8 @@ impl Builder {
                 )?,
             ),
         };
-        let matcher = if self.patterns.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .prefilter(false)
-                    .build(&self.patterns)
-                    .map_err(|e| anyhow!("the redaction rules are too large to compile: {e}"))?,
-            )
-        };
+        let matcher = Keywords::new(&self.patterns)
+            .map_err(|e| anyhow!("the redaction rules are too large to compile: {e}"))?;
         Ok(Rules {
             treatments: self.treatments,
             tags: self.tags,

@@ -47,15 +47,9 @@ pub(crate) fn detect(
     let mut keywords: Vec<Vec<Hit>> = vec![Vec::new(); n];
     let mut tags: Vec<(usize, usize, usize, bool)> = Vec::new();
     let mut fields: Vec<FieldHit> = Vec::new();
-    if let Some(ac) = &rules.matcher {
-        for m in ac.find_overlapping_iter(lower) {
-            let (s, e) = (m.start(), m.end());
-            for role in rules
-                .roles
-                .get(m.pattern().as_usize())
-                .into_iter()
-                .flatten()
-            {
+    if let Some(k) = &rules.matcher {
+        k.for_each_match(lower, |pattern, s, e| {
+            for role in rules.roles.get(pattern).into_iter().flatten() {
                 match *role {
                     Role::Open(p) => tags.push((s, e, p, true)),
                     Role::Close(p) => tags.push((s, e, p, false)),
@@ -76,7 +70,7 @@ pub(crate) fn detect(
                     }
                 }
             }
-        }
+        });
     }
     if let Some(f) = &contract.fields {
         for (_, start, end) in f.find_iter(lower) {

@@ -266,3 +266,13 @@ fn pathological_inputs_stay_linear() {
         }
     }
 }
+
+#[test]
+fn shipped_keywords_are_searched_a_character_at_a_time() {
+    // More than 255 distinct characters in the patterns would silently fall back to the
+    // slower byte search (see keywords.rs).
+    assert!(matches!(
+        shipped().matcher,
+        Some(super::keywords::Keywords::PerChar(_))
+    ));
+}

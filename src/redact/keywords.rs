@@ -1,0 +1,285 @@
+//! The shared keyword search (tags, field names, detector triggers and keywords): every match,
+//! overlapping ones included.
+//!
+//! Why not run the automaton over the text's bytes: Japanese characters are three bytes in
+//! UTF-8, and a DFA takes one dependent table load per byte, so prose cost three loads per
+//! character. Instead each character is first given a one-byte code (its own for each of the
+//! few hundred characters the patterns use, one shared code for every other), and the automaton,
+//! built over the patterns' codes, steps once per character. The codes of a text do not depend
+//! on one another, so the processor computes them ahead of the automaton's chain of loads.
+//! Matches are exactly those of the byte search: patterns are whole characters, and in UTF-8 a
+//! pattern's bytes can only match at character boundaries.
+//!
+//! When the patterns use more distinct characters than a byte can code (or a pattern is not
+//! whole characters), the search runs over bytes as before.
+use aho_corasick::automaton::Automaton;
+use aho_corasick::{dfa, AhoCorasick, AhoCorasickKind, Anchored, BuildError, MatchKind, StartKind};
+
+/// The code of every character no pattern uses.
+const OTHER: u8 = 0;
+
+pub(crate) enum Keywords {
+    PerChar(Box<PerChar>),
+    PerByte(AhoCorasick),
+}
+
+/// Characters' codes in two levels (a code point's high byte picks a block of 256 codes, block 0
+/// being all `OTHER`), so that the table stays small enough to be cached: the patterns' few
+/// hundred characters fall in a few dozen blocks.
+struct Codes {
+    blocks: [u8; 256],
+    table: Vec<u8>,
+}
+
+impl Codes {
+    /// `None` when a code point is outside the BMP or the table would need more than 255 blocks.
+    fn new(chars: &[(char, u8)]) -> Option<Codes> {
+        let mut blocks = [0u8; 256];
+        let mut table = vec![OTHER; 256];
+        for &(ch, code) in chars {
+            let cp = u32::from(ch);
+            let hi = usize::try_from(cp >> 8).ok().filter(|&h| h < 256)?;
+            if blocks[hi] == 0 {
+                blocks[hi] = u8::try_from(table.len() / 256).ok()?;
+                table.resize(table.len() + 256, OTHER);
+            }
+            let at = usize::from(blocks[hi]) * 256 + (cp & 0xff) as usize;
+            *table.get_mut(at)? = code;
+        }
+        Some(Codes { blocks, table })
+    }
+
+    #[inline]
+    fn of(&self, ch: char) -> u8 {
+        let cp = u32::from(ch);
+        let Some(&block) = self.blocks.get((cp >> 8) as usize) else {
+            return OTHER;
+        };
+        self.table
+            .get(usize::from(block) * 256 + (cp & 0xff) as usize)
+            .copied()
+            .unwrap_or(OTHER)
+    }
+}
+
+pub(crate) struct PerChar {
+    codes: Codes,
+    /// Whether a code is the first character of some pattern. In the start state the automaton
+    /// stays there on any other code, so the search takes no step for it.
+    begins: [bool; 256],
+    dfa: dfa::DFA,
+}
+
+fn automaton<P: AsRef<[u8]>>(patterns: &[P]) -> Result<AhoCorasick, BuildError> {
+    AhoCorasick::builder()
+        .match_kind(MatchKind::Standard)
+        .kind(Some(AhoCorasickKind::DFA))
+        .prefilter(false)
+        .build(patterns)
+}
+
+/// Each pattern as character codes, with the codes; `None` when they cannot be coded.
+fn coded(patterns: &[Vec<u8>]) -> Option<(Codes, Vec<Vec<u8>>)> {
+    let mut chars: Vec<(char, u8)> = Vec::new();
+    let mut index: std::collections::HashMap<char, u8> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(patterns.len());
+    for p in patterns {
+        // An empty pattern matches in the start state, which the search skips through.
+        if p.is_empty() {
+            return None;
+        }
+        let text = std::str::from_utf8(p).ok()?;
+        let mut c = Vec::with_capacity(text.len());
+        for ch in text.chars() {
+            let code = match index.get(&ch) {
+                Some(&code) => code,
+                None => {
+                    let code = u8::try_from(chars.len() + 1).ok()?;
+                    index.insert(ch, code);
+                    chars.push((ch, code));
+                    code
+                }
+            };
+            c.push(code);
+        }
+        out.push(c);
+    }
+    Some((Codes::new(&chars)?, out))
+}
+
+impl Keywords {
+    /// `patterns` are searched as they are (the caller lower-cases both sides). `None` when empty.
+    pub(crate) fn new(patterns: &[Vec<u8>]) -> Result<Option<Keywords>, BuildError> {
+        if patterns.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(match coded(patterns) {
+            Some((codes, coded)) => {
+                let mut begins = [false; 256];
+                for c in coded.iter().filter_map(|p| p.first()) {
+                    begins[usize::from(*c)] = true;
+                }
+                let dfa = dfa::DFA::builder()
+                    .match_kind(MatchKind::Standard)
+                    .start_kind(StartKind::Unanchored)
+                    .prefilter(false)
+                    .build(&coded)?;
+                Keywords::PerChar(Box::new(PerChar { codes, begins, dfa }))
+            }
+            None => Keywords::PerByte(automaton(patterns)?),
+        }))
+    }
+
+    /// Calls `found(pattern, start, end)` for every match in `text`, overlapping ones included,
+    /// in the order they end; offsets are bytes of `text`.
+    pub(crate) fn for_each_match(&self, text: &str, mut found: impl FnMut(usize, usize, usize)) {
+        match self {
+            Keywords::PerByte(ac) => {
+                for m in ac.find_overlapping_iter(text) {
+                    found(m.pattern().as_usize(), m.start(), m.end());
+                }
+            }
+            Keywords::PerChar(k) => k.for_each_match(text, found),
+        }
+    }
+}
+
+impl PerChar {
+    fn for_each_match(&self, text: &str, mut found: impl FnMut(usize, usize, usize)) {
+        let Ok(start) = self.dfa.start_state(Anchored::No) else {
+            return;
+        };
+        let mut sid = start;
+        for (at, ch) in text.char_indices() {
+            let code = self.codes.of(ch);
+            if sid == start && !self.begins[usize::from(code)] {
+                continue;
+            }
+            sid = self.dfa.next_state(Anchored::No, sid, code);
+            if !self.dfa.is_match(sid) {
+                continue;
+            }
+            let end = at + ch.len_utf8();
+            for k in 0..self.dfa.match_len(sid) {
+                let p = self.dfa.match_pattern(sid, k);
+                // The pattern's length is in characters: walk back that many.
+                let chars = self.dfa.pattern_len(p);
+                let begin = text
+                    .get(..end)
+                    .and_then(|t| t.char_indices().rev().nth(chars.saturating_sub(1)))
+                    .map(|(b, _)| b);
+                if let Some(begin) = begin {
+                    found(p.as_usize(), begin, end);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn all(k: &Keywords, text: &str) -> Vec<(usize, usize, usize)> {
+        let mut v = Vec::new();
+        k.for_each_match(text, |p, s, e| v.push((p, s, e)));
+        v.sort_unstable();
+        v
+    }
+
+    fn by_bytes(patterns: &[Vec<u8>], text: &str) -> Vec<(usize, usize, usize)> {
+        let mut v: Vec<_> = automaton(patterns)
+            .unwrap()
+            .find_overlapping_iter(text)
+            .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    const PATTERNS: &[&str] = &[
+        "氏名",
+        "名前",
+        "住所",
+        "口座番号",
+        "口座",
+        "番号",
+        "<機密>",
+        "</機密>",
+        "sk-",
+        "akia",
+        "〒",
+        "ー",
+        "a",
+        "ab",
+        "b",
+        "電話",
+    ];
+
+    fn patterns() -> Vec<Vec<u8>> {
+        PATTERNS.iter().map(|p| p.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn steps_by_character_and_reports_byte_offsets() {
+        let k = Keywords::new(&patterns()).unwrap().unwrap();
+        assert!(matches!(k, Keywords::PerChar(_)));
+        let text = "お客様の口座番号と氏名、<機密>sk-x</機密>";
+        let got = all(&k, text);
+        assert_eq!(got, by_bytes(&patterns(), text));
+        let words: Vec<&str> = got.iter().map(|&(_, s, e)| &text[s..e]).collect();
+        for w in [
+            "口座番号",
+            "口座",
+            "番号",
+            "氏名",
+            "<機密>",
+            "sk-",
+            "</機密>",
+        ] {
+            assert!(words.contains(&w), "{w} not found in {words:?}");
+        }
+    }
+
+    #[test]
+    fn too_many_characters_search_bytes() {
+        // 300 distinct characters cannot each have a one-byte code.
+        let many: Vec<Vec<u8>> = (0x4E00u32..0x4E00 + 300)
+            .filter_map(char::from_u32)
+            .map(|c| c.to_string().into_bytes())
+            .collect();
+        let k = Keywords::new(&many).unwrap().unwrap();
+        assert!(matches!(k, Keywords::PerByte(_)));
+        assert_eq!(all(&k, "一丁七"), by_bytes(&many, "一丁七"));
+        // A pattern cut inside a character, or outside the BMP, cannot be coded either.
+        let cut = vec!["口".as_bytes()[..2].to_vec()];
+        assert!(matches!(
+            Keywords::new(&cut).unwrap().unwrap(),
+            Keywords::PerByte(_)
+        ));
+        let astral = vec!["😀".as_bytes().to_vec()];
+        assert!(matches!(
+            Keywords::new(&astral).unwrap().unwrap(),
+            Keywords::PerByte(_)
+        ));
+        assert!(Keywords::new(&[]).unwrap().is_none());
+    }
+
+    proptest! {
+        /// Any text over the patterns' characters and others (astral ones included) matches
+        /// exactly as the byte search does.
+        #[test]
+        fn same_matches_as_the_byte_search(
+            picks in proptest::collection::vec(0usize..24, 0..60),
+        ) {
+            const PIECES: &[&str] = &[
+                "氏", "名", "住", "所", "口", "座", "番", "号", "<", "機", "密", ">", "/", "s",
+                "k", "-", "a", "b", "ー", "〒", "電", "話", "😀", "x",
+            ];
+            let text: String = picks.iter().map(|&i| PIECES[i]).collect();
+            let k = Keywords::new(&patterns()).unwrap().unwrap();
+            prop_assert_eq!(all(&k, &text), by_bytes(&patterns(), &text));
+        }
+    }
+}
