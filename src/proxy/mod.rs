@@ -4,6 +4,7 @@
 //! Nothing here knows axum; `http/` adapts requests and replies.
 pub mod assemble;
 pub mod endpoint;
+mod json;
 pub mod restore;
 pub mod sse;
 pub mod upstream;
@@ -437,7 +438,7 @@ fn upstream_body(
     }
     // Sized like the client's body, so that encoding does not grow the buffer step by step.
     let mut out = Vec::with_capacity(req.raw_len + 64);
-    serde_json::to_writer(&mut out, &req.body).map_err(|e| {
+    json::write_object(&mut out, &req.body).map_err(|e| {
         Refusal::new(
             Code::InvalidRequest,
             format!("cannot encode the request: {e}"),
