@@ -43,21 +43,25 @@ fn open(path: &str, full_sync: bool) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
-/// Past this many frames (128 MiB of 4 KiB pages) the WAL is restarted, not only copied back.
+/// Past this many frames (128 MiB of 4 KiB pages) the WAL is started over, not only copied back.
 const WAL_RESTART_FRAMES: i64 = 32768;
 
 /// Copies the WAL back into the database without stopping writers. Under steady writes that
 /// alone never lets the WAL start over (new frames always follow the copied ones) and the file
-/// grows without end, slowing every commit: once it is large, a RESTART checkpoint holds writers
+/// grows without end, slowing every commit: once it is large, a TRUNCATE checkpoint holds writers
 /// back for the few frames written meanwhile (they wait on a blocking thread, see `append`) so
-/// the next commit starts the WAL from its beginning.
+/// the next commit starts the WAL from its beginning. Truncated rather than rewound: a frame is
+/// a page plus a 24-byte header, so its writes cover file pages only in part, and where the old
+/// WAL's page is no longer cached (the kernel reclaims pages of a file not touched for
+/// seconds) the kernel first reads it from disk, inside the commit. Appending to an empty file
+/// reads nothing.
 fn checkpoint(c: &Connection) -> rusqlite::Result<()> {
     let frames: i64 = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
     if frames > WAL_RESTART_FRAMES {
-        // A RESTART holds writers back while it waits for readers: a long read (an audit
+        // This holds writers back while it waits for readers: a long read (an audit
         // verify, a disclosure) must make it give up quickly, not stall the log for seconds.
         c.busy_timeout(Duration::from_millis(50))?;
-        let r = c.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+        let r = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         c.busy_timeout(BUSY_WAIT)?;
         r?;
     }
