@@ -81,7 +81,26 @@ impl Env {
 
     /// Starts `mamori serve`; returns it, its address and what it printed until it listened.
     fn serve(&self) -> (Killed, String, String) {
-        let mut serve = Killed(self.cmd(&["serve"]).stderr(Stdio::piped()).spawn().unwrap());
+        self.serve_with(self.cmd(&["serve"]))
+    }
+
+    /// `mamori serve` allowed one CPU only (`taskset -c 0`), where it runs a single-threaded
+    /// runtime; `None` without `taskset`.
+    fn serve_on_one_cpu(&self) -> Option<(Killed, String, String)> {
+        let c = self.cmd(&["serve"]);
+        let mut pinned = Command::new("taskset");
+        pinned
+            .args(["-c", "0"])
+            .arg(c.get_program())
+            .args(c.get_args())
+            .env_remove("MAMORI_DATABASE_URL")
+            .env_remove("MAMORI_LISTEN");
+        Command::new("taskset").arg("-V").output().ok()?;
+        Some(self.serve_with(pinned))
+    }
+
+    fn serve_with(&self, mut cmd: Command) -> (Killed, String, String) {
+        let mut serve = Killed(cmd.stderr(Stdio::piped()).spawn().unwrap());
         let mut lines = BufReader::new(serve.0.stderr.take().unwrap()).lines();
         let mut startup = String::new();
         let addr = loop {
@@ -343,6 +362,73 @@ fn the_quick_start_works_through_the_cli() {
     assert!(env
         .fails(&["key", "revoke", &key_id])
         .contains("no unrevoked key"));
+    drop(serve);
+    drop(mock);
+}
+
+/// With one CPU the binary runs a single-threaded runtime (`commands::runtime`): concurrent
+/// requests, their records and a policy change all go through it as with several workers.
+#[test]
+fn serves_on_a_single_cpu() {
+    let env = Env::new();
+    let (mock, reg) = env.mock();
+    let f = write_registration(&env, "mock.toml", &reg);
+    env.ok(&["provider", "register", &f]);
+    env.ok(&["contract", "create", "one", "--title", "t", "--client", "c"]);
+    let today = chrono::Utc::now().date_naive().to_string();
+    env.ok(&[
+        "staff",
+        "add",
+        "bob",
+        "--name",
+        "Bob",
+        "--trained-on",
+        &today,
+    ]);
+    let issued: Value = serde_json::from_str(&env.ok(&[
+        "--json",
+        "key",
+        "issue",
+        "--staff",
+        "bob",
+        "--contract",
+        "one",
+    ]))
+    .unwrap();
+    let key = issued["key"].as_str().unwrap().to_string();
+    let Some((serve, addr, _)) = env.serve_on_one_cpu() else {
+        eprintln!("taskset is not installed; the single-CPU runtime was not exercised");
+        return;
+    };
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (addr, key) = (addr.clone(), key.clone());
+            std::thread::spawn(move || {
+                (0..3)
+                    .map(|i| reqwest::blocking_post_text(&addr, &key, &format!("依頼{t}-{i}")))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for t in threads {
+        for (status, body) in t.join().unwrap() {
+            assert_eq!(status, 200, "{body}");
+            assert!(body.contains("受け取りました: 依頼"), "{body}");
+        }
+    }
+    let logs: Value =
+        serde_json::from_str(&env.ok(&["--json", "log", "list", "--contract", "one"])).unwrap();
+    assert_eq!(logs.as_array().unwrap().len(), 24, "{logs}");
+    // The policy refresh runs on the same thread: a suspension still reaches the gateway.
+    env.ok(&["provider", "suspend", "local-mock", "--reason", "確認中"]);
+    let refused = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        reqwest::blocking_free_post(&addr, &key).0 == 403
+    });
+    assert!(
+        refused,
+        "suspension did not reach the single-CPU gateway within 5 s"
+    );
     drop(serve);
     drop(mock);
 }
