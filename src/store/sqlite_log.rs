@@ -38,7 +38,9 @@ fn open(path: &str, full_sync: bool) -> rusqlite::Result<Connection> {
     c.execute_batch(if full_sync {
         "PRAGMA synchronous=FULL;"
     } else {
-        "PRAGMA synchronous=NORMAL;"
+        // See `checkpoint`: whenever SQLite starts the WAL over, its first commit also cuts the
+        // file down to what it wrote, so later frames append instead of rewriting old pages.
+        "PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=0;"
     })?;
     Ok(c)
 }
@@ -48,20 +50,29 @@ const WAL_RESTART_FRAMES: i64 = 32768;
 
 /// Copies the WAL back into the database without stopping writers. Under steady writes that
 /// alone never lets the WAL start over (new frames always follow the copied ones) and the file
-/// grows without end, slowing every commit: once it is large, a TRUNCATE checkpoint holds writers
-/// back for the few frames written meanwhile (they wait on a blocking thread, see `append`) so
-/// the next commit starts the WAL from its beginning. Truncated rather than rewound: a frame is
-/// a page plus a 24-byte header, so its writes cover file pages only in part, and where the old
-/// WAL's page is no longer cached (the kernel reclaims pages of a file not touched for
-/// seconds) the kernel first reads it from disk, inside the commit. Appending to an empty file
-/// reads nothing.
-fn checkpoint(c: &Connection) -> rusqlite::Result<()> {
+/// grows without end, slowing every commit: once it is large, a RESTART or TRUNCATE checkpoint
+/// holds writers back for the few frames written meanwhile (they wait on a blocking thread, see
+/// `append`) so the next commit starts the WAL from its beginning.
+///
+/// Without `full_sync` the WAL is cut short rather than rewound (here, and by
+/// `journal_size_limit` when SQLite rewinds it after a checkpoint that caught up): a frame is a
+/// page plus a 24-byte header, so its writes cover file pages only in part, and where the old
+/// WAL's page is no longer cached (the kernel reclaims pages of a file untouched for seconds)
+/// the kernel first reads it from disk, inside the commit. Appending to a short file reads
+/// nothing. With `full_sync` it is rewound: there every commit is fsynced, and a WAL that keeps
+/// its size spares each of those fsyncs a change of the file's size.
+fn checkpoint(c: &Connection, full_sync: bool) -> rusqlite::Result<()> {
     let frames: i64 = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
     if frames > WAL_RESTART_FRAMES {
         // This holds writers back while it waits for readers: a long read (an audit
         // verify, a disclosure) must make it give up quickly, not stall the log for seconds.
         c.busy_timeout(Duration::from_millis(50))?;
-        let r = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let sql = if full_sync {
+            "PRAGMA wal_checkpoint(RESTART)"
+        } else {
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+        };
+        let r = c.query_row(sql, [], |_| Ok(()));
         c.busy_timeout(BUSY_WAIT)?;
         r?;
     }
@@ -110,7 +121,7 @@ impl SqliteLog {
                     tracing::warn!(error = %format!("{e:#}"), "cannot sync log body files; WAL checkpoint postponed");
                     continue;
                 }
-                if let Err(e) = checkpoint(&cp) {
+                if let Err(e) = checkpoint(&cp, full_sync) {
                     tracing::debug!(error = %e, "WAL checkpoint skipped");
                 }
             })?;
