@@ -255,3 +255,51 @@ fn write(
         Ok((seq, prev))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wal_len(db: &std::path::Path) -> u64 {
+        std::fs::metadata(db.with_extension("db-wal")).map_or(0, |m| m.len())
+    }
+
+    /// Writes `n` rows of 1 KiB in one transaction.
+    fn fill(c: &mut Connection, n: usize) {
+        let tx = c.transaction().unwrap();
+        for _ in 0..n {
+            tx.execute("INSERT INTO t (v) VALUES (?1)", [vec![7u8; 1024]])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    /// Once a checkpoint has caught up, SQLite starts the WAL over at the next commit: without
+    /// `full_sync` the file is cut to what that commit wrote (no rewriting of old, possibly
+    /// uncached pages); with it, the file keeps its size.
+    #[test]
+    fn the_wal_is_cut_short_when_it_starts_over_unless_every_commit_is_synced() {
+        for full_sync in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("log.db");
+            let path = db.to_str().unwrap();
+            let mut c = open(path, full_sync).unwrap();
+            c.execute_batch("CREATE TABLE t (v BLOB)").unwrap();
+            fill(&mut c, 2000);
+            let grown = wal_len(&db);
+            assert!(grown > 2_000_000, "the WAL did not grow: {grown}");
+            let cp = open(path, full_sync).unwrap();
+            checkpoint(&cp, full_sync).unwrap();
+            fill(&mut c, 1);
+            let after = wal_len(&db);
+            if full_sync {
+                assert_eq!(after, grown, "with full_sync the WAL keeps its size");
+            } else {
+                assert!(
+                    after < 100_000,
+                    "the WAL was not cut short: {after} of {grown}"
+                );
+            }
+        }
+    }
+}
