@@ -2,7 +2,7 @@
 //! overlapping ones included.
 //!
 //! Why not run the automaton over the text's bytes: Japanese characters are three bytes in
-//! UTF-8, and a DFA takes one dependent table load per byte, so prose cost three loads per
+//! UTF-8, and a DFA takes one dependent table load per byte, so prose costs three loads per
 //! character. Instead each character is first given a one-byte code (its own for each of the
 //! few hundred characters the patterns use, one shared code for every other), and the automaton,
 //! built over the patterns' codes, steps once per character. The codes of a text do not depend
