@@ -120,6 +120,33 @@ impl Env {
         (serve, addr, startup)
     }
 
+    /// Adds `staff`, trained today, and issues them a key for `contract` (with `extra` options);
+    /// returns the key.
+    fn trained_key(&self, staff: &str, contract: &str, extra: &[&str]) -> String {
+        let today = chrono::Utc::now().date_naive().to_string();
+        self.ok(&[
+            "staff",
+            "add",
+            staff,
+            "--name",
+            staff,
+            "--trained-on",
+            &today,
+        ]);
+        let mut args = vec![
+            "--json",
+            "key",
+            "issue",
+            "--staff",
+            staff,
+            "--contract",
+            contract,
+        ];
+        args.extend_from_slice(extra);
+        let issued: Value = serde_json::from_str(&self.ok(&args)).unwrap();
+        issued["key"].as_str().unwrap().to_string()
+    }
+
     /// Runs and expects failure; returns stderr.
     fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args);
@@ -381,27 +408,7 @@ fn serves_on_a_single_cpu() {
     let f = write_registration(&env, "mock.toml", &reg);
     env.ok(&["provider", "register", &f]);
     env.ok(&["contract", "create", "one", "--title", "t", "--client", "c"]);
-    let today = chrono::Utc::now().date_naive().to_string();
-    env.ok(&[
-        "staff",
-        "add",
-        "bob",
-        "--name",
-        "Bob",
-        "--trained-on",
-        &today,
-    ]);
-    let issued: Value = serde_json::from_str(&env.ok(&[
-        "--json",
-        "key",
-        "issue",
-        "--staff",
-        "bob",
-        "--contract",
-        "one",
-    ]))
-    .unwrap();
-    let key = issued["key"].as_str().unwrap().to_string();
+    let key = env.trained_key("bob", "one", &[]);
     let Some((serve, addr, _)) = env.serve_on_one_cpu() else {
         eprintln!("taskset or /proc is not available; the single-CPU runtime was not exercised");
         return;
@@ -473,26 +480,7 @@ fn master_key_rotation_keeps_bodies_readable_and_verify_exits_non_zero_on_tamper
     env.ok(&[
         "contract", "create", "demo", "--title", "t", "--client", "c",
     ]);
-    env.ok(&[
-        "staff",
-        "add",
-        "alice",
-        "--name",
-        "A",
-        "--trained-on",
-        &chrono::Utc::now().date_naive().to_string(),
-    ]);
-    let issued: Value = serde_json::from_str(&env.ok(&[
-        "--json",
-        "key",
-        "issue",
-        "--staff",
-        "alice",
-        "--contract",
-        "demo",
-    ]))
-    .unwrap();
-    let key = issued["key"].as_str().unwrap().to_string();
+    let key = env.trained_key("alice", "demo", &[]);
     let (serve, addr, startup) = env.serve();
     assert!(
         startup.contains("back it up"),

@@ -29,8 +29,8 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// A worker thread per CPU this process may use; with only one (a container's quota,
 /// `taskset`), a single-threaded runtime, where a multi-thread one would only add queues and
-/// wake-ups between its one worker and the I/O driver (about 4% of the gateway's CPU per
-/// request in the benchmark).
+/// wake-ups between its one worker and the I/O driver (3.6% of the gateway's CPU per request in
+/// paired runs, docs/BENCHMARKS.md).
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let one_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
     let mut builder = if one_cpu {
