@@ -51,6 +51,24 @@ impl Env {
         String::from_utf8(o.stdout).unwrap()
     }
 
+    /// `log list` with `args`, once `done` holds for it (or after 5 s): a running gateway
+    /// delivers an answer once its record is committed to the journal, and stores the record in
+    /// the database a few milliseconds later.
+    fn log_list_until(&self, args: &[&str], done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let mut cmd = vec!["--json", "log", "list"];
+        cmd.extend_from_slice(args);
+        let mut rows = Vec::new();
+        for _ in 0..100 {
+            let v: Value = serde_json::from_str(&self.ok(&cmd)).unwrap();
+            rows = v.as_array().unwrap().clone();
+            if done(&rows) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        rows
+    }
+
     /// Starts the mock provider on a free port; returns it and the local-mock registration
     /// pointing at it.
     fn mock(&self) -> (Killed, String) {
@@ -345,14 +363,9 @@ fn the_quick_start_works_through_the_cli() {
         "受け取りました: こんにちは"
     );
 
-    let logs: Value =
-        serde_json::from_str(&env.ok(&["--json", "log", "list", "--contract", "demo"])).unwrap();
-    let rec = logs
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["endpoint"] == "chat.completions")
-        .expect("record");
+    let chat = |r: &Value| r["endpoint"] == "chat.completions";
+    let logs = env.log_list_until(&["--contract", "demo"], |rows| rows.iter().any(chat));
+    let rec = logs.iter().find(|r| chat(r)).expect("record");
     assert_eq!(rec["deliverable"], "報告書v1");
     let shown: Value = serde_json::from_str(&env.ok(&[
         "--json",
@@ -429,9 +442,8 @@ fn serves_on_a_single_cpu() {
             assert!(body.contains("受け取りました: 依頼"), "{body}");
         }
     }
-    let logs: Value =
-        serde_json::from_str(&env.ok(&["--json", "log", "list", "--contract", "one"])).unwrap();
-    assert_eq!(logs.as_array().unwrap().len(), 24, "{logs}");
+    let logs = env.log_list_until(&["--contract", "one"], |rows| rows.len() >= 24);
+    assert_eq!(logs.len(), 24, "{logs:?}");
     // The policy refresh runs on the same thread: a suspension still reaches the gateway.
     env.ok(&["provider", "suspend", "local-mock", "--reason", "確認中"]);
     let refused = (0..50).any(|_| {
