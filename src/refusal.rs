@@ -18,6 +18,7 @@ pub enum Code {
     InvalidRequest,
     UpstreamError,
     NotFound,
+    MethodNotAllowed,
 }
 
 impl Code {
@@ -39,6 +40,7 @@ impl Code {
             Code::InvalidRequest => "invalid_request",
             Code::UpstreamError => "upstream_error",
             Code::NotFound => "not_found",
+            Code::MethodNotAllowed => "method_not_allowed",
         }
     }
 
@@ -57,6 +59,7 @@ impl Code {
             | Code::InvalidRequest => 400,
             Code::AuditLogUnavailable => 503,
             Code::UpstreamError => 502,
+            Code::MethodNotAllowed => 405,
         }
     }
 
@@ -66,7 +69,7 @@ impl Code {
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",
-            413 | 400 => "invalid_request_error",
+            413 | 405 | 400 => "invalid_request_error",
             _ => "api_error",
         }
     }
@@ -78,7 +81,7 @@ impl Code {
             403 => "permission_error",
             404 => "not_found_error",
             413 => "request_too_large",
-            400 => "invalid_request_error",
+            400 | 405 => "invalid_request_error",
             503 => "overloaded_error",
             _ => "api_error",
         }

@@ -105,6 +105,24 @@ async fn key_checks() {
         (s, b["error"]["code"].as_str()),
         (401, Some("invalid_api_key"))
     );
+    // The key sent without `Bearer `: the message says what is wrong with the header.
+    let (s, b, _) = read(
+        app.http
+            .post(format!("{}/v1/chat/completions", app.addr))
+            .header("authorization", &app.key)
+            .json(&chat("gpt-test"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
+    let said = b["error"]["message"].as_str().unwrap();
+    assert!(said.contains("not `Bearer KEY`"), "{said}");
+    assert!(!said.contains(&app.key), "the key is never echoed: {said}");
 
     let (_, expired) = issue_key(&app.store, "alice", "c1", Some("2020-01-01")).await;
     app.wait_for_policy().await;
@@ -716,5 +734,61 @@ async fn a_provider_refusing_the_gateways_credential_is_an_upstream_error_not_th
     assert!(
         !b.to_string().contains("sk-proj"),
         "the provider's message about its key leaked: {b}"
+    );
+}
+
+/// Requests that reach no endpoint get an error in the API's shape that says what to send.
+#[tokio::test]
+async fn wrong_paths_and_methods_say_what_to_send() {
+    let app = spawn_app().await;
+    // A base URL without `/v1`.
+    let (s, b, _) = app.call("/chat/completions", &chat("gpt-test")).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (404, Some("not_found")));
+    let said = b["error"]["message"].as_str().unwrap();
+    assert!(said.contains("did you mean /v1/chat/completions"), "{said}");
+    let (s, b, _) = app.call("/v2/chat", &chat("gpt-test")).await;
+    assert_eq!(s, 404);
+    assert!(!b["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("did you mean"));
+    // A GET where only POST is served, and the other way round.
+    let resp = app
+        .http
+        .get(format!("{}/v1/chat/completions", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["allow"], "POST");
+    let (s, b, _) = read(resp).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str(), b["error"]["type"].as_str()),
+        (
+            405,
+            Some("method_not_allowed"),
+            Some("invalid_request_error")
+        )
+    );
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("send a POST request"),
+        "{b}"
+    );
+    let resp = app
+        .http
+        .post(format!("{}/v1/models", app.addr))
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["allow"], "GET");
+    let (s, b, _) = read(resp).await;
+    assert_eq!((s, b["type"].as_str()), (405, Some("error")), "{b}");
+    assert_eq!(b["error"]["code"], "method_not_allowed");
+    assert!(
+        app.mock.received().is_empty(),
+        "nothing reached the provider"
     );
 }

@@ -50,6 +50,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read with our own limit so that an oversized one is refused in our shape.
         .layer(DefaultBodyLimit::disable())
         .with_state(gw)
@@ -80,7 +81,8 @@ fn attribution(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn incoming(h: &HeaderMap) -> Incoming {
-    let key = header_str(h, "authorization")
+    let authorization = header_str(h, "authorization");
+    let key = authorization
         .and_then(|a| {
             a.strip_prefix("Bearer ")
                 .or_else(|| a.strip_prefix("bearer "))
@@ -88,6 +90,7 @@ fn incoming(h: &HeaderMap) -> Incoming {
         .or_else(|| header_str(h, "x-api-key"))
         .map(|k| k.trim().to_string());
     Incoming {
+        authorization_not_bearer: key.is_none() && authorization.is_some(),
         key,
         deliverable: attribution(h, "x-mamori-deliverable"),
         purpose: attribution(h, "x-mamori-purpose"),
@@ -227,21 +230,61 @@ async fn metrics() -> Response {
         .into_response()
 }
 
-async fn not_found(headers: HeaderMap, uri: axum::http::Uri) -> ApiError {
-    let api = if headers.contains_key("anthropic-version") || headers.contains_key("x-api-key") {
+/// The wire API a request that reached no endpoint most likely speaks.
+fn api_of(headers: &HeaderMap) -> WireApi {
+    if headers.contains_key("anthropic-version") || headers.contains_key("x-api-key") {
         WireApi::Anthropic
     } else {
         WireApi::Openai
+    }
+}
+
+/// The paths of the data plane, by method.
+const POST_PATHS: &[&str] = &[
+    "/v1/chat/completions",
+    "/v1/responses",
+    "/v1/embeddings",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+];
+
+async fn not_found(headers: HeaderMap, uri: axum::http::Uri) -> ApiError {
+    let path = uri.path();
+    // A client whose base URL lacks `/v1` (the OpenAI SDKs expect it in the base URL).
+    let with_v1 = format!("/v1{path}");
+    let hint = if POST_PATHS.contains(&with_v1.as_str()) || with_v1 == "/v1/models" {
+        format!("; did you mean {with_v1}? (an OpenAI client's base URL ends in /v1)")
+    } else {
+        "; see README for the endpoints".to_string()
     };
     ApiError {
-        api,
+        api: api_of(&headers),
         refusal: Refusal::new(
             Code::NotFound,
-            format!(
-                "mamori does not serve {}; see README for the endpoints",
-                uri.path()
-            ),
+            format!("mamori does not serve {path}{hint}"),
         ),
         request_id: None,
     }
+}
+
+async fn method_not_allowed(
+    headers: HeaderMap,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> impl IntoResponse {
+    let path = uri.path();
+    let allowed = if POST_PATHS.contains(&path) {
+        "POST"
+    } else {
+        "GET"
+    };
+    let error = ApiError {
+        api: api_of(&headers),
+        refusal: Refusal::new(
+            Code::MethodNotAllowed,
+            format!("{path} does not take {method}; send a {allowed} request"),
+        ),
+        request_id: None,
+    };
+    ([(header::ALLOW, allowed)], error)
 }

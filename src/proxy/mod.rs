@@ -27,6 +27,8 @@ use std::time::Instant;
 #[derive(Default)]
 pub struct Incoming {
     pub key: Option<String>,
+    /// An `Authorization` header was sent, but not as `Bearer KEY`.
+    pub authorization_not_bearer: bool,
     pub deliverable: Option<String>,
     pub purpose: Option<String>,
     pub anthropic_version: Option<String>,
@@ -324,12 +326,14 @@ fn redact_request(
 }
 
 /// Authenticates, retrying once after a policy refresh so a key issued a moment ago works.
-async fn authenticate(gw: &Gateway, key: Option<&str>) -> Result<Caller, Refusal> {
-    let key = key.ok_or_else(|| {
-        Refusal::new(
-            Code::InvalidApiKey,
-            "no API key: send your mamori key as `Authorization: Bearer KEY` or `x-api-key: KEY`",
-        )
+async fn authenticate(gw: &Gateway, inc: &Incoming) -> Result<Caller, Refusal> {
+    let key = inc.key.as_deref().ok_or_else(|| {
+        let msg = if inc.authorization_not_bearer {
+            "the Authorization header is not `Bearer KEY`: send your mamori key as `Authorization: Bearer KEY` or `x-api-key: KEY`"
+        } else {
+            "no API key: send your mamori key as `Authorization: Bearer KEY` or `x-api-key: KEY`"
+        };
+        Refusal::new(Code::InvalidApiKey, msg)
     })?;
     let snap = gw.policy.snapshot();
     if !snap.knows_key(key) {
@@ -351,7 +355,7 @@ pub async fn handle(
     body: Result<Bytes, Refusal>,
 ) -> Result<Reply, Refused> {
     let mut ex = Exchange::new(endpoint.as_str());
-    let caller = match authenticate(gw, inc.key.as_deref()).await {
+    let caller = match authenticate(gw, &inc).await {
         Ok(c) => c,
         Err(r) => return Err(ex.refuse_unauthenticated(gw, &inc, r)),
     };
@@ -722,7 +726,7 @@ pub async fn models(
     inc: Incoming,
 ) -> Result<(String, Vec<(String, String)>), Refused> {
     let mut ex = Exchange::new("models");
-    let caller = match authenticate(gw, inc.key.as_deref()).await {
+    let caller = match authenticate(gw, &inc).await {
         Ok(c) => c,
         Err(r) => return Err(ex.refuse_unauthenticated(gw, &inc, r)),
     };
