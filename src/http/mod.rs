@@ -40,12 +40,12 @@ pub async fn serve(
 
 pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/responses", post(responses))
-        .route("/v1/embeddings", post(embeddings))
-        .route("/v1/messages", post(messages))
-        .route("/v1/messages/count_tokens", post(count_tokens))
-        .route("/v1/models", get(models))
+        .route(CHAT_COMPLETIONS, post(chat_completions))
+        .route(RESPONSES, post(responses))
+        .route(EMBEDDINGS, post(embeddings))
+        .route(MESSAGES, post(messages))
+        .route(COUNT_TOKENS, post(count_tokens))
+        .route(MODELS, get(models))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -239,20 +239,26 @@ fn api_of(headers: &HeaderMap) -> WireApi {
     }
 }
 
-/// The paths of the data plane, by method.
+const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
+const RESPONSES: &str = "/v1/responses";
+const EMBEDDINGS: &str = "/v1/embeddings";
+const MESSAGES: &str = "/v1/messages";
+const COUNT_TOKENS: &str = "/v1/messages/count_tokens";
+const MODELS: &str = "/v1/models";
+/// The data plane's POST paths (the rest of the router takes GET).
 const POST_PATHS: &[&str] = &[
-    "/v1/chat/completions",
-    "/v1/responses",
-    "/v1/embeddings",
-    "/v1/messages",
-    "/v1/messages/count_tokens",
+    CHAT_COMPLETIONS,
+    RESPONSES,
+    EMBEDDINGS,
+    MESSAGES,
+    COUNT_TOKENS,
 ];
 
 async fn not_found(headers: HeaderMap, uri: axum::http::Uri) -> ApiError {
     let path = uri.path();
     // A client whose base URL lacks `/v1` (the OpenAI SDKs expect it in the base URL).
     let with_v1 = format!("/v1{path}");
-    let hint = if POST_PATHS.contains(&with_v1.as_str()) || with_v1 == "/v1/models" {
+    let hint = if POST_PATHS.contains(&with_v1.as_str()) || with_v1 == MODELS {
         format!("; did you mean {with_v1}? (an OpenAI client's base URL ends in /v1)")
     } else {
         "; see README for the endpoints".to_string()
