@@ -674,13 +674,10 @@ async fn a_record_committed_to_the_journal_but_never_stored_is_recovered_whole()
             .filter(|e| e.file_name().to_string_lossy().contains("killed-instance"))
             .count()
     };
-    for _ in 0..100 {
-        if segments() == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(segments(), 0, "the recovered segment is deleted");
+    assert!(
+        eventually(|| std::future::ready(segments() == 0)).await,
+        "the recovered segment is deleted"
+    );
 }
 
 #[tokio::test]
@@ -705,19 +702,18 @@ async fn requests_noted_in_the_database_by_an_older_version_are_recovered() {
     assert_eq!(r.outcome, "interrupted");
     assert_eq!(r.request_sha256, note.request_sha256);
     // The row is deleted after the record commits, so the record can show first.
-    let mut left = -1;
-    for _ in 0..100 {
-        left = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pending_requests")
-            .fetch_one(&mut conn)
+    let app = &app;
+    let gone = eventually(|| async move {
+        let mut c = raw(app).await;
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_requests")
+            .fetch_one(&mut c)
             .await
             .unwrap();
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(left, 0, "the recovered row is deleted");
-    assert!(check(&app, &[]).await.ok());
+        left == 0
+    })
+    .await;
+    assert!(gone, "the recovered row is deleted");
+    assert!(check(app, &[]).await.ok());
 }
 
 /// Databases written before bodies moved to files keep them in the row: those still read and

@@ -69,6 +69,14 @@ impl Env {
         rows
     }
 
+    /// The mock provider started and registered; returns it and its registration.
+    fn registered_mock(&self) -> (Killed, String) {
+        let (mock, reg) = self.mock();
+        let f = write_registration(self, "mock.toml", &reg);
+        self.ok(&["provider", "register", &f]);
+        (mock, reg)
+    }
+
     /// Starts the mock provider on a free port; returns it and the local-mock registration
     /// pointing at it.
     fn mock(&self) -> (Killed, String) {
@@ -417,9 +425,7 @@ fn the_quick_start_works_through_the_cli() {
 #[test]
 fn serves_on_a_single_cpu() {
     let env = Env::new();
-    let (mock, reg) = env.mock();
-    let f = write_registration(&env, "mock.toml", &reg);
-    env.ok(&["provider", "register", &f]);
+    let (mock, _) = env.registered_mock();
     env.ok(&["contract", "create", "one", "--title", "t", "--client", "c"]);
     let key = env.trained_key("bob", "one", &[]);
     let Some((serve, addr, _)) = env.serve_on_one_cpu() else {
@@ -486,9 +492,7 @@ mod reqwest {
 #[test]
 fn master_key_rotation_keeps_bodies_readable_and_verify_exits_non_zero_on_tampering() {
     let env = Env::new();
-    let (mock, reg) = env.mock();
-    let f = write_registration(&env, "mock.toml", &reg);
-    env.ok(&["provider", "register", &f]);
+    let (mock, _) = env.registered_mock();
     env.ok(&[
         "contract", "create", "demo", "--title", "t", "--client", "c",
     ]);
@@ -569,9 +573,7 @@ fn master_key_rotation_keeps_bodies_readable_and_verify_exits_non_zero_on_tamper
 #[test]
 fn an_auditor_exports_verifies_files_the_form_and_scans_a_deliverable() {
     let env = Env::new();
-    let (mock, reg) = env.mock();
-    let f = write_registration(&env, "mock.toml", &reg);
-    env.ok(&["provider", "register", &f]);
+    let (mock, reg) = env.registered_mock();
     env.ok(&[
         "contract",
         "create",

@@ -80,6 +80,19 @@ async fn wait_record(app: &TestApp, id: &str, code: &str) {
     panic!("refusal {code} was not logged");
 }
 
+/// POSTs a chat request with this `Authorization` header, or none; the status and body.
+async fn post_authorization(app: &TestApp, authorization: Option<&str>) -> (u16, Value) {
+    let mut rb = app
+        .http
+        .post(format!("{}/v1/chat/completions", app.addr))
+        .json(&chat("gpt-test"));
+    if let Some(a) = authorization {
+        rb = rb.header("authorization", a);
+    }
+    let (s, b, _) = read(rb.send().await.unwrap()).await;
+    (s, b)
+}
+
 #[tokio::test]
 async fn key_checks() {
     let app = spawn_app().await;
@@ -92,30 +105,13 @@ async fn key_checks() {
     )
     .await;
     expect_anthropic(&app, "nope", &msg("claude-test"), 401, "invalid_api_key").await;
-    let (s, b, _) = read(
-        app.http
-            .post(format!("{}/v1/chat/completions", app.addr))
-            .json(&chat("gpt-test"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = post_authorization(&app, None).await;
     assert_eq!(
         (s, b["error"]["code"].as_str()),
         (401, Some("invalid_api_key"))
     );
     // The key sent without `Bearer `: the message says what is wrong with the header.
-    let (s, b, _) = read(
-        app.http
-            .post(format!("{}/v1/chat/completions", app.addr))
-            .header("authorization", &app.key)
-            .json(&chat("gpt-test"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = post_authorization(&app, Some(&app.key)).await;
     assert_eq!(
         (s, b["error"]["code"].as_str()),
         (401, Some("invalid_api_key"))

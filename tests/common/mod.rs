@@ -259,6 +259,21 @@ impl TestApp {
     }
 }
 
+/// Polls `done` every 50 ms for up to 5 s; whether it came true. For an effect that follows
+/// another observable one (a row or a file deleted after the records it held are stored).
+pub async fn eventually<F>(mut done: impl FnMut() -> F) -> bool
+where
+    F: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 pub async fn read(resp: reqwest::Response) -> (u16, Value, Option<String>) {
     let status = resp.status().as_u16();
     let id = resp
