@@ -211,7 +211,7 @@ pub enum LogCmd {
         contract: Option<String>,
         #[arg(long)]
         deliverable: Option<String>,
-        /// Only records at or after this time (YYYY-MM-DD or RFC 3339).
+        /// Only records at or after this time (YYYY-MM-DD, midnight UTC, or RFC 3339 with offset).
         #[arg(long)]
         since: Option<String>,
         #[arg(long, default_value_t = 100)]

@@ -52,6 +52,7 @@ impl Gateway {
         policy.spawn_refresher(config.refresh_interval);
         let keys = crate::audit::load_keys(&config.audit)?;
         let log = LogWriter::spawn(store.clone(), keys, &config.audit, &config.database_url)?;
+        log.data_keys.load_all().await?;
         crate::audit::spawn_upkeep(
             store.clone(),
             log.clone(),

@@ -520,6 +520,25 @@ fn master_key_rotation_keeps_bodies_readable_and_verify_exits_non_zero_on_tamper
         .as_str()
         .unwrap()
         .to_string();
+    // `--since` is a point in time whatever its offset; what is not one is an error.
+    let jst = chrono::FixedOffset::east_opt(9 * 3600).unwrap();
+    let since = |t: chrono::DateTime<chrono::Utc>| -> usize {
+        let s = t.with_timezone(&jst).to_rfc3339();
+        let out = env.ok(&["--json", "log", "list", "--since", &s]);
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let hour = chrono::Duration::hours(1);
+    assert!(since(chrono::Utc::now() - hour) >= 1);
+    assert_eq!(since(chrono::Utc::now() + hour), 0);
+    let err = env.fails(&["log", "list", "--since", "yesterday"]);
+    assert!(
+        err.contains("`yesterday`") && err.contains("RFC 3339"),
+        "{err}"
+    );
     let show = |env: &Env| -> Value {
         serde_json::from_str(&env.ok(&["--json", "log", "show", &id])).unwrap()
     };
@@ -552,6 +571,37 @@ fn master_key_rotation_keeps_bodies_readable_and_verify_exits_non_zero_on_tamper
     );
     std::fs::remove_file(&master).unwrap();
     env.ok(&["audit", "verify"]);
+
+    // A master key that is not the database's stops serve before it forwards anything.
+    let wrong = mamori::audit::crypto::Key::random().to_base64();
+    let mut serve = Killed(
+        env.cmd(&["serve"])
+            .env("MAMORI_MASTER_KEY", &wrong)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = String::new();
+    for l in BufReader::new(serve.0.stderr.take().unwrap()).lines() {
+        let l = l.unwrap();
+        assert!(
+            !l.contains("listening on"),
+            "serve must not start: {err}{l}"
+        );
+        err.push_str(&l);
+    }
+    assert!(
+        !serve.0.wait().unwrap().success(),
+        "serve must not start: {err}"
+    );
+    assert!(
+        err.contains("contract `demo`") && err.contains("audit.previous_master_key_files"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(&wrong),
+        "the key itself is never printed: {err}"
+    );
 
     // Tampering makes `audit verify` fail with a non-zero exit naming the record.
     let db = format!("sqlite://{}", env.path("data/m.db").display());

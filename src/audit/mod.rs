@@ -143,16 +143,32 @@ impl DataKeys {
             Some(r) => {
                 let id = r.master_key_id.unwrap_or_default();
                 let master = self.master.by_id(&id).with_context(|| {
-                    format!("contract `{contract}`'s data key is wrapped by master key {id}, which this process does not have; configure it (audit.previous_master_key_files) or finish the rotation")
+                    format!("contract `{contract}`'s data key is wrapped by master key {id}, but this process has master key {} (MAMORI_MASTER_KEY or audit.master_key_file); use the key this database was written with, or during a rotation list the old key in audit.previous_master_key_files", self.master.current.id())
                 })?;
                 let wrapped = r.wrapped.unwrap_or_default();
-                Some(Arc::new(master.unwrap_key(&wrapped, contract)?))
+                let key = master.unwrap_key(&wrapped, contract).with_context(|| {
+                    format!("master key {id} does not open contract `{contract}`'s data key: the stored key was altered or wrapped for another contract")
+                })?;
+                Some(Arc::new(key))
             }
         };
         if let Ok(mut c) = self.cache.lock() {
             c.insert(contract.to_string(), key.clone());
         }
         Ok(key)
+    }
+
+    /// Unwraps every live data key, so that a master key that does not match the database
+    /// stops the gateway at startup instead of failing each request after it was forwarded.
+    pub async fn load_all(&self) -> anyhow::Result<usize> {
+        let mut n = 0;
+        for row in self.store.data_keys().await? {
+            if row.destroyed_at.is_none() {
+                self.load(&row.contract_id, false).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Forgets a contract's key (after it was destroyed elsewhere).

@@ -20,6 +20,18 @@ fn date(flag: &str, s: &str) -> anyhow::Result<String> {
         .with_context(|| format!("{flag} `{s}` is not a date; write YYYY-MM-DD, e.g. 2026-11-01"))
 }
 
+/// `--since` as the log stores times (RFC 3339 in UTC, microseconds), so that text
+/// comparison in the database is time order. A bare date is midnight UTC.
+fn since_utc(s: &str) -> anyhow::Result<String> {
+    let t = match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        Ok(d) => d.and_time(chrono::NaiveTime::MIN).and_utc(),
+        Err(_) => chrono::DateTime::parse_from_rfc3339(s)
+            .with_context(|| format!("--since `{s}` is not a date or time; write YYYY-MM-DD (midnight UTC) or RFC 3339, e.g. 2026-11-01 or 2026-11-01T09:00:00+09:00"))?
+            .with_timezone(&chrono::Utc),
+    };
+    Ok(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
 fn id_ok(kind: &str, id: &str) -> anyhow::Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 64
@@ -493,15 +505,7 @@ pub async fn log(store: &Store, config: &Config, cmd: LogCmd, json: bool) -> any
             since,
             limit,
         } => {
-            let since = since
-                .map(|s| {
-                    if s.len() == 10 {
-                        date("--since", &s)
-                    } else {
-                        Ok(s)
-                    }
-                })
-                .transpose()?;
+            let since = since.map(|s| since_utc(&s)).transpose()?;
             let list = store
                 .log_list(&LogFilter {
                     contract,

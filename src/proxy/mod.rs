@@ -477,8 +477,9 @@ async fn forward(
     let bytes = Bytes::from(bytes);
     ex.rec.request_sha256 = Some(sha256_hex(&bytes));
     ex.plain.request = Some(bytes.clone());
-    // Durably note the request before it leaves, so even a crash leaves a record of it.
-    if !gw.log.begin(&ex.rec, requests_active() > 1).await {
+    // Durably note the request before it leaves, so even a crash leaves a record of it; and
+    // only if its bodies can be sealed, or the answer could not be logged.
+    if !sealable(gw, &ex.rec).await || !gw.log.begin(&ex.rec, requests_active() > 1).await {
         let r = Refusal::new(Code::AuditLogUnavailable, "the output log cannot be written, so nothing is forwarded; try again shortly or tell your administrator");
         return Err(ex.refuse(gw, r));
     }
@@ -736,6 +737,20 @@ pub async fn models(
     let request_id = ex.rec.request_id.clone();
     gw.log.submit(ex.rec);
     Ok((request_id, list))
+}
+
+/// Whether the record's data key can be had (cached after the first request of a contract).
+async fn sealable(gw: &Gateway, rec: &LogRecord) -> bool {
+    let Some(contract) = &rec.contract_id else {
+        return true;
+    };
+    match gw.log.data_keys.get(contract, true).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(request_id = %rec.request_id, contract = %contract, error = %format!("{e:#}"), "cannot get the contract's data key; not forwarding");
+            false
+        }
+    }
 }
 
 #[cfg(test)]
