@@ -226,7 +226,8 @@ pub enum LogCmd {
 pub enum AuditCmd {
     /// Prove no record was changed, removed, inserted or reordered; exits non-zero otherwise.
     Verify {
-        /// Checkpoints kept outside the database (the checkpoint file, or an auditor's copy).
+        /// Checkpoints kept outside the database (an auditor's copy); default: the
+        /// installation's checkpoint file (audit.checkpoint_file), if it exists.
         #[arg(long)]
         checkpoints: Vec<PathBuf>,
         /// The checkpoint signing public key (base64); default: derived from the signing key file.

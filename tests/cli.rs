@@ -617,6 +617,38 @@ fn master_key_rotation_keeps_bodies_readable_and_verify_exits_non_zero_on_tamper
     });
     let err = env.fails(&["audit", "verify"]);
     assert!(err.contains("FAILED") && err.contains("seq 1"), "{err}");
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::AnyConnection::connect(&db).await.unwrap();
+        sqlx::query("UPDATE log_records SET deliverable = NULL WHERE seq = 1")
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
+    env.ok(&["audit", "verify"]);
+
+    // Cutting off the tail with the chain head and the database's checkpoints is caught by
+    // plain `audit verify` against the checkpoint file beside the database.
+    env.ok(&["audit", "checkpoint"]);
+    assert!(env
+        .ok(&["audit", "verify"])
+        .contains("checked against the checkpoints in"));
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::AnyConnection::connect(&db).await.unwrap();
+        for q in [
+            "DELETE FROM log_records WHERE seq = (SELECT MAX(seq) FROM log_records)",
+            "UPDATE chain_head SET seq = COALESCE((SELECT MAX(seq) FROM log_records), 0), record_hash = COALESCE((SELECT record_hash FROM log_records ORDER BY seq DESC LIMIT 1), '0000000000000000000000000000000000000000000000000000000000000000')",
+            "DELETE FROM checkpoints",
+        ] {
+            sqlx::query(q).execute(&mut c).await.unwrap();
+        }
+    });
+    let err = env.fails(&["audit", "verify"]);
+    assert!(
+        err.contains("FAILED") && err.contains("checkpoint"),
+        "{err}"
+    );
     drop(mock);
 }
 

@@ -49,6 +49,14 @@ pub async fn run(config: &Config, cmd: AuditCmd, json: bool) -> anyhow::Result<(
                 (None, Some(k)) => k.signing.verifying_key(),
                 (None, None) => bail!("give --public-key or a signing key file"),
             };
+            // By default, the checkpoint file this installation writes: the database's own
+            // checkpoint rows can be rewritten together with the records, that file cannot.
+            let default_file = &config.audit.checkpoint_file;
+            let checkpoints = if checkpoints.is_empty() && default_file.exists() {
+                vec![default_file.clone()]
+            } else {
+                checkpoints
+            };
             let mut external = Vec::new();
             for f in &checkpoints {
                 external.extend(checkpoint::read_file(f)?);
@@ -65,6 +73,13 @@ pub async fn run(config: &Config, cmd: AuditCmd, json: bool) -> anyhow::Result<(
                     "ok: {} records, chain head seq {} {}, {} checkpoints matched, {} bodies matched their hashes",
                     report.records, report.head_seq, &report.head_hash[..16], report.checkpoints_checked, report.bodies_checked
                 );
+                match checkpoints.as_slice() {
+                    [] => println!("note: no checkpoint file was given and {} does not exist; only the database's own checkpoints were checked", default_file.display()),
+                    files => {
+                        let names: Vec<_> = files.iter().map(|f| f.display().to_string()).collect();
+                        println!("checked against the checkpoints in {}", names.join(", "));
+                    }
+                }
             }
             match &report.problem {
                 None => Ok(()),
