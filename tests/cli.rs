@@ -826,3 +826,85 @@ fn an_auditor_exports_verifies_files_the_form_and_scans_a_deliverable() {
     assert_eq!(d["records"][0]["request_id"], scan["request_ids"][0]);
     drop(mock);
 }
+
+/// The difference lines `form status` prints under `contract`'s heading.
+fn form_differences(status: &str, contract: &str) -> Vec<String> {
+    status
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{contract}: ")))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn form_status_compares_providers_by_id_not_by_position() {
+    let env = Env::new();
+    let register = |id: &str| {
+        let reg = common::mock_registration(id, "openai", "https://api.example.com", &[id]);
+        let f = write_registration(&env, &format!("{id}.toml"), &reg);
+        env.ok(&["provider", "register", &f]);
+    };
+    register("p-a");
+    register("p-c");
+    env.ok(&["contract", "create", "k", "--title", "t", "--client", "c"]);
+    env.ok(&[
+        "form",
+        "--contract",
+        "k",
+        "--format",
+        "json",
+        "--mark-filed",
+    ]);
+    assert!(env.ok(&["form", "status"]).contains("k: current"));
+
+    // A provider sorted between the two: reported as added, and nothing about p-c.
+    register("p-b");
+    let st = env.ok(&["form", "status"]);
+    let d = form_differences(&st, "k");
+    assert!(st.contains("k: CHANGED"), "{st}");
+    assert_eq!(d.len(), 3, "{st}");
+    assert!(
+        d.iter()
+            .all(|l| l.contains(": added ") && l.contains("p-b") && !l.contains("p-c")),
+        "{st}"
+    );
+
+    // Filed again, then the first one suspended: reported as removed, nothing about the others.
+    env.ok(&[
+        "form",
+        "--contract",
+        "k",
+        "--format",
+        "json",
+        "--mark-filed",
+    ]);
+    env.ok(&["provider", "suspend", "p-a", "--reason", "review"]);
+    let st = env.ok(&["form", "status"]);
+    let d = form_differences(&st, "k");
+    assert_eq!(d.len(), 3, "{st}");
+    assert!(
+        d.iter().all(|l| l.contains(": removed ")
+            && l.contains("p-a")
+            && !l.contains("p-b")
+            && !l.contains("p-c")),
+        "{st}"
+    );
+
+    // A new version of one provider: named by its id, the other providers untouched.
+    let reg = common::mock_registration("p-b", "openai", "https://api.example.com", &["p-b"])
+        .replace(
+            "countries = [\"US\"]",
+            "countries = [\"US\"]\n[certifications]\nnames = [\"ISO/IEC 27001\"]",
+        );
+    let f = write_registration(&env, "p-b.toml", &reg);
+    env.ok(&["provider", "register", &f]);
+    let st = env.ok(&["form", "status"]);
+    let d = form_differences(&st, "k");
+    assert!(
+        d.contains(&"cloud_services[p-b].certifications: added \"ISO/IEC 27001\"".to_string())
+            && d.contains(&"cloud_services[p-b].registration: \"p-b v1\" → \"p-b v2\"".to_string()),
+        "{st}"
+    );
+}

@@ -234,39 +234,115 @@ pub async fn build(
     })
 }
 
-fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+/// What names an entry of a list in the form, so that lists are compared entry by entry and an
+/// entry inserted or removed in the middle is reported as itself, not as a shift of every entry
+/// after it: a provider's registration id (stable across its versions), else the entry's `name`,
+/// else the value itself.
+fn entry_key(v: &serde_json::Value) -> String {
+    use serde_json::Value;
     match v {
-        serde_json::Value::Object(m) => m
-            .iter()
-            .for_each(|(k, v)| flatten(&format!("{prefix}{k}."), v, out)),
-        serde_json::Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .for_each(|(i, v)| flatten(&format!("{prefix}{i}."), v, out)),
-        other => {
-            out.insert(prefix.trim_end_matches('.').to_string(), other.to_string());
+        Value::Object(m) => {
+            if let Some(r) = m.get("registration").and_then(Value::as_str) {
+                return r.rsplit_once(" v").map_or(r, |(id, _)| id).to_string();
+            }
+            match m.get("name").and_then(Value::as_str) {
+                Some(n) => n.to_string(),
+                None => v.to_string(),
+            }
         }
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
-/// What changed between the filed content and now, one line per field.
+/// A list's entries under their keys, in order; a key met again gets ` #2`, ` #3`….
+fn keyed(list: &[serde_json::Value]) -> Vec<(String, &serde_json::Value)> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    list.iter()
+        .map(|v| {
+            let k = entry_key(v);
+            let n = seen.entry(k.clone()).or_insert(0);
+            *n += 1;
+            let k = if *n > 1 { format!("{k} #{n}") } else { k };
+            (k, v)
+        })
+        .collect()
+}
+
+/// An added or removed value in one line: a plain value as JSON, an entry as its name (else its
+/// key) and its other fields.
+fn describe(key: &str, v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let fields: Vec<String> = m
+                .iter()
+                .filter(|(k, v)| !v.is_null() && k.as_str() != "name")
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            let name = m
+                .get("name")
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| serde_json::Value::String(key.to_string()).to_string());
+            if fields.is_empty() {
+                name
+            } else {
+                format!("{name} ({})", fields.join(", "))
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn diff(path: &str, filed: &serde_json::Value, now: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (filed, now) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get(k) {
+                    Some(o) => diff(&join(path, k), o, v, out),
+                    None => out.push(format!("{}: added {}", join(path, k), describe(k, v))),
+                }
+            }
+            for (k, o) in a.iter().filter(|(k, _)| !b.contains_key(k.as_str())) {
+                out.push(format!(
+                    "{}: removed (was {})",
+                    join(path, k),
+                    describe(k, o)
+                ));
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            let (a, b) = (keyed(a), keyed(b));
+            for (k, v) in &b {
+                match a.iter().find(|(ka, _)| ka == k) {
+                    Some((_, o)) => diff(&format!("{path}[{k}]"), o, v, out),
+                    None => out.push(format!("{path}: added {}", describe(k, v))),
+                }
+            }
+            for (k, o) in a.iter().filter(|(ka, _)| !b.iter().any(|(kb, _)| kb == ka)) {
+                out.push(format!("{path}: removed {}", describe(k, o)));
+            }
+        }
+        (o, v) if o != v => out.push(format!("{path}: {o} → {v}")),
+        _ => {}
+    }
+}
+
+/// What changed between the filed content and now, one line per difference. Lists (services,
+/// media, countries, subcontractors…) are compared by their entries' ids or names, so an entry
+/// added, removed or moved is reported as such (`added`, `removed`), and a changed entry by its
+/// name and field (`cloud_services[openai].registration: "openai v1" → "openai v2"`).
 pub fn differences(filed: &serde_json::Value, now: &serde_json::Value) -> Vec<String> {
-    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
-    flatten("", filed, &mut a);
-    flatten("", now, &mut b);
     let mut out = Vec::new();
-    for (k, v) in &b {
-        match a.get(k) {
-            Some(o) if o == v => {}
-            Some(o) => out.push(format!("{k}: {o} → {v}")),
-            None => out.push(format!("{k}: added {v}")),
-        }
-    }
-    for (k, o) in &a {
-        if !b.contains_key(k) {
-            out.push(format!("{k}: removed (was {o})"));
-        }
-    }
+    diff("", filed, now, &mut out);
     out
 }
 
@@ -524,4 +600,81 @@ tr {{ page-break-inside: avoid; }}
     let _ = writeln!(s, "<tr><td class=\"item\">６　再委託等の有無<div class=\"note\">※　本契約に係る業務に関して機密データの全部又は一部の取扱いを第三者に委託する予定がある場合は「有」としてください。</div></td><td>{six}</td></tr>");
     let _ = writeln!(s, "</table>\n<p class=\"foot\">※　今回の届出事項に変更があった場合には、再度届出を行ってください。</p>\n</body></html>");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::differences;
+    use serde_json::json;
+
+    fn svc(id: &str, name: &str, version: u32, certs: &[&str]) -> serde_json::Value {
+        json!({"name": name, "vendor": "V", "location": "日本国内", "certifications": certs,
+               "registration": format!("{id} v{version}")})
+    }
+
+    #[test]
+    fn an_entry_inserted_in_the_middle_is_reported_alone() {
+        let filed = json!({"cloud_services": [svc("a", "A", 1, &[]), svc("c", "C", 1, &[])],
+                           "ai_services": [{"name": "A", "vendor": "V", "work": "w"},
+                                           {"name": "C", "vendor": "V", "work": "w"}]});
+        let now = json!({"cloud_services": [svc("a", "A", 1, &[]), svc("b", "B", 1, &[]), svc("c", "C", 1, &[])],
+                         "ai_services": [{"name": "A", "vendor": "V", "work": "w"},
+                                         {"name": "B", "vendor": "V", "work": "w"},
+                                         {"name": "C", "vendor": "V", "work": "w"}]});
+        let d = differences(&filed, &now);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            d[0].starts_with("cloud_services: added \"B\" (") && d[0].contains("b v1"),
+            "{d:?}"
+        );
+        assert_eq!(
+            d[1],
+            "ai_services: added \"B\" (vendor: \"V\", work: \"w\")"
+        );
+    }
+
+    #[test]
+    fn an_entry_removed_from_the_middle_is_reported_alone() {
+        let filed = json!({"ai_services": [{"name": "A", "vendor": "V", "work": "w"},
+                                           {"name": "B", "vendor": "V", "work": "w"},
+                                           {"name": "C", "vendor": "V", "work": "w"}],
+                           "media": ["社内PC", "USBメモリ", "mamori"]});
+        let now = json!({"ai_services": [{"name": "A", "vendor": "V", "work": "w"},
+                                         {"name": "C", "vendor": "V", "work": "w"}],
+                         "media": ["社内PC", "mamori"]});
+        assert_eq!(
+            differences(&filed, &now),
+            [
+                "ai_services: removed \"B\" (vendor: \"V\", work: \"w\")",
+                "media: removed \"USBメモリ\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_changed_entry_is_named_by_its_id_and_field() {
+        let filed = json!({"cloud_services": [svc("a", "A", 1, &[]), svc("b", "B", 1, &[])]});
+        let now =
+            json!({"cloud_services": [svc("a", "A", 1, &[]), svc("b", "B 新", 2, &["ISMAP"])]});
+        assert_eq!(
+            differences(&filed, &now),
+            [
+                "cloud_services[b].name: \"B\" → \"B 新\"",
+                "cloud_services[b].certifications: added \"ISMAP\"",
+                "cloud_services[b].registration: \"b v1\" → \"b v2\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn order_alone_is_no_change_and_repeated_names_are_counted() {
+        let filed =
+            json!({"countries_abroad": ["US", "IE"], "media": ["x", "x"], "japan_only": false});
+        let now = json!({"countries_abroad": ["IE", "US"], "media": ["x"], "japan_only": false});
+        assert_eq!(differences(&filed, &now), ["media: removed \"x\""]);
+        let now =
+            json!({"countries_abroad": ["IE", "US"], "media": ["x", "x"], "japan_only": true});
+        assert_eq!(differences(&filed, &now), ["japan_only: false → true"]);
+        assert!(differences(&filed, &filed).is_empty());
+    }
 }
