@@ -289,15 +289,24 @@ impl Snapshot {
         let contract = self.contracts.get(&key.contract_id).ok_or_else(|| {
             Refusal::new(
                 Code::ContractInactive,
-                format!("contract `{}` does not exist", key.contract_id),
+                format!(
+                    "contract `{}` does not exist, so no AI use is allowed under this key; ask your administrator for a key issued for an active contract",
+                    key.contract_id
+                ),
             )
         })?;
         if contract.status != "active" {
             return Err(Refusal::new(
                 Code::ContractInactive,
                 format!(
-                    "contract `{}` is {}; no AI use is allowed under it",
-                    contract.id, contract.status
+                    "contract `{}` is {}{}; no AI use is allowed under it; if the work continues under another contract, ask your administrator for a key issued for that contract",
+                    contract.id,
+                    contract.status,
+                    contract
+                        .closed_at
+                        .as_deref()
+                        .map(|at| format!(" (since {})", at.get(..10).unwrap_or(at)))
+                        .unwrap_or_default()
                 ),
             ));
         }
@@ -306,7 +315,7 @@ impl Snapshot {
                 return Err(Refusal::new(
                     Code::ContractInactive,
                     format!(
-                        "contract `{}` ended on {end}; no AI use is allowed under it",
+                        "contract `{}` ended on {end}; no AI use is allowed under it; if the contract was extended, ask your administrator to record its new end date, otherwise ask for a key issued for an active contract",
                         contract.id
                     ),
                 ));
@@ -556,5 +565,90 @@ mod tests {
             auth_header(WireApi::Openai, Err("not set".into())),
             Err("not set".into())
         );
+    }
+
+    fn contract(id: &str, status: &str, ends_on: Option<&str>) -> ContractRow {
+        ContractRow {
+            id: id.into(),
+            title: "t".into(),
+            client: "c".into(),
+            providers: None,
+            japan_only: false,
+            allow_non_text: false,
+            ends_on: ends_on.map(str::to_string),
+            retention_days: None,
+            status: status.into(),
+            created_at: "2020-01-01T00:00:00Z".into(),
+            closed_at: (status == "closed").then(|| "2021-04-01T09:00:00.000000Z".to_string()),
+            contract_date: None,
+            purposes: vec![],
+            subcontractors: vec![],
+        }
+    }
+
+    /// A snapshot with staff `u` trained today and one key of `u` per contract id, each key
+    /// being `key-CONTRACT`.
+    fn snapshot(contracts: Vec<ContractRow>, key_contracts: &[&str]) -> Snapshot {
+        let today = Utc::now().date_naive().to_string();
+        Snapshot::build(
+            crate::store::PolicyState {
+                contracts,
+                staff: vec![StaffRow {
+                    id: "u".into(),
+                    name: "U".into(),
+                    email: None,
+                    trained_on: Some(today),
+                    active: true,
+                    created_at: "2020-01-01T00:00:00Z".into(),
+                }],
+                keys: key_contracts
+                    .iter()
+                    .map(|c| KeyRow {
+                        id: format!("kid-{c}"),
+                        key_hash: keys::hash(&format!("key-{c}")),
+                        staff_id: "u".into(),
+                        contract_id: (*c).into(),
+                        deliverable: None,
+                        purpose: None,
+                        expires_at: None,
+                        revoked_at: None,
+                        created_at: "2020-01-01T00:00:00Z".into(),
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+            365,
+        )
+    }
+
+    #[test]
+    fn an_inactive_contract_is_refused_with_what_to_do() {
+        let s = snapshot(
+            vec![
+                contract("ended", "active", Some("2021-03-31")),
+                contract("closed", "closed", None),
+                contract("open", "active", Some("2999-12-31")),
+            ],
+            &["ended", "closed", "gone", "open"],
+        );
+        assert!(s.authenticate("key-open").is_ok());
+        for (key, says) in [
+            ("key-ended", "ended on 2021-03-31"),
+            ("key-closed", "is closed (since 2021-04-01)"),
+            ("key-gone", "does not exist"),
+        ] {
+            let r = s.authenticate(key).err().unwrap();
+            assert_eq!(r.code.as_str(), "contract_inactive", "{key}");
+            assert!(
+                r.message.contains(says)
+                    && r.message.contains("no AI use is allowed")
+                    && r.message.contains("ask your administrator")
+                    && r.message.contains("key issued for"),
+                "{key}: {}",
+                r.message
+            );
+        }
+        let ended = s.authenticate("key-ended").err().unwrap().message;
+        assert!(ended.contains("new end date"), "{ended}");
     }
 }
