@@ -173,6 +173,22 @@ impl Env {
         issued["key"].as_str().unwrap().to_string()
     }
 
+    /// Issues a key expiring on `expires` straight into the database, as one issued long ago
+    /// would be (`key issue` refuses a date already past); returns its id.
+    fn stored_key(&self, staff: &str, contract: &str, expires: &str) -> String {
+        let url = format!("sqlite://{}", self.path("data/m.db").display());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let store = mamori::store::Store::connect(&url).await.unwrap();
+                common::issue_key(&store, staff, contract, Some(expires))
+                    .await
+                    .0
+            })
+    }
+
     /// Runs and expects failure; returns stderr.
     fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args);
@@ -906,5 +922,69 @@ fn form_status_compares_providers_by_id_not_by_position() {
         d.contains(&"cloud_services[p-b].certifications: added \"ISO/IEC 27001\"".to_string())
             && d.contains(&"cloud_services[p-b].registration: \"p-b v1\" → \"p-b v2\"".to_string()),
         "{st}"
+    );
+}
+
+#[test]
+fn lists_show_ended_contracts_and_expired_keys_as_such() {
+    let env = Env::new();
+    let create = |id: &str, extra: &[&str]| {
+        let mut args = vec!["contract", "create", id, "--title", "t", "--client", "c"];
+        args.extend_from_slice(extra);
+        env.ok(&args);
+    };
+    create("old", &["--ends", "2021-03-31"]);
+    create("now", &[]);
+    create("gone", &[]);
+    env.ok(&["contract", "close", "gone"]);
+    let text = env.ok(&["contract", "list"]);
+    for (id, state) in [("old", "ended"), ("now", "active"), ("gone", "closed")] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{id}\t{state}\t"))),
+            "{id} should be {state}: {text}"
+        );
+    }
+    let json: Value = serde_json::from_str(&env.ok(&["--json", "contract", "list"])).unwrap();
+    let state = |id: &str| {
+        json.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .map(|c| (c["state"].clone(), c["status"].clone()))
+            .unwrap()
+    };
+    assert_eq!(state("old"), ("ended".into(), "active".into()), "{json}");
+    assert_eq!(state("now"), ("active".into(), "active".into()), "{json}");
+
+    env.trained_key("alice", "now", &[]);
+    let expired = env.stored_key("alice", "now", "2020-01-01");
+    let text = env.ok(&["key", "list"]);
+    let line = text.lines().find(|l| l.starts_with(&expired)).unwrap();
+    assert!(
+        line.contains("\texpired\t") && line.contains("expires: 2020-01-01"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.contains("\tactive\t")).count(),
+        1,
+        "{text}"
+    );
+    let json: Value = serde_json::from_str(&env.ok(&["--json", "key", "list"])).unwrap();
+    let states: Vec<_> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["id"] == expired.as_str(),
+                k["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [(false, "active".to_string()), (true, "expired".to_string())],
+        "{json}"
     );
 }

@@ -1,8 +1,10 @@
 //! The administrative verbs: provider, contract, staff, key, log, check.
 use crate::cli::{ContractCmd, KeyCmd, LogCmd, ProviderCmd, StaffCmd, TermsAction};
 use crate::config::Config;
-use crate::policy::{keys, Registration};
-use crate::store::{now_text, LogFilter, NewContract, NewKey, RegisterOutcome, StaffRow, Store};
+use crate::policy::{keys, parse_date, Registration};
+use crate::store::{
+    now_text, ContractRow, KeyRow, LogFilter, NewContract, NewKey, RegisterOutcome, StaffRow, Store,
+};
 use anyhow::{bail, Context};
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -30,6 +32,46 @@ fn since_utc(s: &str) -> anyhow::Result<String> {
             .with_timezone(&chrono::Utc),
     };
     Ok(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
+/// A contract's state as the gateway sees it on `today` (UTC): `closed`, `ended` once its end
+/// date has passed (it may be used through that day), else `active`.
+fn contract_state(c: &ContractRow, today: NaiveDate) -> &str {
+    if c.status != "active" {
+        return &c.status;
+    }
+    match c.ends_on.as_deref().and_then(parse_date) {
+        Some(end) if today > end => "ended",
+        _ => "active",
+    }
+}
+
+/// A key's state as the gateway sees it on `today` (UTC): `revoked`, `expired` once its expiry
+/// date has passed (it may be used through that day), else `active`.
+fn key_state(k: &KeyRow, today: NaiveDate) -> &'static str {
+    if k.revoked_at.is_some() {
+        return "revoked";
+    }
+    match k.expires_at.as_deref().and_then(parse_date) {
+        Some(exp) if today > exp => "expired",
+        _ => "active",
+    }
+}
+
+/// Rows as JSON objects, each with its `state` added.
+fn with_state<T: Serialize>(
+    rows: &[T],
+    state: impl Fn(&T) -> &str,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    rows.iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r)?;
+            if let Some(m) = v.as_object_mut() {
+                m.insert("state".into(), state(r).into());
+            }
+            Ok(v)
+        })
+        .collect()
 }
 
 fn id_ok(kind: &str, id: &str) -> anyhow::Result<()> {
@@ -303,10 +345,12 @@ pub async fn contract(store: &Store, cmd: ContractCmd, json: bool) -> anyhow::Re
         }
         ContractCmd::List => {
             let list = store.contracts().await?;
+            let today = chrono::Utc::now().date_naive();
             if json {
-                return print_json(&list);
+                return print_json(&with_state(&list, |c| contract_state(c, today))?);
             }
             for c in list {
+                let state = contract_state(&c, today).to_string();
                 let providers = c
                     .providers
                     .map(|p| p.join(","))
@@ -314,7 +358,7 @@ pub async fn contract(store: &Store, cmd: ContractCmd, json: bool) -> anyhow::Re
                 println!(
                     "{}\t{}\t{}\t{}\tproviders: {}{}",
                     c.id,
-                    c.status,
+                    state,
                     c.client,
                     c.title,
                     providers,
@@ -469,15 +513,12 @@ pub async fn key(store: &Store, cmd: KeyCmd, json: bool) -> anyhow::Result<()> {
         }
         KeyCmd::List => {
             let list = store.keys().await?;
+            let today = chrono::Utc::now().date_naive();
             if json {
-                return print_json(&list);
+                return print_json(&with_state(&list, |k| key_state(k, today))?);
             }
             for k in list {
-                let state = if k.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
+                let state = key_state(&k, today);
                 println!(
                     "{}\t{}\t{}\t{}\texpires: {}",
                     k.id,
@@ -558,5 +599,67 @@ pub async fn log(store: &Store, config: &Config, cmd: LogCmd, json: bool) -> any
             v["redactions"] = serde_json::from_str(&r.redactions).unwrap_or_default();
             print_json(&v)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn contract(status: &str, ends_on: Option<&str>) -> ContractRow {
+        ContractRow {
+            id: "c".into(),
+            title: "t".into(),
+            client: "c".into(),
+            providers: None,
+            japan_only: false,
+            allow_non_text: false,
+            ends_on: ends_on.map(str::to_string),
+            retention_days: None,
+            status: status.into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            closed_at: None,
+            contract_date: None,
+            purposes: vec![],
+            subcontractors: vec![],
+        }
+    }
+
+    fn key(expires_at: Option<&str>, revoked: bool) -> KeyRow {
+        KeyRow {
+            id: "k".into(),
+            key_hash: String::new(),
+            staff_id: "s".into(),
+            contract_id: "c".into(),
+            deliverable: None,
+            purpose: None,
+            expires_at: expires_at.map(str::to_string),
+            revoked_at: revoked.then(|| "2026-05-01T00:00:00Z".to_string()),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_contract_past_its_end_date_is_ended_from_the_next_day() {
+        let today = day("2026-06-01");
+        assert_eq!(contract_state(&contract("active", None), today), "active");
+        let last_day = contract("active", Some("2026-06-01"));
+        assert_eq!(contract_state(&last_day, today), "active");
+        assert_eq!(contract_state(&last_day, day("2026-06-02")), "ended");
+        let closed = contract("closed", Some("2099-01-01"));
+        assert_eq!(contract_state(&closed, today), "closed");
+    }
+
+    #[test]
+    fn a_key_past_its_expiry_date_is_expired_from_the_next_day() {
+        let today = day("2026-06-01");
+        assert_eq!(key_state(&key(None, false), today), "active");
+        assert_eq!(key_state(&key(Some("2026-06-01"), false), today), "active");
+        assert_eq!(key_state(&key(Some("2026-05-31"), false), today), "expired");
+        assert_eq!(key_state(&key(Some("2026-05-31"), true), today), "revoked");
     }
 }

@@ -138,7 +138,8 @@ pub struct Route {
     pub model: String,
 }
 
-fn parse_date(s: &str) -> Option<NaiveDate> {
+/// A stored date (`YYYY-MM-DD`, or a time whose first ten characters are one).
+pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d").ok()
 }
 
