@@ -988,3 +988,83 @@ fn lists_show_ended_contracts_and_expired_keys_as_such() {
         "{json}"
     );
 }
+
+#[test]
+fn dates_that_cannot_be_right_are_refused() {
+    let env = Env::new();
+    let day = |offset: i64| {
+        (chrono::Utc::now().date_naive() + chrono::Duration::days(offset)).to_string()
+    };
+    env.ok(&[
+        "contract", "create", "demo", "--title", "t", "--client", "c",
+    ]);
+
+    // Training in the future has not taken place.
+    let err = env.fails(&[
+        "staff",
+        "add",
+        "alice",
+        "--name",
+        "Alice",
+        "--trained-on",
+        &day(1),
+    ]);
+    assert!(
+        err.contains(&format!("--trained-on {} is in the future", day(1)))
+            && err.contains("once it has taken place"),
+        "{err}"
+    );
+    assert!(env.ok(&["staff", "list"]).is_empty(), "nothing was added");
+    env.ok(&[
+        "staff",
+        "add",
+        "alice",
+        "--name",
+        "Alice",
+        "--trained-on",
+        &day(-10),
+    ]);
+    let err = env.fails(&["staff", "train", "alice", "--on", &day(1)]);
+    assert!(err.contains("is in the future"), "{err}");
+
+    // An earlier training does not replace a later one.
+    let err = env.fails(&["staff", "train", "alice", "--on", &day(-20)]);
+    assert!(
+        err.contains(&format!("on {}, is later than {}", day(-10), day(-20))),
+        "{err}"
+    );
+    let trained = || {
+        let v: Value = serde_json::from_str(&env.ok(&["--json", "staff", "list"])).unwrap();
+        v[0]["trained_on"].as_str().unwrap().to_string()
+    };
+    assert_eq!(trained(), day(-10));
+    assert!(env
+        .ok(&["staff", "train", "alice", "--on", &day(0)])
+        .contains(&format!("recorded training of alice on {}", day(0))));
+    assert_eq!(trained(), day(0));
+
+    // A key that has already expired would never work.
+    let issue = |expires: &str| {
+        env.run(&[
+            "key",
+            "issue",
+            "--staff",
+            "alice",
+            "--contract",
+            "demo",
+            "--expires",
+            expires,
+        ])
+    };
+    let o = issue(&day(-1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err.contains(&format!("--expires {} is already past", day(-1)))
+            && err.contains("later date"),
+        "{err}"
+    );
+    assert!(env.ok(&["key", "list"]).is_empty(), "no key was issued");
+    assert!(issue(&day(0)).status.success(), "a key may expire today");
+    assert!(env.ok(&["key", "list"]).contains("\tactive\t"));
+}

@@ -301,6 +301,33 @@ impl Cli {
     }
 }
 
+/// A key that expired on `expires`, written straight into the database as one issued before
+/// then would be (`key issue` refuses a date already past); returns the key.
+fn expired_key(db: &Path, staff: &str, contract: &str, expires: &str) -> String {
+    use mamori::policy::keys;
+    let k = keys::generate();
+    let row = mamori::store::NewKey {
+        id: k.id.clone(),
+        key_hash: keys::hash(&k.secret),
+        staff_id: staff.into(),
+        contract_id: contract.into(),
+        deliverable: None,
+        purpose: None,
+        expires_at: Some(expires.into()),
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = mamori::store::Store::connect(&format!("sqlite://{}", db.display()))
+                .await
+                .unwrap();
+            store.insert_key(&row).await.unwrap();
+        });
+    k.secret
+}
+
 #[test]
 fn official_sdks_against_the_real_gateway() {
     let started = Instant::now();
@@ -416,7 +443,7 @@ fn official_sdks_against_the_real_gateway() {
     );
     let (revoked_id, revoked) = cli.issue_key("alice", "e2e", &[]);
     cli.run(&["key", "revoke", &revoked_id]);
-    let (_, expired) = cli.issue_key("alice", "e2e", &["--expires", "2020-01-01"]);
+    let expired = expired_key(&dir.path().join("mamori.db"), "alice", "e2e", "2020-01-01");
     let (_, untrained) = cli.issue_key("bob", "e2e", &[]);
     let (_, ended) = cli.issue_key("alice", "e2e-ended", &[]);
     let (_, anthropic_only) = cli.issue_key("alice", "e2e-anthropic-only", &[]);

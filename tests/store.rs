@@ -111,6 +111,21 @@ async fn contracts_terms_staff_and_keys() {
         Some("2026-10-01")
     );
     assert!(s.train_staff("ghost", "2026-10-01").await.is_err());
+    let err = s
+        .train_staff("u", "2026-09-30")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("on 2026-10-01, is later than 2026-09-30"),
+        "an earlier training must not replace a later one: {err}"
+    );
+    s.train_staff("u", "2026-10-01").await.unwrap();
+    s.train_staff("u", "2026-10-02").await.unwrap();
+    assert_eq!(
+        s.staff("u").await.unwrap().unwrap().trained_on.as_deref(),
+        Some("2026-10-02")
+    );
 
     let (k1, _) = issue_key(&s, "u", "c", None).await;
     let (k2, _) = issue_key(&s, "u", "c", Some("2027-01-01")).await;

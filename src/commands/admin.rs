@@ -16,10 +16,31 @@ fn actor() -> String {
         .unwrap_or_else(|_| "admin".to_string())
 }
 
-fn date(flag: &str, s: &str) -> anyhow::Result<String> {
+fn day(flag: &str, s: &str) -> anyhow::Result<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| d.format("%Y-%m-%d").to_string())
         .with_context(|| format!("{flag} `{s}` is not a date; write YYYY-MM-DD, e.g. 2026-11-01"))
+}
+
+fn date(flag: &str, s: &str) -> anyhow::Result<String> {
+    day(flag, s).map(|d| d.format("%Y-%m-%d").to_string())
+}
+
+/// The date of a training, which has taken place by `today` (UTC).
+fn training_date(flag: &str, s: &str, today: NaiveDate) -> anyhow::Result<String> {
+    let d = day(flag, s)?;
+    if d > today {
+        bail!("{flag} {d} is in the future (today is {today}, UTC); record a training once it has taken place");
+    }
+    Ok(d.format("%Y-%m-%d").to_string())
+}
+
+/// A key's expiry date, not yet past on `today` (UTC): a key works through its expiry date.
+fn expiry_date(s: &str, today: NaiveDate) -> anyhow::Result<String> {
+    let d = day("--expires", s)?;
+    if d < today {
+        bail!("--expires {d} is already past (today is {today}, UTC), so the key would never work; give today or a later date (the key works through that day)");
+    }
+    Ok(d.format("%Y-%m-%d").to_string())
 }
 
 /// `--since` as the log stores times (RFC 3339 in UTC, microseconds), so that text
@@ -441,9 +462,10 @@ pub async fn staff(store: &Store, cmd: StaffCmd, json: bool) -> anyhow::Result<(
             trained_on,
         } => {
             id_ok("staff", &id)?;
+            let today = chrono::Utc::now().date_naive();
             let trained_on = trained_on
                 .as_deref()
-                .map(|d| date("--trained-on", d))
+                .map(|d| training_date("--trained-on", d, today))
                 .transpose()?;
             store
                 .add_staff(&StaffRow {
@@ -459,7 +481,8 @@ pub async fn staff(store: &Store, cmd: StaffCmd, json: bool) -> anyhow::Result<(
             Ok(())
         }
         StaffCmd::Train { id, on } => {
-            store.train_staff(&id, &date("--on", &on)?).await?;
+            let on = training_date("--on", &on, chrono::Utc::now().date_naive())?;
+            store.train_staff(&id, &on).await?;
             println!("recorded training of {id} on {on}");
             Ok(())
         }
@@ -487,7 +510,7 @@ pub async fn key(store: &Store, cmd: KeyCmd, json: bool) -> anyhow::Result<()> {
         } => {
             let expires_at = expires
                 .as_deref()
-                .map(|d| date("--expires", d))
+                .map(|d| expiry_date(d, chrono::Utc::now().date_naive()))
                 .transpose()?;
             let k = keys::generate();
             store
@@ -607,7 +630,7 @@ mod tests {
     use super::*;
 
     fn day(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+        super::day("test", s).unwrap()
     }
 
     fn contract(status: &str, ends_on: Option<&str>) -> ContractRow {
@@ -641,6 +664,36 @@ mod tests {
             revoked_at: revoked.then(|| "2026-05-01T00:00:00Z".to_string()),
             created_at: "2026-01-01T00:00:00Z".into(),
         }
+    }
+
+    #[test]
+    fn training_dates_are_not_in_the_future_and_expiry_dates_not_past() {
+        let today = day("2026-06-01");
+        assert_eq!(
+            training_date("--on", "2026-06-01", today).unwrap(),
+            "2026-06-01"
+        );
+        assert_eq!(
+            training_date("--on", "2026-5-31", today).unwrap(),
+            "2026-05-31"
+        );
+        let err = training_date("--trained-on", "2026-06-02", today)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--trained-on 2026-06-02 is in the future") && err.contains("2026-06-01"),
+            "{err}"
+        );
+        assert_eq!(expiry_date("2026-06-01", today).unwrap(), "2026-06-01");
+        let err = expiry_date("2026-05-31", today).unwrap_err().to_string();
+        assert!(
+            err.contains("--expires 2026-05-31 is already past") && err.contains("later date"),
+            "{err}"
+        );
+        assert!(expiry_date("soon", today)
+            .unwrap_err()
+            .to_string()
+            .contains("YYYY-MM-DD"));
     }
 
     #[test]

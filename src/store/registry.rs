@@ -634,16 +634,30 @@ impl Store {
         Ok(())
     }
 
+    /// Records a training on `on` (`YYYY-MM-DD`). A date earlier than the one recorded is
+    /// refused: the later training is the one that counts.
     pub async fn train_staff(&self, id: &str, on: &str) -> anyhow::Result<()> {
         let mut tx = self.write_tx().await?;
-        let n = sqlx::query("UPDATE staff SET trained_on = $1 WHERE id = $2")
-            .bind(on)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE staff SET trained_on = $1 WHERE id = $2 AND (trained_on IS NULL OR trained_on <= $1)",
+        )
+        .bind(on)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if n == 0 {
-            bail!("no staff `{id}`; add them with `mamori staff add {id} --name …`");
+            let row = sqlx::query("SELECT trained_on FROM staff WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match row.map(|r| r.try_get::<Option<String>, _>(0)).transpose()? {
+                None => bail!("no staff `{id}`; add them with `mamori staff add {id} --name …`"),
+                Some(recorded) => bail!(
+                    "staff `{id}`'s recorded training, on {}, is later than {on}; nothing changed (the later training is the one that counts); record a training only once a newer one has taken place",
+                    recorded.as_deref().unwrap_or("?")
+                ),
+            }
         }
         bump_generation(&mut *tx).await?;
         tx.commit().await?;
