@@ -1068,3 +1068,36 @@ fn dates_that_cannot_be_right_are_refused() {
     assert!(issue(&day(0)).status.success(), "a key may expire today");
     assert!(env.ok(&["key", "list"]).contains("\tactive\t"));
 }
+
+#[test]
+fn suspending_or_resuming_twice_changes_and_records_nothing() {
+    let env = Env::new();
+    let reg = common::mock_registration("p", "openai", "https://api.example.com", &["m"]);
+    let f = write_registration(&env, "p.toml", &reg);
+    env.ok(&["provider", "register", &f]);
+    let out = env.ok(&["provider", "resume", "p"]);
+    assert!(out.contains("p is not suspended; nothing changed"), "{out}");
+    env.ok(&["provider", "suspend", "p", "--reason", "incident"]);
+    let out = env.ok(&["provider", "suspend", "p", "--reason", "other"]);
+    assert!(
+        out.contains("p is already suspended (incident); nothing changed"),
+        "{out}"
+    );
+    let shown: Value = serde_json::from_str(&env.ok(&["provider", "show", "p"])).unwrap();
+    assert_eq!(shown["suspend_reason"], "incident");
+    assert!(env.ok(&["provider", "resume", "p"]).contains("resumed p"));
+    assert!(env
+        .ok(&["provider", "resume", "p"])
+        .contains("not suspended"));
+    let hist: Value =
+        serde_json::from_str(&env.ok(&["--json", "provider", "history", "p"])).unwrap();
+    let actions: Vec<_> = hist["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(actions, ["suspend", "resume"], "{hist}");
+    let err = env.fails(&["provider", "resume", "nope"]);
+    assert!(err.contains("no provider `nope`"), "{err}");
+}

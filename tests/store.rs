@@ -61,8 +61,27 @@ async fn registrations_are_versioned_and_idempotent() {
     let p = s.provider("p").await.unwrap().unwrap();
     assert!(p.suspended);
     assert_eq!(p.suspend_reason.as_deref(), Some("incident"));
-    s.set_provider_suspended("p", None, "sec").await.unwrap();
+    assert!(
+        !s.set_provider_suspended("p", Some("again"), "sec")
+            .await
+            .unwrap(),
+        "suspending a suspended provider changes nothing"
+    );
+    assert_eq!(
+        s.provider("p")
+            .await
+            .unwrap()
+            .unwrap()
+            .suspend_reason
+            .as_deref(),
+        Some("incident")
+    );
+    assert!(s.set_provider_suspended("p", None, "sec").await.unwrap());
     assert!(!s.provider("p").await.unwrap().unwrap().suspended);
+    assert!(
+        !s.set_provider_suspended("p", None, "sec").await.unwrap(),
+        "resuming a provider that is not suspended changes nothing"
+    );
     let (_, events) = s.provider_history("p").await.unwrap();
     let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["suspend", "resume"]);

@@ -288,17 +288,29 @@ pub async fn provider(store: &Store, cmd: ProviderCmd, json: bool) -> anyhow::Re
             if reason.trim().is_empty() {
                 bail!("--reason must say why the provider is suspended");
             }
-            store
+            if store
                 .set_provider_suspended(&id, Some(&reason), &actor())
-                .await?;
-            println!(
-                "suspended {id}; running gateways stop routing to it within their refresh interval"
-            );
+                .await?
+            {
+                println!(
+                    "suspended {id}; running gateways stop routing to it within their refresh interval"
+                );
+            } else {
+                let why = store
+                    .provider(&id)
+                    .await?
+                    .and_then(|p| p.suspend_reason)
+                    .unwrap_or_default();
+                println!("{id} is already suspended ({why}); nothing changed (to give another reason, resume it and suspend it again)");
+            }
             Ok(())
         }
         ProviderCmd::Resume { id } => {
-            store.set_provider_suspended(&id, None, &actor()).await?;
-            println!("resumed {id}");
+            if store.set_provider_suspended(&id, None, &actor()).await? {
+                println!("resumed {id}");
+            } else {
+                println!("{id} is not suspended; nothing changed");
+            }
             Ok(())
         }
     }

@@ -326,16 +326,19 @@ impl Store {
     }
 
     /// Suspends (`Some(reason)`) or resumes (`None`) a provider; errors if it is unknown.
+    /// Returns `false`, changing and recording nothing, when it is already in that state
+    /// (suspending a suspended provider keeps its reason).
     pub async fn set_provider_suspended(
         &self,
         id: &str,
         reason: Option<&str>,
         actor: &str,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         let mut tx = self.write_tx().await?;
         let now = now_text();
-        let n = sqlx::query("UPDATE providers SET suspended = $1, suspend_reason = $2, updated_at = $3 WHERE id = $4")
-            .bind(i64::from(reason.is_some()))
+        let suspend = i64::from(reason.is_some());
+        let n = sqlx::query("UPDATE providers SET suspended = $1, suspend_reason = $2, updated_at = $3 WHERE id = $4 AND suspended <> $1")
+            .bind(suspend)
             .bind(reason)
             .bind(&now)
             .bind(id)
@@ -343,7 +346,14 @@ impl Store {
             .await?
             .rows_affected();
         if n == 0 {
-            bail!("no provider `{id}` is registered; see `mamori provider list`");
+            let exists = sqlx::query("SELECT id FROM providers WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                bail!("no provider `{id}` is registered; see `mamori provider list`");
+            }
+            return Ok(false);
         }
         sqlx::query("INSERT INTO provider_events (provider_id, action, reason, actor, at) VALUES ($1, $2, $3, $4, $5)")
             .bind(id)
@@ -355,7 +365,7 @@ impl Store {
             .await?;
         bump_generation(&mut *tx).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     pub async fn create_contract(&self, c: &NewContract) -> anyhow::Result<()> {
