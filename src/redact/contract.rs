@@ -29,11 +29,71 @@ impl fmt::Debug for ContractRedaction {
 /// terms change) and share it between requests.
 #[derive(Default)]
 pub struct ContractMatcher {
-    pub(crate) terms: Option<Finder>,
+    pub(crate) terms: Option<Terms>,
     pub(crate) fields: Option<Finder>,
     term_count: usize,
     field_count: usize,
 }
+
+/// Terms are matched without their separators, so that `ORCA-7` is also found as `ORCA 7` and
+/// `ORCA7`, and `株式会社みなと商事` as `株式会社 みなと商事`. Taking the separators out of a
+/// whole text would cost as much as the rest of the scan, so a cheap search for each term's
+/// anchor (its longest separator-free part, at most a few characters) comes first, and only the
+/// text around an anchor is searched without separators.
+pub(crate) struct Terms {
+    anchors: Finder,
+    /// The terms without separators.
+    compact: Finder,
+    /// How far from an anchor a term may begin or end, in bytes of the view.
+    reach: usize,
+}
+
+impl Terms {
+    /// The terms in `lower` (the ASCII-lower-cased view): (start, end) in its offsets, sorted.
+    pub(crate) fn find(&self, lower: &str) -> Vec<(usize, usize)> {
+        let mut windows: Vec<(usize, usize)> = Vec::new();
+        for (_, s, e) in self.anchors.find_iter(lower) {
+            let (a, b) = (s.saturating_sub(self.reach), e.saturating_add(self.reach));
+            match windows.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => windows.push((a, b)),
+            }
+        }
+        let mut out = Vec::new();
+        for (a, b) in windows {
+            let (a, b) = (floor(lower, a), floor(lower, b.min(lower.len())));
+            let Some(window) = lower.get(a..b) else {
+                continue;
+            };
+            let compact = Compact::new(window);
+            for (_, cs, ce) in self.compact.find_iter(&compact.text) {
+                if let Some(last) = ce.checked_sub(1) {
+                    out.push((a + compact.to_lower(cs), a + compact.to_lower(last) + 1));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn floor(t: &str, mut p: usize) -> usize {
+    while p > 0 && !t.is_char_boundary(p) {
+        p -= 1;
+    }
+    p
+}
+
+/// The longest separator-free part of a folded term, at most `ANCHOR_CHARS` characters of it.
+fn anchor(folded: &str) -> String {
+    let part = folded
+        .split(is_term_separator)
+        .max_by_key(|p| p.chars().count())
+        .unwrap_or("");
+    part.chars().take(ANCHOR_CHARS).collect()
+}
+
+/// Short enough that a separator inside an anchor is rare, long enough to be rare in prose.
+const ANCHOR_CHARS: usize = 3;
 
 impl fmt::Debug for ContractMatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -48,15 +108,45 @@ impl ContractMatcher {
     /// Compiles a contract's terms and fields. Blank entries are ignored. The error never quotes a
     /// term.
     pub fn new(c: &ContractRedaction) -> anyhow::Result<Self> {
-        let (terms, term_count) = compile(&c.terms)
-            .map_err(|e| anyhow!("cannot compile the contract's term list: {e}"))?;
-        let (fields, field_count) = compile(&c.extra_fields)
+        let folded = fold_list(&c.terms);
+        let compact: Vec<String> = folded
+            .iter()
+            .map(|t| {
+                t.chars()
+                    .filter(|c| !is_term_separator(*c))
+                    .collect::<String>()
+            })
+            .filter(|t| !t.is_empty())
+            .collect();
+        let anchors: Vec<String> = folded
+            .iter()
+            .map(|t| anchor(t))
+            .filter(|a| !a.is_empty())
+            .collect();
+        let err = |e| anyhow!("cannot compile the contract's term list: {e}");
+        let terms = match (
+            Finder::new(&dedup(anchors)).map_err(err)?,
+            Finder::new(&dedup(compact)).map_err(err)?,
+        ) {
+            (Some(anchors), Some(compact)) => Some(Terms {
+                anchors,
+                compact,
+                // A term with a separator between every two characters, and a little more.
+                reach: folded.iter().map(String::len).max().unwrap_or(0) * 2 + 16,
+            }),
+            _ => None,
+        };
+        let fields = Finder::new(&dedup(fold_list(&c.extra_fields)))
             .map_err(|e| anyhow!("cannot compile the contract's extra field names: {e}"))?;
         Ok(Self {
             terms,
             fields,
-            term_count,
-            field_count,
+            term_count: folded.len(),
+            field_count: c
+                .extra_fields
+                .iter()
+                .filter(|f| !f.trim().is_empty())
+                .count(),
         })
     }
 
@@ -66,14 +156,77 @@ impl ContractMatcher {
     }
 }
 
-fn compile(list: &[String]) -> Result<(Option<Finder>, usize), aho_corasick::BuildError> {
-    let mut folded: Vec<String> = list
-        .iter()
+/// Folded, lower-cased, blank entries left out.
+fn fold_list(list: &[String]) -> Vec<String> {
+    list.iter()
         .map(|t| fold(t.trim()).to_ascii_lowercase())
         .filter(|t| !t.trim().is_empty())
-        .collect();
-    folded.sort();
-    folded.dedup();
-    let n = folded.len();
-    Ok((Finder::new(&folded)?, n))
+        .collect()
+}
+
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// What people write between the parts of a name, or leave out: `ORCA-7`, `Project BLUEJAY`,
+/// `プロジェクト・カワセミ`, `株式会社 みなと商事`.
+pub(crate) fn is_term_separator(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n' | '-' | '_' | '.' | '・' | '·')
+}
+
+/// `lower` without term separators, and the way back to its offsets.
+pub(crate) struct Compact {
+    pub text: String,
+    /// (offset in `text` where separators were left out just before, bytes left out so far).
+    gaps: Vec<(usize, usize)>,
+}
+
+impl Compact {
+    pub(crate) fn new(lower: &str) -> Self {
+        let b = lower.as_bytes();
+        let mut text = String::new();
+        let mut gaps = Vec::new();
+        let (mut copied, mut removed, mut i) = (0, 0, 0);
+        while let Some(&x) = b.get(i) {
+            // Byte tests: the separators are ASCII, `・` (E3 83 BB) and `·` (C2 B7).
+            let len = match x {
+                b' ' | b'\t' | b'\r' | b'\n' | b'-' | b'_' | b'.' => 1,
+                0xE3 if b.get(i + 1..i + 3) == Some(&[0x83, 0xBB]) => 3,
+                0xC2 if b.get(i + 1) == Some(&0xB7) => 2,
+                _ => 0,
+            };
+            if len == 0 {
+                i += 1;
+                continue;
+            }
+            if text.capacity() == 0 {
+                text.reserve(lower.len());
+            }
+            text.push_str(lower.get(copied..i).unwrap_or(""));
+            removed += len;
+            match gaps.last_mut() {
+                Some((at, total)) if *at == text.len() => *total = removed,
+                _ => gaps.push((text.len(), removed)),
+            }
+            i += len;
+            copied = i;
+        }
+        if gaps.is_empty() {
+            text = lower.to_string();
+        } else {
+            text.push_str(lower.get(copied..).unwrap_or(""));
+        }
+        Self { text, gaps }
+    }
+
+    /// The offset in `lower` of the byte at `c` in `text`.
+    pub(crate) fn to_lower(&self, c: usize) -> usize {
+        let k = self.gaps.partition_point(|g| g.0 <= c);
+        c + k
+            .checked_sub(1)
+            .and_then(|j| self.gaps.get(j))
+            .map_or(0, |g| g.1)
+    }
 }

@@ -159,6 +159,10 @@ pub(crate) fn normalize(src: &str) -> Normalized<'_> {
     let mut kana = false;
     while let Some(&lead) = b.get(i) {
         if lead < 0x80 {
+            if lead == b'\\' {
+                (i, unit, kana) = backslashes(&mut w, b, i, kana);
+                continue;
+            }
             unit = i;
             kana = false;
             i += 1;
@@ -227,6 +231,66 @@ pub(crate) fn normalize(src: &str) -> Normalized<'_> {
         i = end;
     }
     w.finish()
+}
+
+/// Folds the run of backslashes at `i`, and the `\uXXXX` escape it may end with: JSON inside a
+/// string (tool arguments, tool results) written with escapes, as `json.dumps` does by default.
+/// The view sees the character, and a span over it replaces the whole escape. Returns the next
+/// offset, the cluster start and whether the view now ends with kana. Out of line: rare, and
+/// kept off the loop that folds ordinary text.
+#[cold]
+#[inline(never)]
+fn backslashes(w: &mut Writer<'_>, b: &[u8], i: usize, kana: bool) -> (usize, usize, bool) {
+    let run = b
+        .get(i..)
+        .unwrap_or(&[])
+        .iter()
+        .take_while(|&&x| x == b'\\')
+        .count()
+        .max(1);
+    // Judge a run of backslashes once: its tail alone would read differently.
+    let Some((start, end, c)) = json_escape(b, i + run - 1, run) else {
+        return (i + run, i + run - 1, false);
+    };
+    let folded = match fold_char(c, kana) {
+        Fold::Same => c.to_string(),
+        Fold::Char(r) => r.to_string(),
+        Fold::Str(s) => s,
+    };
+    w.edit(start, end, &folded);
+    (end, start, folded.chars().next_back().is_some_and(is_kana))
+}
+
+/// A `\uXXXX` escape (or a surrogate pair of them) at `start`, the last of a run of `run`
+/// backslashes: its start and end offsets and the character. Only when the `\` is not itself
+/// escaped (the run is odd), and not
+/// for quotes, backslashes and control characters, which would change how the text reads.
+fn json_escape(b: &[u8], start: usize, run: usize) -> Option<(usize, usize, char)> {
+    if run % 2 == 0 || b.get(start + 1) != Some(&b'u') {
+        return None;
+    }
+    let hex = |at: usize| -> Option<u32> {
+        let h = std::str::from_utf8(b.get(at..at + 4)?).ok()?;
+        u32::from_str_radix(h, 16).ok()
+    };
+    let hi = hex(start + 2)?;
+    let (cp, end) = if (0xD800..0xDC00).contains(&hi) {
+        if b.get(start + 6..start + 8) != Some(b"\\u") {
+            return None;
+        }
+        let lo = hex(start + 8)?;
+        if !(0xDC00..0xE000).contains(&lo) {
+            return None;
+        }
+        (0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00), start + 12)
+    } else {
+        (hi, start + 6)
+    };
+    let c = char::from_u32(cp)?;
+    if c.is_control() || matches!(c, '"' | '\\') {
+        return None;
+    }
+    Some((start, end, c))
 }
 
 enum Fold {

@@ -5,9 +5,9 @@
 //!
 //! ```toml
 //! [[tag]]       # open, close, label, action, placeholder?, mask?, description?
-//! [[field]]     # names, label, action, placeholder?, mask?, description?
+//! [[field]]     # names, label, action, placeholder?, mask?, space_separated?, description?
 //! [[detector]]  # label, action, pattern, triggers?, validator?, keywords?, keyword_mode?,
-//!               # keyword_window?, boundary?, placeholder?, mask?, description?
+//!               # keyword_window?, boundary?, value_runs_on?, placeholder?, mask?, description?
 //! [contract.terms]   # how each contract's term list is treated: label, action, placeholder?, mask?
 //! [contract.fields]  # how each contract's extra field names are treated
 //! ```
@@ -63,6 +63,9 @@ pub(crate) enum KeywordMode {
 pub(crate) enum Boundary {
     /// No digit, nor a digit behind a single `-` or `.`.
     Number,
+    /// As `Number`, and no unit or counter after it (`円`, `件`, `年`, `%`…): the digits are an
+    /// identifier, not a quantity.
+    Identifier,
     /// No ASCII letter or digit.
     Alnum,
     None,
@@ -78,6 +81,8 @@ pub(crate) struct Treatment {
     /// The replacement when masking (`[個人番号]`).
     pub mask: String,
     pub action: Action,
+    /// A field whose value may follow its name after spaces alone, at the start of a line.
+    pub space_separated: bool,
 }
 
 pub(crate) struct Detector {
@@ -97,6 +102,9 @@ pub(crate) struct Detector {
     pub boundary: Boundary,
     /// Bytes; `None` for patterns that can run to the end of the text (PEM blocks).
     pub max_len: Option<usize>,
+    /// A value that ends the match runs on over credential characters past the pattern's bound
+    /// (keeps patterns, and so their automata and windows, small for values of any length).
+    pub value_runs_on: bool,
     /// How far before a trigger a match may begin: 0 when triggers are the match's beginnings.
     pub back: usize,
     /// Every match has at least this many ASCII digits; windows with fewer are skipped.
@@ -191,6 +199,8 @@ struct RawField {
     action: Action,
     placeholder: Option<String>,
     mask: Option<String>,
+    #[serde(default)]
+    space_separated: bool,
     #[serde(default, rename = "description")]
     _description: Option<String>,
 }
@@ -207,6 +217,8 @@ struct RawDetector {
     keyword_mode: Option<KeywordMode>,
     keyword_window: Option<usize>,
     boundary: Option<Boundary>,
+    #[serde(default)]
+    value_runs_on: bool,
     placeholder: Option<String>,
     mask: Option<String>,
     #[serde(default, rename = "description")]
@@ -365,6 +377,7 @@ impl Builder {
             placeholder,
             mask,
             action,
+            space_separated: false,
         });
         Ok(self.treatments.len() - 1)
     }
@@ -410,6 +423,9 @@ impl Builder {
                 f.placeholder.as_deref(),
                 f.mask.as_deref(),
             )?;
+            if let Some(t) = self.treatments.get_mut(treatment) {
+                t.space_separated = f.space_separated;
+            }
             if f.names.is_empty() {
                 bail!("{at}: key `names`: give at least one field name");
             }
@@ -494,6 +510,9 @@ impl Builder {
         if keywords.iter().any(String::is_empty) {
             bail!("{at}: key `keywords`: a keyword is empty");
         }
+        if keywords.iter().any(|k| k.len() > 200) {
+            bail!("{at}: key `keywords`: a keyword is longer than 200 bytes; use a shorter one");
+        }
         let keyword_mode = match (d.keyword_mode, keywords.is_empty()) {
             (Some(_), true) => bail!("{at}: key `keyword_mode`: there are no `keywords`"),
             (m, false) => Some(m.unwrap_or(KeywordMode::Required)),
@@ -575,6 +594,7 @@ impl Builder {
             keyword_window,
             boundary: d.boundary.unwrap_or(Boundary::Alnum),
             max_len,
+            value_runs_on: d.value_runs_on,
             back,
             min_digits: min_digits(&hir),
             digit_trigger,

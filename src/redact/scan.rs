@@ -32,6 +32,8 @@ struct FieldHit {
     start: usize,
     end: usize,
     treatment: usize,
+    /// The value may follow the name after spaces alone (at the start of a line).
+    spaced: bool,
 }
 
 /// Every confidential span of `t` (overlapping ones included), or why the text must be refused.
@@ -57,6 +59,7 @@ pub(crate) fn detect(
                         start: s,
                         end: e,
                         treatment: tr,
+                        spaced: rules.treatments.get(tr).is_some_and(|t| t.space_separated),
                     }),
                     Role::Trigger(d) => {
                         if let Some(v) = triggers.get_mut(d) {
@@ -78,6 +81,7 @@ pub(crate) fn detect(
                 start,
                 end,
                 treatment: rules.contract_field_treatment,
+                spaced: false,
             });
         }
     }
@@ -95,7 +99,7 @@ pub(crate) fn detect(
     }
 
     if let Some(f) = &contract.terms {
-        for (_, start, end) in f.find_iter(lower) {
+        for (start, end) in f.find(lower) {
             if ascii_edges_ok(t, start, end) {
                 out.push(Span {
                     start,
@@ -239,10 +243,14 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             .map_or(0, |n| n + 1);
         (start, newlines.get(k).copied().unwrap_or(t.len()))
     };
+    let headers = table_spans(t, hits, &line_of, out);
     // Where a next `name:` begins, a value on the same line ends.
     let colon_starts: Vec<usize> = hits
         .iter()
-        .filter(|h| field_name_edges_ok(t, h.start, h.end) && colon_after(t, h.end).is_some())
+        .filter(|h| {
+            field_name_edges_ok(t, h.start, h.end)
+                && colon_after(t, qualifier_end(t, h.end)).is_some()
+        })
         .map(|h| h.start)
         .collect();
     let mut covered = 0;
@@ -252,13 +260,18 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             continue;
         }
         let (line_start, line_end) = line_of(h.start);
+        // A table's header cell names a column, which `table_spans` took.
+        if headers.binary_search(&line_start).is_ok() || not_personal(t, h.start) {
+            continue;
+        }
         let limit = colon_starts
             .get(colon_starts.partition_point(|&s| s < h.end))
             .copied()
             .filter(|&s| s < line_end)
             .unwrap_or(line_end);
         let first_on_line = at_line_start(t, line_start, h.start);
-        for (a, b) in field_values(t, h.start, h.end, first_on_line, limit) {
+        let spaced = h.spaced && first_on_line;
+        for (a, b) in field_values(t, h.start, h.end, spaced, first_on_line, limit) {
             if a < b {
                 out.push(Span {
                     start: a,
@@ -309,6 +322,7 @@ fn field_values(
     t: &str,
     s: usize,
     e: usize,
+    spaced: bool,
     first_on_line: bool,
     limit: usize,
 ) -> Vec<(usize, usize)> {
@@ -344,9 +358,36 @@ fn field_values(
         let end = cell + rest.find('|').unwrap_or(rest.len());
         return vec![trim_value(t, cell, end)];
     }
-    // `name: value` and `name：value`: the rest of the line when the name begins it, else up to
-    // the first list punctuation.
-    let Some(p) = colon_after(t, e) else {
+    // `【name】value`, the value up to the line's end or the next label.
+    for (open, close) in [('【', '】'), ('〔', '〕')] {
+        if before.ends_with(open) && after.starts_with(close) {
+            let mut from = skip_spaces(t, e + close.len_utf8());
+            if t.get(from..).is_some_and(|r| r.starts_with(':')) {
+                from = skip_spaces(t, from + 1);
+            }
+            let rest = t.get(from..limit.max(from)).unwrap_or("");
+            if starts_as_prose(rest) {
+                return Vec::new();
+            }
+            let end = from + rest.find(BRACKET_STOPS).unwrap_or(rest.len());
+            return vec![trim_value(t, from, end)];
+        }
+    }
+    // `name: value`, `name：value` and `name（qualifier）：value`: the rest of the line when the
+    // name begins it, else up to the first list punctuation. Some names may be followed by spaces
+    // alone when they begin the line (`住所　東京都…`); that value ends at ` / ` too.
+    let Some(p) = colon_after(t, qualifier_end(t, e)) else {
+        let name = t.get(s..e).unwrap_or("");
+        let start = skip_spaces(t, e);
+        let rest = t.get(start..limit.max(start)).unwrap_or("");
+        if spaced && !name.is_ascii() && start > e && !starts_as_prose(rest) {
+            let end = start + rest.find(['\r', '\t']).unwrap_or(rest.len());
+            let end = start
+                + t.get(start..end)
+                    .and_then(|v| v.find(" / "))
+                    .unwrap_or(end - start);
+            return vec![trim_value(t, start, end)];
+        }
         return Vec::new();
     };
     let start = skip_spaces(t, p);
@@ -358,6 +399,222 @@ fn field_values(
     let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
     let end = start + rest.find(stops).unwrap_or(rest.len());
     vec![trim_value(t, start, end)]
+}
+
+/// Ends a `【name】value`.
+const BRACKET_STOPS: &[char] = &['【', '、', '。', '\t', '\r', '\n'];
+
+/// A label followed by prose about it (`住所 は必須`, `【氏名】を記入`, `【氏名】様`) rather
+/// than by a value.
+fn starts_as_prose(rest: &str) -> bool {
+    const PARTICLES: &[char] = &[
+        'は', 'を', 'が', 'の', 'に', 'と', 'も', 'で', 'へ', 'や', 'か', '様', '殿', '欄', '等',
+        ':', '(',
+    ];
+    rest.trim_end_matches([' ', '\t', '\r']).is_empty() || rest.starts_with(PARTICLES)
+}
+
+/// After a field name, the end of a qualifier in parentheses (`氏名（漢字）`, `生年月日(西暦)`):
+/// the value follows it.
+fn qualifier_end(t: &str, e: usize) -> usize {
+    let rest = t.get(e..).unwrap_or("");
+    if !rest.starts_with('(') {
+        return e;
+    }
+    let head = rest.get(..floor_boundary(rest, 48)).unwrap_or("");
+    match head.find([')', '\n']) {
+        Some(k) if head.get(k..).is_some_and(|r| r.starts_with(')')) => e + k + 1,
+        _ => e,
+    }
+}
+
+/// English words that make `address` something else: `IP address`, `mac_address`.
+fn not_personal(t: &str, s: usize) -> bool {
+    const QUALIFIERS: &[&str] = &[
+        "ip", "ipv4", "ipv6", "mac", "memory", "server", "host", "network", "web", "url", "wallet",
+        "bitcoin", "ethereum", "contract", "return", "bind", "listen", "remote", "local", "proxy",
+    ];
+    let before = t.get(..s).unwrap_or("");
+    let Some(b) = before.strip_suffix([' ', '_', '-']) else {
+        return false;
+    };
+    let word_start = b
+        .rfind(|c: char| !c.is_ascii_alphanumeric())
+        .map_or(0, |i| i + 1);
+    let word = b.get(word_start..).unwrap_or("").to_ascii_lowercase();
+    QUALIFIERS.contains(&word.as_str())
+}
+
+/// Tables whose header row names fields: a Markdown table (`| 氏名 | 住所 |` over `|---|---|`)
+/// or CSV/TSV lines (`社員番号,氏名,電話番号`) followed by rows with as many cells. Each named
+/// column's cells become spans. Returns the start offsets of the header lines, sorted.
+fn table_spans(
+    t: &str,
+    hits: &[FieldHit],
+    line_of: &dyn Fn(usize) -> (usize, usize),
+    out: &mut Vec<Span>,
+) -> Vec<usize> {
+    let mut headers = Vec::new();
+    let mut i = 0;
+    while let Some(h) = hits.get(i) {
+        let (ls, le) = line_of(h.start);
+        let le = if t.get(..le).is_some_and(|l| l.ends_with('\r')) && le > ls {
+            le - 1
+        } else {
+            le
+        };
+        let mut j = i;
+        while hits.get(j).is_some_and(|x| x.start < le) {
+            j += 1;
+        }
+        let on_line = hits.get(i..j).unwrap_or(&[]);
+        i = j.max(i + 1);
+        let line = t.get(ls..le).unwrap_or("");
+        let n = next_line_start(t, le);
+        if n >= t.len() {
+            continue;
+        }
+        let next = line_at(t, n);
+        let next_line = t.get(next.0..next.1).unwrap_or("");
+        let kind = if line.trim_start().starts_with('|') && delimiter_row(next_line) {
+            Table::Markdown
+        } else if line.contains('\t') {
+            Table::Separated('\t')
+        } else if line.contains(',') {
+            Table::Separated(',')
+        } else {
+            continue;
+        };
+        let head = cells(t, ls, le, kind);
+        if !(2..=MAX_COLUMNS).contains(&head.len()) || head.iter().any(|c| c.1 - c.0 > 64) {
+            continue;
+        }
+        let columns: Vec<(usize, usize)> = on_line
+            .iter()
+            .filter_map(|h| {
+                head.iter()
+                    .position(|&c| c == (h.start, h.end))
+                    .map(|col| (col, h.treatment))
+            })
+            .collect();
+        if columns.is_empty() {
+            continue;
+        }
+        let mut row = match kind {
+            Table::Markdown => match next_line_start(t, next.1) {
+                n if n >= t.len() => continue,
+                n => line_at(t, n),
+            },
+            Table::Separated(_) => next,
+        };
+        let mut rows = 0;
+        loop {
+            let line = t.get(row.0..row.1).unwrap_or("");
+            let cs = cells(t, row.0, row.1, kind);
+            let fits = match kind {
+                Table::Markdown => line.trim_start().starts_with('|'),
+                Table::Separated(_) => cs.len() == head.len(),
+            };
+            if !fits {
+                break;
+            }
+            for &(col, treatment) in &columns {
+                if let Some(&(a, b)) = cs.get(col).filter(|c| c.0 < c.1) {
+                    out.push(Span {
+                        start: a,
+                        end: b,
+                        treatment,
+                        rank: RANK_FIELD,
+                    });
+                }
+            }
+            rows += 1;
+            let n = next_line_start(t, row.1);
+            if n >= t.len() {
+                break;
+            }
+            row = line_at(t, n);
+        }
+        if rows > 0 || kind == Table::Markdown {
+            headers.push(ls);
+        }
+        // The rows are data, whatever names they hold: never headers of tables of their own.
+        while hits.get(i).is_some_and(|x| x.start < row.1) {
+            i += 1;
+        }
+    }
+    headers
+}
+
+/// More columns than this is not a table a person wrote.
+const MAX_COLUMNS: usize = 64;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Markdown,
+    Separated(char),
+}
+
+/// The line containing `p`, without its line break: (start, end).
+fn line_at(t: &str, p: usize) -> (usize, usize) {
+    let p = p.min(t.len());
+    let start = t.get(..p).and_then(|b| b.rfind('\n')).map_or(0, |k| k + 1);
+    let end = t
+        .get(p..)
+        .and_then(|r| r.find('\n'))
+        .map_or(t.len(), |k| p + k);
+    let end = if t.get(..end).is_some_and(|l| l.ends_with('\r')) && end > start {
+        end - 1
+    } else {
+        end
+    };
+    (start, end)
+}
+
+/// The start of the line after the one ending (before its line break) at `e`.
+fn next_line_start(t: &str, e: usize) -> usize {
+    let rest = t.get(e..).unwrap_or("");
+    e + rest.find('\n').map_or(rest.len(), |k| k + 1)
+}
+
+/// `|---|:--:|`
+fn delimiter_row(line: &str) -> bool {
+    line.contains('|')
+        && line.contains('-')
+        && line
+            .chars()
+            .all(|c| matches!(c, '|' | '-' | ':' | ' ' | '\t' | '\r'))
+}
+
+/// The cells of the line `ls..le`, each trimmed of spaces and one pair of quotes.
+fn cells(t: &str, ls: usize, le: usize, kind: Table) -> Vec<(usize, usize)> {
+    let line = t.get(ls..le).unwrap_or("");
+    let sep = match kind {
+        Table::Markdown => '|',
+        Table::Separated(c) => c,
+    };
+    let mut bounds: Vec<usize> = line.match_indices(sep).map(|(k, _)| ls + k).collect();
+    let mut out = Vec::new();
+    match kind {
+        Table::Markdown => {
+            // Between the pipes; text before the first or after the last is not a cell.
+            for w in bounds.windows(2) {
+                if let [a, b] = *w {
+                    out.push(trim_value(t, a + 1, b));
+                }
+            }
+        }
+        Table::Separated(_) => {
+            bounds.insert(0, ls.wrapping_sub(1));
+            bounds.push(le);
+            for w in bounds.windows(2) {
+                if let [a, b] = *w {
+                    out.push(trim_value(t, a.wrapping_add(1), b));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Trims spaces and list punctuation around a value, and one pair of enclosing quotes.
@@ -662,6 +919,13 @@ fn scan_window(
             continue;
         }
         let (vs, ve) = value_span(d, caps, ms, me);
+        let (me, ve) = match d.value_runs_on && ve == me {
+            true => {
+                let end = runs_on(t, me);
+                (end, end)
+            }
+            false => (me, ve),
+        };
         match judge(d, t, ms, me, vs, ve, keywords) {
             Verdict::Accept(vs, ve) => {
                 out.push(Span {
@@ -689,6 +953,15 @@ fn scan_window(
     }
 }
 
+/// The end of a credential value continuing at `p`: up to a space, quote, bracket, comma or
+/// semicolon.
+fn runs_on(t: &str, p: usize) -> usize {
+    let rest = t.get(p..).unwrap_or("");
+    p + rest
+        .find(|c: char| c.is_whitespace() || "\"'`$<>(){}[],;".contains(c))
+        .unwrap_or(rest.len())
+}
+
 /// Where to look for the next match after rejecting one at `ms`. When `ms` failed the left
 /// boundary, so does every start inside the same run of digits (letters and digits for `alnum`):
 /// skip the run, so that a megabyte of digits costs one search per detector, not one per digit.
@@ -700,9 +973,11 @@ fn retry_from(b: Boundary, t: &str, ms: usize) -> usize {
     let mut p = ms;
     loop {
         match (b, bytes.get(p), bytes.get(p + 1)) {
-            (Boundary::Number, Some(c), _) if c.is_ascii_digit() => p += 1,
+            (Boundary::Number | Boundary::Identifier, Some(c), _) if c.is_ascii_digit() => p += 1,
             // `1-2-3`, `1.2.3`: a start after a separator between digits fails too.
-            (Boundary::Number, Some(b'-' | b'.'), Some(n)) if p > ms && n.is_ascii_digit() => {
+            (Boundary::Number | Boundary::Identifier, Some(b'-' | b'.'), Some(n))
+                if p > ms && n.is_ascii_digit() =>
+            {
                 p += 1
             }
             (Boundary::Alnum, Some(c), _) if c.is_ascii_alphanumeric() => p += 1,
@@ -787,7 +1062,7 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
     match b {
         Boundary::None => true,
         Boundary::Alnum => !before.next().is_some_and(|c| c.is_ascii_alphanumeric()),
-        Boundary::Number => match before.next() {
+        Boundary::Number | Boundary::Identifier => match before.next() {
             Some(c) if c.is_ascii_digit() => false,
             Some('-' | '.') => !before.next().is_some_and(|c| c.is_ascii_digit()),
             _ => true,
@@ -805,10 +1080,22 @@ fn right_ok(b: Boundary, t: &str, me: usize) -> bool {
             Some('-' | '.') => !after.next().is_some_and(|c| c.is_ascii_digit()),
             _ => true,
         },
+        Boundary::Identifier => {
+            let rest = after.as_str().trim_start_matches(' ');
+            right_ok(Boundary::Number, t, me) && !rest.starts_with(QUANTITY_UNITS)
+        }
     }
 }
 
-/// A keyword within `keyword_window` characters before or after the value.
+/// What follows a number that counts or measures something.
+const QUANTITY_UNITS: &[char] = &[
+    '円', '万', '億', '千', '件', '個', '人', '名', '年', '月', '日', '時', '分', '秒', '%', '倍',
+    '回', '社', '台', '本', '枚', '冊', '歳', '才', '位', '点', '株', '口', '箇', 'ヶ', 'か', '行',
+    '字', '文', '番', '号',
+];
+
+/// A keyword within `keyword_window` characters before or after the value: one that reaches into
+/// that window (a long keyword such as `aws_secret_access_key` may begin farther away).
 fn has_keyword(d: &Detector, t: &str, vs: usize, ve: usize, keywords: &[Hit]) -> bool {
     let n = d.keyword_window;
     let wa = t
@@ -824,11 +1111,15 @@ fn has_keyword(d: &Detector, t: &str, vs: usize, ve: usize, keywords: &[Hit]) ->
         .get(ve..)
         .and_then(|x| x.char_indices().nth(n).map(|(i, _)| ve + i))
         .unwrap_or(t.len());
-    let first = keywords.partition_point(|k| k.0 < wa);
+    let first = keywords.partition_point(|k| k.0 < wa.saturating_sub(MAX_KEYWORD_BYTES));
     keywords
         .get(first..)
         .into_iter()
         .flatten()
         .take_while(|k| k.0 < wb)
-        .any(|k| k.1 <= wb)
+        .any(|k| k.1 > wa && k.1 <= wb)
 }
+
+/// Longer than any keyword, so that the search for those reaching into a window starts early
+/// enough.
+const MAX_KEYWORD_BYTES: usize = 256;

@@ -195,7 +195,7 @@ proptest! {
     /// client gets back exactly what it sent. The stable stand-in for the fuzz target: raise
     /// `PROPTEST_CASES` to run it longer.
     #[test]
-    fn arbitrary_text_never_panics_and_restores(s in "\\PC{0,80}|[0-9０-９ー－\\-@<>機密【】/\u{200B}\u{2060}a-zA-Z:：\"{} \n]{0,80}") {
+    fn arbitrary_text_never_panics_and_restores(s in "\\PC{0,80}|[0-9０-９ー－\\-@<>機密【】/\u{200B}\u{2060}a-zA-Z:：\"{} \n|,\t\r\\\\（）氏名]{0,80}") {
         let mut session = shipped().session(terms());
         let _ = session.redact_text(&s);
         let mut session = all_pseudonymized().session(terms());
@@ -247,6 +247,12 @@ fn pathological_inputs_stay_linear() {
         "ー\u{200B}".repeat(n / 6),
         "ｶﾞ".repeat(n / 6),
         "e\u{301}\u{302}".repeat(n / 5),
+        "氏名,部署\n".repeat(n / 14),
+        "氏名,".repeat(n / 7),
+        "| 氏名 | 部署 |\n|---|---|\n".repeat(n / 30),
+        "\\".repeat(n),
+        "\\u6c0f".repeat(n / 6),
+        "ORCA 7 ".repeat(n / 7),
     ];
     for text in &inputs {
         let t = std::time::Instant::now();
@@ -265,6 +271,39 @@ fn pathological_inputs_stay_linear() {
             assert_eq!(s.pseudonyms().restore(&out), text.as_str());
         }
     }
+}
+
+#[test]
+fn tables_end_cleanly_wherever_the_text_ends() {
+    for text in [
+        "氏名,部署",
+        "氏名,部署\r",
+        "氏名,部署\n",
+        "| 氏名 | 部署 |\n|---|---|",
+        "| 氏名 | 部署 |\n|---|---|\r",
+        "氏名\t部署\r\n山田\t営業\r",
+    ] {
+        let mut s = Session::with_tag(all_pseudonymized(), terms(), "TEST".into());
+        let out = s.redact_text(text).unwrap();
+        assert_eq!(s.pseudonyms().restore(&out), text);
+    }
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    assert_eq!(
+        s.redact_text("氏名,部署\r\n山田,営業\r").unwrap(),
+        "氏名,部署\r\n[PERSON_NAME_1_TEST],営業\r"
+    );
+}
+
+#[test]
+fn unicode_escapes_are_seen_through_and_replaced_whole() {
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    let text = r#"{"\u6c0f\u540d": "\u5c71\u7530", "x": "\\u6c0f\\u540d: \\u5c71"}"#;
+    let out = s.redact_text(text).unwrap();
+    assert_eq!(
+        out,
+        r#"{"\u6c0f\u540d": "[PERSON_NAME_1_TEST]", "x": "\\u6c0f\\u540d: \\u5c71"}"#
+    );
+    assert_eq!(s.pseudonyms().restore(&out), text);
 }
 
 #[test]

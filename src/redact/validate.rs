@@ -16,6 +16,8 @@ pub enum Validator {
     JpPhone,
     /// A credential value rather than a word or a placeholder (`********`, `null`, `changeme`…).
     SecretValue,
+    /// A bank account number: not a date written as YYYYMMDD (`20261204`).
+    AccountNumber,
 }
 
 impl Validator {
@@ -26,6 +28,7 @@ impl Validator {
             Validator::Luhn => luhn(&digits(value)),
             Validator::JpPhone => jp_phone(value),
             Validator::SecretValue => secret_value(value),
+            Validator::AccountNumber => !yyyymmdd(&digits(value)),
         }
     }
 }
@@ -95,6 +98,19 @@ fn jp_phone(value: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// Eight digits that read as a date between 1900 and 2099.
+fn yyyymmdd(d: &[u32]) -> bool {
+    let n = |r: std::ops::Range<usize>| {
+        d.get(r)
+            .map(|x| x.iter().fold(0, |acc, v| acc * 10 + v))
+            .unwrap_or(0)
+    };
+    d.len() == 8
+        && (1900..=2099).contains(&n(0..4))
+        && (1..=12).contains(&n(4..6))
+        && (1..=31).contains(&n(6..8))
 }
 
 fn secret_value(v: &str) -> bool {
@@ -176,6 +192,15 @@ mod tests {
         ] {
             assert!(!Validator::JpPhone.check(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn account_numbers_are_not_dates() {
+        assert!(Validator::AccountNumber.check("1234567"));
+        assert!(Validator::AccountNumber.check("12345678"));
+        assert!(Validator::AccountNumber.check("20261399"));
+        assert!(!Validator::AccountNumber.check("20261204"));
+        assert!(!Validator::AccountNumber.check("19990131"));
     }
 
     #[test]
