@@ -224,6 +224,19 @@ fn bad_config_names_the_file_key_and_reason() {
         err.contains("config.toml") && err.contains("databse_url"),
         "{err}"
     );
+    // A master key that cannot be one is caught before serving, and never printed.
+    std::fs::write(env.path("config.toml"), "listen = \"127.0.0.1:0\"\n").unwrap();
+    let o = env
+        .cmd(&["check"])
+        .env("MAMORI_MASTER_KEY", "c2hvcnQta2V5")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("MAMORI_MASTER_KEY") && err.contains("32") && !err.contains("c2hvcnQta2V5"),
+        "{err}"
+    );
     std::fs::write(env.path("config.toml"), "database_url = \"mysql://x\"\n").unwrap();
     let err = env.fails(&["staff", "list"]);
     assert!(err.contains("database_url"), "{err}");

@@ -378,7 +378,13 @@ async fn models_lists_only_what_the_key_may_use_in_each_sdk_shape() {
 async fn health_readiness_and_metrics() {
     let app = spawn_app().await;
     let get = |p: &str| app.http.get(format!("{}{p}", app.addr)).send();
-    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    let health = get("/healthz").await.unwrap();
+    assert_eq!(health.status(), 200);
+    // Every response carries a request id, even those that are not logged.
+    for resp in [health, get("/nowhere").await.unwrap()] {
+        let id = resp.headers()["x-mamori-request-id"].to_str().unwrap();
+        assert!(id.starts_with("req_"), "{id}");
+    }
     assert_eq!(get("/readyz").await.unwrap().status(), 200);
     app.call("/v1/chat/completions", &chat("x")).await;
     let m = get("/metrics").await.unwrap().text().await.unwrap();

@@ -123,6 +123,7 @@ pub fn check(config: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
         config.display(),
         crate::config::redact_url(&c.database_url)
     );
+    check_master_key(&c.audit)?;
     let rules = crate::gateway::load_rules(&c)?;
     let labels = rules.labels();
     println!(
@@ -163,6 +164,34 @@ pub fn check(config: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
     }
     if bad > 0 {
         bail!("{bad} registration file(s) are invalid");
+    }
+    Ok(())
+}
+
+/// The master key can be read (whether it opens the database's data keys, `serve` checks).
+fn check_master_key(a: &crate::config::AuditConfig) -> anyhow::Result<()> {
+    use crate::audit::crypto;
+    let key = match std::env::var("MAMORI_MASTER_KEY") {
+        Ok(v) if !v.trim().is_empty() => {
+            Some(crypto::Key::from_base64(&v).context("MAMORI_MASTER_KEY")?)
+        }
+        _ if a.master_key_file.exists() => Some(crypto::read_key_file(&a.master_key_file)?),
+        _ if a.create_keys => None,
+        _ => bail!(
+            "no master key: set MAMORI_MASTER_KEY or create {} with `mamori audit new-key {}`",
+            a.master_key_file.display(),
+            a.master_key_file.display()
+        ),
+    };
+    match key {
+        Some(k) => println!("ok: master key {}", k.id()),
+        None => println!(
+            "ok: no master key yet; `serve` creates {} on its first run (back it up then)",
+            a.master_key_file.display()
+        ),
+    }
+    for f in &a.previous_master_key_files {
+        println!("ok: previous master key {}", crypto::read_key_file(f)?.id());
     }
     Ok(())
 }

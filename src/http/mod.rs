@@ -51,9 +51,21 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(with_request_id))
         // Bodies are read with our own limit so that an oversized one is refused in our shape.
         .layer(DefaultBodyLimit::disable())
         .with_state(gw)
+}
+
+/// Every response carries a request id: the data plane's name their log record; the others
+/// (health, metrics, a wrong path or method) get one of their own, which names no record.
+async fn with_request_id(mut resp: Response) -> Response {
+    if !resp.headers().contains_key(REQUEST_ID) {
+        if let Ok(id) = HeaderValue::from_str(&proxy::new_request_id()) {
+            resp.headers_mut().insert(REQUEST_ID, id);
+        }
+    }
+    resp
 }
 
 /// A header's value, trimmed; `None` when absent, empty or not UTF-8. Borrowed, so that a value
