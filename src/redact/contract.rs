@@ -38,8 +38,8 @@ pub struct ContractMatcher {
 /// Terms are matched without their separators, so that `ORCA-7` is also found as `ORCA 7` and
 /// `ORCA7`, and `株式会社みなと商事` as `株式会社 みなと商事`. Taking the separators out of a
 /// whole text would cost as much as the rest of the scan, so a cheap search for each term's
-/// anchor (its longest separator-free part, at most a few characters) comes first, and only the
-/// text around an anchor is searched without separators.
+/// anchors (the first and last few characters of its longest separator-free part) comes first, and
+/// only the text around an anchor is searched without separators.
 pub(crate) struct Terms {
     anchors: Finder,
     /// The terms without separators.
@@ -83,13 +83,67 @@ fn floor(t: &str, mut p: usize) -> usize {
     p
 }
 
-/// The longest separator-free part of a folded term, at most `ANCHOR_CHARS` characters of it.
-fn anchor(folded: &str) -> String {
-    let part = folded
+/// The first and the last `ANCHOR_CHARS` characters of the longest separator-free part of a
+/// folded term: a line break or space that splits one of them rarely splits the other. An anchor
+/// does not begin with hiragana (`と`, `の`… are everywhere in prose, and each would be a
+/// candidate to check): it moves inward, or shortens to 2 characters, when it would.
+fn anchors(folded: &str) -> [String; 2] {
+    let part: Vec<char> = folded
         .split(is_term_separator)
         .max_by_key(|p| p.chars().count())
-        .unwrap_or("");
-    part.chars().take(ANCHOR_CHARS).collect()
+        .unwrap_or("")
+        .chars()
+        .collect();
+    let n = part.len();
+    let take = |from: usize| -> String {
+        part.get(from..(from + ANCHOR_CHARS).min(n))
+            .unwrap_or(&[])
+            .iter()
+            .collect()
+    };
+    let rare = |i: &usize| {
+        !part
+            .get(*i)
+            .is_some_and(|c| ('\u{3041}'..='\u{309F}').contains(c))
+    };
+    let last_start = n.saturating_sub(ANCHOR_CHARS);
+    // Anchors of at least 2 characters (when the term has them).
+    let latest = n.saturating_sub(2);
+    let first = (0..=latest.max(last_start)).find(rare).unwrap_or(0);
+    let last = std::iter::once(last_start)
+        .chain((last_start + 1..=latest).take(1))
+        .chain((0..last_start).rev())
+        .find(rare)
+        .unwrap_or(last_start);
+    [take(first), take(last)]
+}
+
+/// Legal forms a company name is written with, or without: `株式会社みなと商事` is also
+/// `みなと商事`, `(株)みなと商事` (`㈱` folds to it) and `みなと商事株式会社`.
+const LEGAL_FORMS: &[&str] = &[
+    "株式会社",
+    "有限会社",
+    "合同会社",
+    "合資会社",
+    "合名会社",
+    "(株)",
+    "(有)",
+    "(同)",
+];
+
+/// A term and, for a company, its name without the legal form (when that leaves 2 characters).
+fn with_variants(folded: &str) -> Vec<String> {
+    let mut out = vec![folded.to_string()];
+    for f in LEGAL_FORMS {
+        let bare = folded
+            .strip_prefix(f)
+            .or_else(|| folded.strip_suffix(f))
+            .map(|b| b.trim_matches(is_term_separator));
+        if let Some(b) = bare.filter(|b| b.chars().count() >= 2) {
+            out.push(b.to_string());
+        }
+    }
+    out
 }
 
 /// Short enough that a separator inside an anchor is rare, long enough to be rare in prose.
@@ -108,7 +162,10 @@ impl ContractMatcher {
     /// Compiles a contract's terms and fields. Blank entries are ignored. The error never quotes a
     /// term.
     pub fn new(c: &ContractRedaction) -> anyhow::Result<Self> {
-        let folded = fold_list(&c.terms);
+        let folded: Vec<String> = fold_list(&c.terms)
+            .iter()
+            .flat_map(|t| with_variants(t))
+            .collect();
         let compact: Vec<String> = folded
             .iter()
             .map(|t| {
@@ -120,7 +177,7 @@ impl ContractMatcher {
             .collect();
         let anchors: Vec<String> = folded
             .iter()
-            .map(|t| anchor(t))
+            .flat_map(|t| anchors(t))
             .filter(|a| !a.is_empty())
             .collect();
         let err = |e| anyhow!("cannot compile the contract's term list: {e}");
@@ -141,7 +198,7 @@ impl ContractMatcher {
         Ok(Self {
             terms,
             fields,
-            term_count: folded.len(),
+            term_count: c.terms.iter().filter(|t| !t.trim().is_empty()).count(),
             field_count: c
                 .extra_fields
                 .iter()
@@ -228,5 +285,35 @@ impl Compact {
             .checked_sub(1)
             .and_then(|j| self.gaps.get(j))
             .map_or(0, |g| g.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_avoid_starting_with_hiragana() {
+        assert_eq!(
+            anchors("東雲物産"),
+            ["東雲物".to_string(), "雲物産".to_string()]
+        );
+        assert_eq!(
+            anchors("みなと商事"),
+            ["商事".to_string(), "商事".to_string()]
+        );
+        assert_eq!(anchors("orca-7"), ["orc".to_string(), "rca".to_string()]);
+        assert_eq!(anchors("ab"), ["ab".to_string(), "ab".to_string()]);
+        assert_eq!(anchors("x"), ["x".to_string(), "x".to_string()]);
+    }
+
+    #[test]
+    fn company_names_match_with_or_without_their_legal_form() {
+        assert_eq!(
+            with_variants("株式会社みなと商事"),
+            ["株式会社みなと商事", "みなと商事"]
+        );
+        assert_eq!(with_variants("(株)ab"), ["(株)ab", "ab"]);
+        assert_eq!(with_variants("株式会社a"), ["株式会社a"]);
     }
 }

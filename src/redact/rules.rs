@@ -5,7 +5,8 @@
 //!
 //! ```toml
 //! [[tag]]       # open, close, label, action, placeholder?, mask?, description?
-//! [[field]]     # names, label, action, placeholder?, mask?, space_separated?, description?
+//! [[field]]     # names, label, action, placeholder?, mask?, space_separated?, one_word?,
+//!               # description?
 //! [[detector]]  # label, action, pattern, triggers?, validator?, keywords?, keyword_mode?,
 //!               # keyword_window?, boundary?, value_runs_on?, placeholder?, mask?, description?
 //! [contract.terms]   # how each contract's term list is treated: label, action, placeholder?, mask?
@@ -83,6 +84,8 @@ pub(crate) struct Treatment {
     pub action: Action,
     /// A field whose value may follow its name after spaces alone, at the start of a line.
     pub space_separated: bool,
+    /// A field whose value is one word (a password): it ends at a space.
+    pub one_word: bool,
 }
 
 pub(crate) struct Detector {
@@ -201,6 +204,8 @@ struct RawField {
     mask: Option<String>,
     #[serde(default)]
     space_separated: bool,
+    #[serde(default)]
+    one_word: bool,
     #[serde(default, rename = "description")]
     _description: Option<String>,
 }
@@ -378,6 +383,7 @@ impl Builder {
             mask,
             action,
             space_separated: false,
+            one_word: false,
         });
         Ok(self.treatments.len() - 1)
     }
@@ -425,6 +431,7 @@ impl Builder {
             )?;
             if let Some(t) = self.treatments.get_mut(treatment) {
                 t.space_separated = f.space_separated;
+                t.one_word = f.one_word;
             }
             if f.names.is_empty() {
                 bail!("{at}: key `names`: give at least one field name");

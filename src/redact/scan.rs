@@ -34,6 +34,8 @@ struct FieldHit {
     treatment: usize,
     /// The value may follow the name after spaces alone (at the start of a line).
     spaced: bool,
+    /// The value is one word: it ends at a space.
+    one_word: bool,
 }
 
 /// Every confidential span of `t` (overlapping ones included), or why the text must be refused.
@@ -60,6 +62,7 @@ pub(crate) fn detect(
                         end: e,
                         treatment: tr,
                         spaced: rules.treatments.get(tr).is_some_and(|t| t.space_separated),
+                        one_word: rules.treatments.get(tr).is_some_and(|t| t.one_word),
                     }),
                     Role::Trigger(d) => {
                         if let Some(v) = triggers.get_mut(d) {
@@ -82,6 +85,7 @@ pub(crate) fn detect(
                 end,
                 treatment: rules.contract_field_treatment,
                 spaced: false,
+                one_word: false,
             });
         }
     }
@@ -272,7 +276,16 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
         let first_on_line = at_line_start(t, line_start, h.start);
         let spaced = h.spaced && first_on_line;
         for (a, b) in field_values(t, h.start, h.end, spaced, first_on_line, limit) {
-            if a < b {
+            let b = match h.one_word {
+                true => {
+                    a + t
+                        .get(a..b)
+                        .and_then(|v| v.find([' ', '\t']))
+                        .unwrap_or(b - a)
+                }
+                false => b,
+            };
+            if a < b && !placeholder(t.get(a..b).unwrap_or("")) {
                 out.push(Span {
                     start: a,
                     end: b,
@@ -370,7 +383,7 @@ fn field_values(
                 return Vec::new();
             }
             let end = from + rest.find(BRACKET_STOPS).unwrap_or(rest.len());
-            return vec![trim_value(t, from, end)];
+            return vec![trim_value(t, from, before_escape(t, from, end))];
         }
     }
     // `name: value`, `name：value` and `name（qualifier）：value`: the rest of the line when the
@@ -386,7 +399,7 @@ fn field_values(
                 + t.get(start..end)
                     .and_then(|v| v.find(" / "))
                     .unwrap_or(end - start);
-            return vec![trim_value(t, start, end)];
+            return vec![trim_value(t, start, before_escape(t, start, end))];
         }
         return Vec::new();
     };
@@ -398,7 +411,76 @@ fn field_values(
     }
     let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
     let end = start + rest.find(stops).unwrap_or(rest.len());
-    vec![trim_value(t, start, end)]
+    vec![trim_value(t, start, before_escape(t, start, end))]
+}
+
+/// `end`, or earlier where a JSON escape ends a line or a string (`\n`, `\r`, `\t`, `\"`): a
+/// JSON document inside a string (tool arguments) keeps its structure.
+fn before_escape(t: &str, start: usize, end: usize) -> usize {
+    let v = t.get(start..end).unwrap_or("");
+    let mut from = 0;
+    while let Some(k) = v.get(from..).and_then(|r| r.find('\\')) {
+        let at = from + k;
+        if matches!(v.as_bytes().get(at + 1), Some(b'n' | b'r' | b't' | b'"')) {
+            return start + at;
+        }
+        from = at + 2;
+    }
+    end
+}
+
+/// A value that stands for one rather than being one: a template slot (`{{customer_name}}`,
+/// `＿＿＿`, `〇〇県〇〇市`), a type in code or a schema (`email: str`, `| 氏名 | string |`), a
+/// setting (`phone: disabled`) or a call (`normalize(email)`).
+fn placeholder(v: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "str",
+        "string",
+        "int",
+        "integer",
+        "number",
+        "bool",
+        "boolean",
+        "float",
+        "double",
+        "any",
+        "object",
+        "array",
+        "date",
+        "datetime",
+        "text",
+        "varchar",
+        "char",
+        "null",
+        "none",
+        "true",
+        "false",
+        "enabled",
+        "disabled",
+        "required",
+        "optional",
+        "address",
+        "email",
+        "phone",
+        "name",
+        "undefined",
+    ];
+    let v = v.trim();
+    let slot =
+        (v.starts_with("{{") && v.ends_with("}}")) || (v.starts_with("${") && v.ends_with('}'));
+    let blanks = v.chars().all(|c| "_＿-ー―〇○●◯*＊xX×・. ".contains(c))
+        || v.contains("〇〇")
+        || v.contains("○○")
+        || v.contains("××");
+    let word = v.to_ascii_lowercase();
+    let call = v.is_ascii()
+        && v.find('(').is_some_and(|k| {
+            v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && v[..k]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        });
+    slot || blanks || call || WORDS.contains(&word.as_str())
 }
 
 /// Ends a `【name】value`.
@@ -456,6 +538,8 @@ fn table_spans(
 ) -> Vec<usize> {
     let mut headers = Vec::new();
     let mut i = 0;
+    // Where the last `name<TAB>value` line ended: the line after it is one too.
+    let mut kv_end = None;
     while let Some(h) = hits.get(i) {
         let (ls, le) = line_of(h.start);
         let le = if t.get(..le).is_some_and(|l| l.ends_with('\r')) && le > ls {
@@ -489,6 +573,36 @@ fn table_spans(
         if !(2..=MAX_COLUMNS).contains(&head.len()) || head.iter().any(|c| c.1 - c.0 > 64) {
             continue;
         }
+        if let Table::Separated(_) = kind {
+            // `お名前<TAB>：<TAB>値` is a field, not a header.
+            if on_line
+                .iter()
+                .any(|h| colon_after(t, qualifier_end(t, h.end)).is_some())
+            {
+                continue;
+            }
+            // `氏名<TAB>小川直樹` over `住所<TAB>…`: a vertical list of names and values (a
+            // paste from a spreadsheet), not a two-column table's header.
+            let next_starts_with_name = cells(t, next.0, next.1, kind)
+                .first()
+                .is_some_and(|c| on_next_line_is_name(hits, j, *c));
+            let follows_pair = kv_end.is_some_and(|e| next_line_start(t, e) == ls);
+            if let ([name, value], Some(h)) = (head.as_slice(), on_line.first()) {
+                if *name == (h.start, h.end) && (next_starts_with_name || follows_pair) {
+                    if value.0 < value.1 {
+                        out.push(Span {
+                            start: value.0,
+                            end: value.1,
+                            treatment: h.treatment,
+                            rank: RANK_FIELD,
+                        });
+                    }
+                    kv_end = Some(le);
+                    headers.push(ls);
+                    continue;
+                }
+            }
+        }
         let columns: Vec<(usize, usize)> = on_line
             .iter()
             .filter_map(|h| {
@@ -519,7 +633,10 @@ fn table_spans(
                 break;
             }
             for &(col, treatment) in &columns {
-                if let Some(&(a, b)) = cs.get(col).filter(|c| c.0 < c.1) {
+                if let Some(&(a, b)) = cs
+                    .get(col)
+                    .filter(|c| c.0 < c.1 && !placeholder(t.get(c.0..c.1).unwrap_or("")))
+                {
                     out.push(Span {
                         start: a,
                         end: b,
@@ -544,6 +661,15 @@ fn table_spans(
         }
     }
     headers
+}
+
+/// Whether one of the hits from `from` on is exactly the cell `c`.
+fn on_next_line_is_name(hits: &[FieldHit], from: usize, c: (usize, usize)) -> bool {
+    hits.get(from..)
+        .into_iter()
+        .flatten()
+        .take_while(|h| h.start <= c.0)
+        .any(|h| (h.start, h.end) == c)
 }
 
 /// More columns than this is not a table a person wrote.
@@ -593,7 +719,20 @@ fn cells(t: &str, ls: usize, le: usize, kind: Table) -> Vec<(usize, usize)> {
         Table::Markdown => '|',
         Table::Separated(c) => c,
     };
-    let mut bounds: Vec<usize> = line.match_indices(sep).map(|(k, _)| ls + k).collect();
+    // Separators inside a quoted cell (`"札幌市…, 201号"`) do not split it.
+    let mut bounds: Vec<usize> = Vec::new();
+    if sep != '|' && line.contains('"') {
+        let mut quoted = false;
+        for (k, c) in line.char_indices() {
+            match c {
+                '"' => quoted = !quoted,
+                c if c == sep && !quoted => bounds.push(ls + k),
+                _ => {}
+            }
+        }
+    } else {
+        bounds.extend(line.match_indices(sep).map(|(k, _)| ls + k));
+    }
     let mut out = Vec::new();
     match kind {
         Table::Markdown => {

@@ -16,8 +16,11 @@ pub enum Validator {
     JpPhone,
     /// A credential value rather than a word or a placeholder (`********`, `null`, `changeme`…).
     SecretValue,
-    /// A bank account number: not a date written as YYYYMMDD (`20261204`).
-    AccountNumber,
+    /// A secret value with at least two kinds of character (lower-case, upper-case, digit,
+    /// symbol): where a word could follow the name (`パスワードはbcryptで…`), a word is not taken.
+    Credential,
+    /// Not a date written as YYYYMMDD (`20261204`): for account and insurance numbers.
+    NotDate,
 }
 
 impl Validator {
@@ -28,7 +31,8 @@ impl Validator {
             Validator::Luhn => luhn(&digits(value)),
             Validator::JpPhone => jp_phone(value),
             Validator::SecretValue => secret_value(value),
-            Validator::AccountNumber => !yyyymmdd(&digits(value)),
+            Validator::NotDate => !yyyymmdd(&digits(value)),
+            Validator::Credential => secret_value(value) && kinds(value) >= 2,
         }
     }
 }
@@ -100,6 +104,14 @@ fn jp_phone(value: &str) -> bool {
     }
 }
 
+fn kinds(v: &str) -> usize {
+    let has = |f: fn(&char) -> bool| usize::from(v.chars().any(|c| f(&c)));
+    has(char::is_ascii_lowercase)
+        + has(char::is_ascii_uppercase)
+        + has(char::is_ascii_digit)
+        + has(|c| !c.is_ascii_alphanumeric())
+}
+
 /// Eight digits that read as a date between 1900 and 2099.
 fn yyyymmdd(d: &[u32]) -> bool {
     let n = |r: std::ops::Range<usize>| {
@@ -138,7 +150,20 @@ fn secret_value(v: &str) -> bool {
         return false;
     }
     let lower = v.to_ascii_lowercase();
-    !NOT_SECRETS.contains(&lower.as_str())
+    !NOT_SECRETS.contains(&lower.as_str()) && !code_reference(v)
+}
+
+/// `os.environ`, `process.env.DB_PASSWORD`, `config.jwtSecret`: a dotted path of words without
+/// digits names where a secret is, in code; it is not one (a token such as `ya29.a0Af…` has digits).
+fn code_reference(v: &str) -> bool {
+    let mut parts = v.split('.');
+    let word = |p: &str| {
+        p.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && p.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
+    };
+    v.contains('.') && parts.all(word)
 }
 
 #[cfg(test)]
@@ -196,11 +221,19 @@ mod tests {
 
     #[test]
     fn account_numbers_are_not_dates() {
-        assert!(Validator::AccountNumber.check("1234567"));
-        assert!(Validator::AccountNumber.check("12345678"));
-        assert!(Validator::AccountNumber.check("20261399"));
-        assert!(!Validator::AccountNumber.check("20261204"));
-        assert!(!Validator::AccountNumber.check("19990131"));
+        assert!(Validator::NotDate.check("1234567"));
+        assert!(Validator::NotDate.check("12345678"));
+        assert!(Validator::NotDate.check("20261399"));
+        assert!(!Validator::NotDate.check("20261204"));
+        assert!(!Validator::NotDate.check("19990131"));
+    }
+
+    #[test]
+    fn credentials_mix_kinds_of_character() {
+        assert!(Validator::Credential.check("Haru2024xy"));
+        assert!(Validator::Credential.check("n3trcpassw0rd"));
+        assert!(!Validator::Credential.check("bcrypt"));
+        assert!(!Validator::Credential.check("1500"));
     }
 
     #[test]
@@ -208,5 +241,8 @@ mod tests {
         assert!(Validator::SecretValue.check("hunter22x"));
         assert!(!Validator::SecretValue.check("********"));
         assert!(!Validator::SecretValue.check("Password"));
+        assert!(!Validator::SecretValue.check("process.env.DB_PASSWORD"));
+        assert!(!Validator::SecretValue.check("os.environ"));
+        assert!(Validator::SecretValue.check("ya29.a0AfH6SMBx7Kq2"));
     }
 }
