@@ -431,7 +431,8 @@ fn before_escape(t: &str, start: usize, end: usize) -> usize {
 
 /// A value that stands for one rather than being one: a template slot (`{{customer_name}}`,
 /// `＿＿＿`, `〇〇県〇〇市`), a type in code or a schema (`email: str`, `| 氏名 | string |`), a
-/// setting (`phone: disabled`) or a call (`normalize(email)`).
+/// setting (`phone: disabled`), a call (`normalize(email)`) or a path in code
+/// (`process.env.DB_PASSWORD`).
 fn placeholder(v: &str) -> bool {
     const WORDS: &[&str] = &[
         "str",
@@ -480,7 +481,13 @@ fn placeholder(v: &str) -> bool {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
         });
-    slot || blanks || call || WORDS.contains(&word.as_str())
+    // `process.env.DB_PASSWORD`, `config.jwtSecret`: where a value is kept, in code.
+    let path = v.contains('.')
+        && v.split('.').all(|p| {
+            p.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && p.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
+        });
+    slot || blanks || call || path || WORDS.contains(&word.as_str())
 }
 
 /// Ends a `【name】value`.
@@ -1191,6 +1198,9 @@ fn judge(
     };
     match (ok, right) {
         (true, true) => Verdict::Accept(vs, ve),
+        // A value that runs on is whole or nothing: its prefix (`request` of
+        // `request.headers.get`) is not a value of its own.
+        _ if d.value_runs_on => Verdict::Reject,
         _ if !right || !valid => Verdict::TryShorter,
         _ => Verdict::Reject,
     }
