@@ -2,6 +2,8 @@
 //! shared/testdata) and our adversarial one (tests/data/redaction-adversarial.jsonl): no secret
 //! survives in any width or separator form, every must-keep string does, refusals carry no
 //! plaintext, and with every action set to pseudonymize the restored text is the original.
+//! tests/data/redaction-known-gaps.jsonl holds red-team cases the shipped rules still fail (same
+//! format): not run here; move a case into the adversarial file when a rule change fixes it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use mamori::redact::{ContractMatcher, ContractRedaction, Rules};
 use serde::Deserialize;
