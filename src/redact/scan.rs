@@ -393,6 +393,11 @@ fn field_values(
         let name = t.get(s..e).unwrap_or("");
         let start = skip_spaces(t, e);
         let rest = t.get(start..limit.max(start)).unwrap_or("");
+        if spaced && first_on_line && !name.is_ascii() {
+            if let Some(v) = value_on_next_line(t, e) {
+                return vec![v];
+            }
+        }
         if spaced && !name.is_ascii() && start > e && !starts_as_prose(rest) {
             let end = start + rest.find(['\r', '\t']).unwrap_or(rest.len());
             let end = start
@@ -409,9 +414,35 @@ fn field_values(
         // `http://…`-like, not a field.
         return Vec::new();
     }
+    if first_on_line {
+        if let Some(v) = value_on_next_line(t, start) {
+            return vec![v];
+        }
+    }
     let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
     let end = start + rest.find(stops).unwrap_or(rest.len());
     vec![trim_value(t, start, before_escape(t, start, end))]
+}
+
+/// A label that ends its line (`パスワード：`, `氏名`) over a short line that is not itself a
+/// label or a sentence: that line is the value (forms copied from a PDF or a spreadsheet).
+fn value_on_next_line(t: &str, p: usize) -> Option<(usize, usize)> {
+    let rest = t.get(p..)?;
+    let blank = rest.len() - rest.trim_start_matches([' ', '\t', '\r']).len();
+    if !rest.get(blank..)?.starts_with('\n') {
+        return None;
+    }
+    let from = p + blank + 1;
+    let line = t.get(from..)?;
+    let line = &line[..line.find('\n').unwrap_or(line.len())];
+    let value = line.trim_end_matches('\r').trim();
+    let ok = !value.is_empty()
+        && value.len() <= 80
+        && !value.contains([':', '=', '|'])
+        && !value.ends_with('。')
+        && !starts_as_prose(value)
+        && !value.starts_with(['【', '■', '□', '●', '◆', '#', '-', '*', '・']);
+    ok.then(|| trim_value(t, from, from + line.trim_end_matches('\r').len()))
 }
 
 /// `end`, or earlier where a JSON escape ends a line or a string (`\n`, `\r`, `\t`, `\"`): a
