@@ -745,7 +745,12 @@ async fn sealable(gw: &Gateway, rec: &LogRecord) -> bool {
         return true;
     };
     match gw.log.data_keys.get(contract, true).await {
-        Ok(_) => true,
+        Ok(Some(_)) => true,
+        Ok(None) => {
+            // Destroyed: the contract was closed after this gateway's last policy refresh.
+            tracing::warn!(request_id = %rec.request_id, contract = %contract, "the contract's data key was destroyed; not forwarding");
+            false
+        }
         Err(e) => {
             tracing::error!(request_id = %rec.request_id, contract = %contract, error = %format!("{e:#}"), "cannot get the contract's data key; not forwarding");
             false

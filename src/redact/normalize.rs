@@ -270,8 +270,11 @@ fn json_escape(b: &[u8], start: usize, run: usize) -> Option<(usize, usize, char
         return None;
     }
     let hex = |at: usize| -> Option<u32> {
-        let h = std::str::from_utf8(b.get(at..at + 4)?).ok()?;
-        u32::from_str_radix(h, 16).ok()
+        let h = b.get(at..at + 4)?;
+        if !h.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
     };
     let hi = hex(start + 2)?;
     let (cp, end) = if (0xD800..0xDC00).contains(&hi) {

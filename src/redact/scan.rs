@@ -276,6 +276,7 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
         let first_on_line = at_line_start(t, line_start, h.start);
         let spaced = h.spaced && first_on_line;
         for (a, b) in field_values(t, h.start, h.end, spaced, first_on_line, limit) {
+            let full_end = b;
             let b = match h.one_word {
                 true => {
                     a + t
@@ -285,14 +286,20 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
                 }
                 false => b,
             };
-            if a < b && !placeholder(t.get(a..b).unwrap_or("")) {
+            // A value on a later line must not be the next label (`氏名⏎生年月日⏎…`).
+            let later_label = a > line_end && hits.binary_search_by_key(&a, |x| x.start).is_ok();
+            // Whatever was read counts as covered, kept or not, so names inside it are not read
+            // again (linear on a line full of names).
+            if !later_label {
+                covered = covered.max(full_end);
+            }
+            if a < b && !later_label && !placeholder(t.get(a..b).unwrap_or("")) {
                 out.push(Span {
                     start: a,
                     end: b,
                     treatment: h.treatment,
                     rank: RANK_FIELD,
                 });
-                covered = covered.max(b);
             }
         }
     }
@@ -455,7 +462,11 @@ fn before_escape(t: &str, start: usize, end: usize) -> usize {
         if matches!(v.as_bytes().get(at + 1), Some(b'n' | b'r' | b't' | b'"')) {
             return start + at;
         }
-        from = at + 2;
+        from = at
+            + 1
+            + v.get(at + 1..)
+                .and_then(|r| r.chars().next())
+                .map_or(1, char::len_utf8);
     }
     end
 }
@@ -504,25 +515,24 @@ fn placeholder(v: &str) -> bool {
         || v.contains("〇〇")
         || v.contains("○○")
         || v.contains("××");
-    let word = v.to_ascii_lowercase();
+    let word = match v.len() <= 16 {
+        true => v.to_ascii_lowercase(),
+        false => String::new(),
+    };
     let call = v.is_ascii()
         && v.find('(').is_some_and(|k| {
             v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                 && v[..k]
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                    .all(|c| c.is_ascii_alphabetic() || c == '_' || c == '.')
         });
     // `process.env.DB_PASSWORD`, `config.jwtSecret`: where a value is kept, in code.
-    let path = v.contains('.')
-        && v.split('.').all(|p| {
-            p.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && p.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
-        });
+    let path = super::validate::code_reference(v);
     slot || blanks || call || path || WORDS.contains(&word.as_str())
 }
 
 /// Ends a `【name】value`.
-const BRACKET_STOPS: &[char] = &['【', '、', '。', '\t', '\r', '\n'];
+const BRACKET_STOPS: &[char] = &['【', '〔', '、', '。', '\t', '\r', '\n'];
 
 /// A label followed by prose about it (`住所 は必須`, `【氏名】を記入`, `【氏名】様`) rather
 /// than by a value.
@@ -531,7 +541,7 @@ fn starts_as_prose(rest: &str) -> bool {
         'は', 'を', 'が', 'の', 'に', 'と', 'も', 'で', 'へ', 'や', 'か', '様', '殿', '欄', '等',
         ':', '(',
     ];
-    rest.trim_end_matches([' ', '\t', '\r']).is_empty() || rest.starts_with(PARTICLES)
+    !rest.contains(|c: char| !matches!(c, ' ' | '\t' | '\r')) || rest.starts_with(PARTICLES)
 }
 
 /// After a field name, the end of a qualifier in parentheses (`氏名（漢字）`, `生年月日(西暦)`):
@@ -551,9 +561,16 @@ fn qualifier_end(t: &str, e: usize) -> usize {
 /// English words that make `address` something else: `IP address`, `mac_address`.
 fn not_personal(t: &str, s: usize) -> bool {
     const QUALIFIERS: &[&str] = &[
-        "ip", "ipv4", "ipv6", "mac", "memory", "server", "host", "network", "web", "url", "wallet",
-        "bitcoin", "ethereum", "contract", "return", "bind", "listen", "remote", "local", "proxy",
+        "ip", "ipv4", "ipv6", "mac", "memory", "server", "network", "web", "url", "wallet",
+        "bitcoin", "ethereum", "contract", "bind", "listen", "proxy",
     ];
+    let name = t.get(s..).unwrap_or("");
+    if !name
+        .get(..7)
+        .is_some_and(|n| n.eq_ignore_ascii_case("address"))
+    {
+        return false;
+    }
     let before = t.get(..s).unwrap_or("");
     let Some(b) = before.strip_suffix([' ', '_', '-']) else {
         return false;
@@ -1096,7 +1113,7 @@ fn scan_window(
             continue;
         }
         let (vs, ve) = value_span(d, caps, ms, me);
-        let (me, ve) = match d.value_runs_on && ve == me {
+        let (me, ve) = match d.value_runs_on && ve == me && left_ok(d.boundary, t, ms) {
             true => {
                 let end = runs_on(t, me);
                 (end, end)
@@ -1130,14 +1147,18 @@ fn scan_window(
     }
 }
 
-/// The end of a credential value continuing at `p`: up to a space, quote, bracket, comma or
-/// semicolon.
+/// The end of a credential value continuing at `p`: printable ASCII up to a space, quote,
+/// bracket, comma, semicolon or backslash (a JSON escape), at most `MAX_RUN_ON` bytes.
 fn runs_on(t: &str, p: usize) -> usize {
     let rest = t.get(p..).unwrap_or("");
+    let rest = rest.get(..floor_boundary(rest, MAX_RUN_ON)).unwrap_or("");
     p + rest
-        .find(|c: char| c.is_whitespace() || "\"'`$<>(){}[],;".contains(c))
+        .find(|c: char| !c.is_ascii_graphic() || "\"'`$<>(){}[],;\\".contains(c))
         .unwrap_or(rest.len())
 }
+
+/// How far a value may run on: longer than any credential (an AWS session token is about 1 KB).
+const MAX_RUN_ON: usize = 4096;
 
 /// Where to look for the next match after rejecting one at `ms`. When `ms` failed the left
 /// boundary, so does every start inside the same run of digits (letters and digits for `alnum`):
@@ -1261,17 +1282,19 @@ fn right_ok(b: Boundary, t: &str, me: usize) -> bool {
             _ => true,
         },
         Boundary::Identifier => {
-            let rest = after.as_str().trim_start_matches(' ');
-            right_ok(Boundary::Number, t, me) && !rest.starts_with(QUANTITY_UNITS)
+            // Right after the digits only: `1234567 名義` and `口座1234567から` are accounts.
+            let rest = after.as_str();
+            right_ok(Boundary::Number, t, me)
+                && !rest.starts_with(QUANTITY_UNITS)
+                && !["か月", "か所", "名様"].iter().any(|u| rest.starts_with(u))
         }
     }
 }
 
 /// What follows a number that counts or measures something.
 const QUANTITY_UNITS: &[char] = &[
-    '円', '万', '億', '千', '件', '個', '人', '名', '年', '月', '日', '時', '分', '秒', '%', '倍',
-    '回', '社', '台', '本', '枚', '冊', '歳', '才', '位', '点', '株', '口', '箇', 'ヶ', 'か', '行',
-    '字', '文', '番', '号',
+    '円', '万', '億', '千', '件', '個', '人', '年', '月', '日', '時', '分', '秒', '%', '倍', '回',
+    '社', '台', '枚', '冊', '歳', '才', '株', '箇', 'ヶ',
 ];
 
 /// A keyword within `keyword_window` characters before or after the value: one that reaches into

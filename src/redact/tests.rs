@@ -253,6 +253,12 @@ fn pathological_inputs_stay_linear() {
         "\\".repeat(n),
         "\\u6c0f".repeat(n / 6),
         "ORCA 7 ".repeat(n / 7),
+        "apw=".repeat(n / 4),
+        ("pw=abcdef".to_string() + &"あ".repeat(100)).repeat(n / 309),
+        "\"password\": x ".repeat(n / 15),
+        "\"氏名\": 〇〇".repeat(n / 14),
+        "〔氏名〕{{".repeat(n / 14) + "}}",
+        "【氏名】".repeat(n / 24) + &" ".repeat(n / 2),
     ];
     for text in &inputs {
         let t = std::time::Instant::now();

@@ -154,16 +154,26 @@ fn secret_value(v: &str) -> bool {
 }
 
 /// `os.environ`, `process.env.DB_PASSWORD`, `config.jwtSecret`: a dotted path of words without
-/// digits names where a secret is, in code; it is not one (a token such as `ya29.a0Af…` has digits).
-fn code_reference(v: &str) -> bool {
-    let mut parts = v.split('.');
+/// digits that starts at an object code reads secrets from, or has an identifier's `_` or
+/// camelCase, names where a secret is; it is not one (`ya29.a0Af…` has digits, and
+/// `correct.horse.battery.staple` is a passphrase).
+pub(crate) fn code_reference(v: &str) -> bool {
+    const OBJECTS: &[&str] = &[
+        "os", "process", "env", "config", "settings", "self", "this", "request", "req", "ctx",
+        "context", "params", "props", "state", "args", "opts", "options", "secrets", "vault",
+        "getpass", "window", "document", "app", "st", "sys",
+    ];
     let word = |p: &str| {
         p.chars()
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && p.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
     };
-    v.contains('.') && parts.all(word)
+    let first = v.split('.').next().unwrap_or("");
+    let identifier = v.contains('_')
+        || v.split('.')
+            .any(|p| p.chars().skip(1).any(|c| c.is_ascii_uppercase()));
+    v.contains('.') && v.split('.').all(word) && (OBJECTS.contains(&first) || identifier)
 }
 
 #[cfg(test)]
@@ -244,5 +254,8 @@ mod tests {
         assert!(!Validator::SecretValue.check("process.env.DB_PASSWORD"));
         assert!(!Validator::SecretValue.check("os.environ"));
         assert!(Validator::SecretValue.check("ya29.a0AfH6SMBx7Kq2"));
+        assert!(Validator::SecretValue.check("correct.horse.battery.staple"));
+        assert!(Validator::SecretValue.check("Summer.Breeze"));
+        assert!(!Validator::SecretValue.check("config.jwtSecret"));
     }
 }
