@@ -643,7 +643,11 @@ fn table_spans(
                 .is_some_and(|c| on_next_line_is_name(hits, j, *c));
             let follows_pair = kv_end.is_some_and(|e| next_line_start(t, e) == ls);
             if let ([name, value], Some(h)) = (head.as_slice(), on_line.first()) {
-                if *name == (h.start, h.end) && (next_starts_with_name || follows_pair) {
+                let value_is_name = on_line.iter().any(|x| (x.start, x.end) == *value);
+                if *name == (h.start, h.end)
+                    && !value_is_name
+                    && (next_starts_with_name || follows_pair)
+                {
                     if value.0 < value.1 {
                         out.push(Span {
                             start: value.0,
@@ -668,6 +672,25 @@ fn table_spans(
             .collect();
         if columns.is_empty() {
             continue;
+        }
+        // `| 氏名 | 山田太郎 |` over `|---|---|` may be a name/value table whose first row is a
+        // value: in two columns, the cell after a name is taken too unless it is a name itself
+        // (at worst a header word such as 部署 is masked).
+        if let [_, second] = head.as_slice() {
+            let first_is_name = columns.iter().any(|&(col, _)| col == 0);
+            let second_is_name = columns.iter().any(|&(col, _)| col == 1);
+            if let (true, false, Some(&(_, treatment))) =
+                (first_is_name, second_is_name, columns.first())
+            {
+                if second.0 < second.1 && !placeholder(t.get(second.0..second.1).unwrap_or("")) {
+                    out.push(Span {
+                        start: second.0,
+                        end: second.1,
+                        treatment,
+                        rank: RANK_FIELD,
+                    });
+                }
+            }
         }
         let mut row = match kind {
             Table::Markdown => match next_line_start(t, next.1) {

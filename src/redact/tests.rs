@@ -295,8 +295,16 @@ fn tables_end_cleanly_wherever_the_text_ends() {
     }
     let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
     assert_eq!(
-        s.redact_text("氏名,部署\r\n山田,営業\r").unwrap(),
-        "氏名,部署\r\n[PERSON_NAME_1_TEST],営業\r"
+        s.redact_text("氏名,部署,内線\r\n山田,営業,123\r").unwrap(),
+        "氏名,部署,内線\r\n[PERSON_NAME_1_TEST],営業,123\r"
+    );
+    // In two columns the first row may be a value (a name/value table): the cell after a name
+    // is taken too, at worst a header word.
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    assert_eq!(
+        s.redact_text("| 氏名 | 山田太郎 |\n|---|---|\n| 住所 | 東京都港区芝公園4-2-8 |")
+            .unwrap(),
+        "| 氏名 | [PERSON_NAME_1_TEST] |\n|---|---|\n| [PERSON_NAME_2_TEST] | [ADDRESS_1_TEST] |"
     );
 }
 
