@@ -608,6 +608,10 @@ fn table_spans(
         }
         let on_line = hits.get(i..j).unwrap_or(&[]);
         i = j.max(i + 1);
+        // A header row is short; prose lines (the common case) are not looked at further.
+        if le - ls > MAX_HEADER_LINE {
+            continue;
+        }
         let line = t.get(ls..le).unwrap_or("");
         let n = next_line_start(t, le);
         if n >= t.len() {
@@ -749,6 +753,9 @@ fn on_next_line_is_name(hits: &[FieldHit], from: usize, c: (usize, usize)) -> bo
         .take_while(|h| h.start <= c.0)
         .any(|h| (h.start, h.end) == c)
 }
+
+/// Longer than any header row: `MAX_COLUMNS` cells of up to 64 bytes would not fit a screen.
+const MAX_HEADER_LINE: usize = 1024;
 
 /// More columns than this is not a table a person wrote.
 const MAX_COLUMNS: usize = 64;
