@@ -675,22 +675,7 @@ mod tests {
     }
 
     fn contract(status: &str, ends_on: Option<&str>) -> ContractRow {
-        ContractRow {
-            id: "c".into(),
-            title: "t".into(),
-            client: "c".into(),
-            providers: None,
-            japan_only: false,
-            allow_non_text: false,
-            ends_on: ends_on.map(str::to_string),
-            retention_days: None,
-            status: status.into(),
-            created_at: "2026-01-01T00:00:00Z".into(),
-            closed_at: None,
-            contract_date: None,
-            purposes: vec![],
-            subcontractors: vec![],
-        }
+        ContractRow::sample("c", status, ends_on)
     }
 
     fn key(expires_at: Option<&str>, revoked: bool) -> KeyRow {

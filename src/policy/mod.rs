@@ -569,22 +569,7 @@ mod tests {
     }
 
     fn contract(id: &str, status: &str, ends_on: Option<&str>) -> ContractRow {
-        ContractRow {
-            id: id.into(),
-            title: "t".into(),
-            client: "c".into(),
-            providers: None,
-            japan_only: false,
-            allow_non_text: false,
-            ends_on: ends_on.map(str::to_string),
-            retention_days: None,
-            status: status.into(),
-            created_at: "2020-01-01T00:00:00Z".into(),
-            closed_at: (status == "closed").then(|| "2021-04-01T09:00:00.000000Z".to_string()),
-            contract_date: None,
-            purposes: vec![],
-            subcontractors: vec![],
-        }
+        ContractRow::sample(id, status, ends_on)
     }
 
     /// A snapshot with staff `u` trained today and one key of `u` per contract id, each key

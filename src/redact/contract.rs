@@ -3,6 +3,7 @@
 //! request of that contract, so a long term list costs nothing per request.
 use super::finder::Finder;
 use super::normalize::fold;
+use super::scan::floor_boundary;
 use anyhow::anyhow;
 use std::fmt;
 
@@ -61,7 +62,7 @@ impl Terms {
         }
         let mut out = Vec::new();
         for (a, b) in windows {
-            let (a, b) = (floor(lower, a), floor(lower, b.min(lower.len())));
+            let (a, b) = (floor_boundary(lower, a), floor_boundary(lower, b));
             let Some(window) = lower.get(a..b) else {
                 continue;
             };
@@ -74,13 +75,6 @@ impl Terms {
         }
         out
     }
-}
-
-fn floor(t: &str, mut p: usize) -> usize {
-    while p > 0 && !t.is_char_boundary(p) {
-        p -= 1;
-    }
-    p
 }
 
 /// The first and the last `ANCHOR_CHARS` characters of the longest separator-free part of a

@@ -1021,7 +1021,7 @@ pub(crate) fn digit_runs(t: &str) -> Vec<Hit> {
     runs
 }
 
-fn floor_boundary(t: &str, mut p: usize) -> usize {
+pub(crate) fn floor_boundary(t: &str, mut p: usize) -> usize {
     p = p.min(t.len());
     while p > 0 && !t.is_char_boundary(p) {
         p -= 1;

@@ -65,6 +65,29 @@ pub struct ContractRow {
     pub subcontractors: Vec<Subcontractor>,
 }
 
+#[cfg(test)]
+impl ContractRow {
+    /// A contract for unit tests: `status`, an end date, and a closing time when closed.
+    pub(crate) fn sample(id: &str, status: &str, ends_on: Option<&str>) -> Self {
+        Self {
+            id: id.into(),
+            title: "t".into(),
+            client: "c".into(),
+            providers: None,
+            japan_only: false,
+            allow_non_text: false,
+            ends_on: ends_on.map(str::to_string),
+            retention_days: None,
+            status: status.into(),
+            created_at: "2020-01-01T00:00:00Z".into(),
+            closed_at: (status == "closed").then(|| "2021-04-01T09:00:00.000000Z".to_string()),
+            contract_date: None,
+            purposes: vec![],
+            subcontractors: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Subcontractor {
     pub name: String,
