@@ -69,6 +69,9 @@ pub(crate) enum Boundary {
     Identifier,
     /// No ASCII letter or digit.
     Alnum,
+    /// Not inside a URL's authority: `user@host` in `ssh://git@host` or `redis://:pw@host` is
+    /// a login and a host, not an e-mail address (the password has its own rule).
+    NotUserinfo,
     None,
 }
 

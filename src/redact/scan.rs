@@ -421,6 +421,9 @@ fn field_values(
         // `http://…`-like, not a field.
         return Vec::new();
     }
+    if let Some(v) = yaml_block(t, s, start) {
+        return vec![v];
+    }
     if first_on_line {
         if let Some(v) = value_on_next_line(t, start) {
             return vec![v];
@@ -450,6 +453,39 @@ fn value_on_next_line(t: &str, p: usize) -> Option<(usize, usize)> {
         && !starts_as_prose(value)
         && !value.starts_with(['【', '■', '□', '●', '◆', '#', '-', '*', '・']);
     ok.then(|| trim_value(t, from, from + line.trim_end_matches('\r').len()))
+}
+
+/// A YAML block scalar (`password: |` or `>-` ending the line): the value is the lines below
+/// that are indented deeper than the name's line.
+fn yaml_block(t: &str, s: usize, p: usize) -> Option<(usize, usize)> {
+    let rest = t.get(p..)?;
+    let nl = rest.find('\n')?;
+    let line = rest.get(..nl)?.trim_end_matches([' ', '\t', '\r']);
+    let indicator = line.strip_prefix(['|', '>'])?;
+    if !indicator
+        .chars()
+        .all(|c| matches!(c, '-' | '+' | '1'..='9'))
+        || indicator.len() > 2
+    {
+        return None;
+    }
+    let line_start = t.get(..s)?.rfind('\n').map_or(0, |k| k + 1);
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let base = indent(t.get(line_start..s)?);
+    let from = p + nl + 1;
+    let mut end = from;
+    let mut at = from;
+    for l in t.get(from..)?.split('\n') {
+        let body = l.trim_end_matches('\r');
+        if !body.trim().is_empty() {
+            if indent(body) <= base {
+                break;
+            }
+            end = at + body.len();
+        }
+        at += l.len() + 1;
+    }
+    (end > from).then(|| trim_value(t, from, end))
 }
 
 /// `end`, or earlier where a JSON escape ends a line or a string (`\n`, `\r`, `\t`, `\"`): a
@@ -1294,6 +1330,7 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
     let mut before = t.get(..ms).unwrap_or("").chars().rev();
     match b {
         Boundary::None => true,
+        Boundary::NotUserinfo => !in_authority(t, ms),
         Boundary::Alnum => !before.next().is_some_and(|c| c.is_ascii_alphanumeric()),
         Boundary::Number | Boundary::Identifier => match before.next() {
             Some(c) if c.is_ascii_digit() => false,
@@ -1303,10 +1340,24 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
     }
 }
 
+/// Whether `ms` is inside the authority of a URL that begins on the same word (`scheme://` with
+/// no `/`, `?` or `#` after it yet). Looks back a bounded way, so a retry per start stays linear.
+fn in_authority(t: &str, ms: usize) -> bool {
+    let from = floor_boundary(t, ms.saturating_sub(256));
+    let word = t.get(from..ms).unwrap_or("");
+    let word = word
+        .rsplit(|c: char| c.is_whitespace() || "\"'<>`(".contains(c))
+        .next()
+        .unwrap_or("");
+    word.rfind("://")
+        .and_then(|k| word.get(k + 3..))
+        .is_some_and(|rest| !rest.contains(['/', '?', '#', '@']))
+}
+
 fn right_ok(b: Boundary, t: &str, me: usize) -> bool {
     let mut after = t.get(me..).unwrap_or("").chars();
     match b {
-        Boundary::None => true,
+        Boundary::None | Boundary::NotUserinfo => true,
         Boundary::Alnum => !after.next().is_some_and(|c| c.is_ascii_alphanumeric()),
         Boundary::Number => match after.next() {
             Some(c) if c.is_ascii_digit() => false,

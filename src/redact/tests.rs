@@ -65,14 +65,41 @@ fn same_value_same_placeholder_and_numbers_per_word() {
 fn a_mask_inside_a_pseudonym_stays_masked_when_restored() {
     let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
     let out = s
-        .redact_text("DATABASE_URL=postgres://app:S3cretPw@db.internal:5432/app")
+        .redact_text("連絡先：090-1111-2222 token=Abcdef123456")
         .unwrap();
-    assert_eq!(out, "DATABASE_URL=postgres://app:[EMAIL_1_TEST]:5432/app");
+    assert_eq!(out, "連絡先：[CONTACT_1_TEST]");
     assert_eq!(
         s.pseudonyms().restore(&out),
-        "DATABASE_URL=postgres://app:[SECRET]@db.internal:5432/app"
+        "連絡先：090-1111-2222 token=[SECRET]"
     );
     assert_eq!(s.counts().get("secret"), Some(&1));
+}
+
+/// `user:password@host` in a URL is a login, a password and a host, not an e-mail address.
+#[test]
+fn a_url_login_is_not_an_email_address() {
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    for (text, want) in [
+        (
+            "DATABASE_URL=postgres://app:S3cretPw@db.internal:5432/app",
+            "DATABASE_URL=postgres://app:[SECRET]@db.internal:5432/app",
+        ),
+        (
+            "REDIS_URL=redis://:R3disS3cret@cache.internal:6379/0",
+            "REDIS_URL=redis://:[SECRET]@cache.internal:6379/0",
+        ),
+        (
+            "git clone ssh://git@git.example.jp/team/app.git",
+            "git clone ssh://git@git.example.jp/team/app.git",
+        ),
+        (
+            "https://example.jp/contact?to=h-sato@example.jp",
+            "https://example.jp/contact?to=[EMAIL_1_TEST]",
+        ),
+        ("mailto:h-sato@example.jp", "mailto:[EMAIL_1_TEST]"),
+    ] {
+        assert_eq!(s.redact_text(text).unwrap(), want);
+    }
 }
 
 #[test]
@@ -259,6 +286,15 @@ fn pathological_inputs_stay_linear() {
         "\"氏名\": 〇〇".repeat(n / 14),
         "〔氏名〕{{".repeat(n / 14) + "}}",
         "【氏名】".repeat(n / 24) + &" ".repeat(n / 2),
+        "x://a@b.jp".repeat(n / 10),
+        "redis://:".repeat(n / 9),
+        "pw は ".repeat(n / 8),
+        "sqlplus a/".repeat(n / 10),
+        "auth=(\"a\", ".repeat(n / 11),
+        "password: |\n".repeat(n / 13),
+        (0..n / 400)
+            .map(|i| " ".repeat(i % 300) + "pw: |\n")
+            .collect(),
     ];
     for text in &inputs {
         let t = std::time::Instant::now();
