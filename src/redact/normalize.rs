@@ -159,8 +159,8 @@ pub(crate) fn normalize(src: &str) -> Normalized<'_> {
     let mut kana = false;
     while let Some(&lead) = b.get(i) {
         if lead < 0x80 {
-            if lead == b'\\' {
-                (i, unit, kana) = backslashes(&mut w, b, i, kana);
+            if matches!(lead, b'\\' | b'&' | b'\r') {
+                (i, unit, kana) = escapes(&mut w, b, i, kana);
                 continue;
             }
             unit = i;
@@ -233,25 +233,43 @@ pub(crate) fn normalize(src: &str) -> Normalized<'_> {
     w.finish()
 }
 
-/// Folds the run of backslashes at `i`, and the `\uXXXX` escape it may end with: JSON inside a
-/// string (tool arguments, tool results) written with escapes, as `json.dumps` does by default.
-/// The view sees the character, and a span over it replaces the whole escape. Returns the next
-/// offset, the cluster start and whether the view now ends with kana. Out of line: rare, and
-/// kept off the loop that folds ordinary text.
+/// Folds what stands for another character in text pasted from code and markup, so that fields,
+/// tables and tags read the same there: JSON escapes inside a string (tool arguments, tool
+/// results: `\uXXXX`, as `json.dumps` writes by default, `\n`, `\t`, `\/`), HTML character
+/// references (`&lt;`, `&#26481;`), and a carriage return that ends a line on its own. The view
+/// sees the character, and a span over it replaces the whole escape. Returns the next offset, the
+/// cluster start and whether the view now ends with kana. Out of line: rare, and kept off the loop
+/// that folds ordinary text.
 #[cold]
 #[inline(never)]
-fn backslashes(w: &mut Writer<'_>, b: &[u8], i: usize, kana: bool) -> (usize, usize, bool) {
-    let run = b
-        .get(i..)
-        .unwrap_or(&[])
-        .iter()
-        .take_while(|&&x| x == b'\\')
-        .count()
-        .max(1);
-    // Judge a run of backslashes once: its tail alone would read differently.
-    let Some((start, end, c)) = json_escape(b, i + run - 1, run) else {
-        return (i + run, i + run - 1, false);
+fn escapes(w: &mut Writer<'_>, b: &[u8], i: usize, kana: bool) -> (usize, usize, bool) {
+    let found = match b.get(i) {
+        Some(b'\\') => {
+            let run = b
+                .get(i..)
+                .unwrap_or(&[])
+                .iter()
+                .take_while(|&&x| x == b'\\')
+                .count()
+                .max(1);
+            // Judge a run of backslashes once: its tail alone would read differently.
+            match json_escape(b, i + run - 1, run) {
+                Some(e) => e,
+                None => return (i + run, i + run - 1, false),
+            }
+        }
+        Some(b'&') => match html_reference(b, i) {
+            Some(e) => e,
+            None => return (i + 1, i, false),
+        },
+        _ => {
+            if b.get(i + 1) != Some(&b'\n') {
+                w.edit(i, i + 1, "\n");
+            }
+            return (i + 1, i, false);
+        }
     };
+    let (start, end, c) = found;
     let folded = match fold_char(c, kana) {
         Fold::Same => c.to_string(),
         Fold::Char(r) => r.to_string(),
@@ -261,13 +279,25 @@ fn backslashes(w: &mut Writer<'_>, b: &[u8], i: usize, kana: bool) -> (usize, us
     (end, start, folded.chars().next_back().is_some_and(is_kana))
 }
 
-/// A `\uXXXX` escape (or a surrogate pair of them) at `start`, the last of a run of `run`
-/// backslashes: its start and end offsets and the character. Only when the `\` is not itself
-/// escaped (the run is odd), and not
-/// for quotes, backslashes and control characters, which would change how the text reads.
+/// A JSON escape at `start`, the last of a run of `run` backslashes: its start and end offsets
+/// and the character. Only when the `\` is not itself escaped (the run is odd). `\n`, `\t`, `\/`
+/// and `\r` (a line break of its own unless `\n` follows) are read; `\uXXXX` (or a surrogate pair)
+/// too, but not for quotes, backslashes and other control characters, which would change how the
+/// text reads.
 fn json_escape(b: &[u8], start: usize, run: usize) -> Option<(usize, usize, char)> {
-    if run % 2 == 0 || b.get(start + 1) != Some(&b'u') {
+    if run % 2 == 0 {
         return None;
+    }
+    match b.get(start + 1) {
+        Some(b'n') => return Some((start, start + 2, '\n')),
+        Some(b't') => return Some((start, start + 2, '\t')),
+        Some(b'/') => return Some((start, start + 2, '/')),
+        Some(b'r') if b.get(start + 2..start + 4) == Some(b"\\n") => {
+            return Some((start, start + 2, '\r'))
+        }
+        Some(b'r') => return Some((start, start + 2, '\n')),
+        Some(b'u') => {}
+        _ => return None,
     }
     let hex = |at: usize| -> Option<u32> {
         let h = b.get(at..at + 4)?;
@@ -290,10 +320,37 @@ fn json_escape(b: &[u8], start: usize, run: usize) -> Option<(usize, usize, char
         (hi, start + 6)
     };
     let c = char::from_u32(cp)?;
-    if c.is_control() || matches!(c, '"' | '\\') {
+    if (c.is_control() && !matches!(c, '\n' | '\t')) || matches!(c, '"' | '\\') {
         return None;
     }
     Some((start, end, c))
+}
+
+/// An HTML character reference at `start` (`&lt;`, `&amp;`, `&#26481;`, `&#x6771;`): its start
+/// and end offsets and the character. Not for control characters other than line breaks and tabs.
+fn html_reference(b: &[u8], start: usize) -> Option<(usize, usize, char)> {
+    let rest = b.get(start + 1..(start + 12).min(b.len()))?;
+    let semi = rest.iter().position(|&x| x == b';')?;
+    let name = rest.get(..semi)?;
+    let c = match name {
+        b"lt" => '<',
+        b"gt" => '>',
+        b"amp" => '&',
+        b"quot" => '"',
+        b"apos" => '\'',
+        b"nbsp" => ' ',
+        [b'#', b'x' | b'X', hex @ ..] if !hex.is_empty() => {
+            char::from_u32(u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?)?
+        }
+        [b'#', dec @ ..] if !dec.is_empty() && dec.iter().all(u8::is_ascii_digit) => {
+            char::from_u32(std::str::from_utf8(dec).ok()?.parse().ok()?)?
+        }
+        _ => return None,
+    };
+    if c.is_control() && !matches!(c, '\n' | '\t') {
+        return None;
+    }
+    Some((start, start + 2 + semi, c))
 }
 
 enum Fold {
@@ -440,6 +497,25 @@ mod tests {
         assert_eq!(view("ﾃﾞｰﾀとORCAｰ7と080ー1234"), "データとORCA-7と080-1234");
         assert_eq!(view("ー1"), "-1");
         assert_eq!(view("plain ascii"), "plain ascii");
+    }
+
+    #[test]
+    fn reads_json_escapes_html_references_and_lone_carriage_returns() {
+        assert_eq!(
+            view("氏名,電話\\n山田,090\\r\\n<\\/機密>"),
+            "氏名,電話\n山田,090\r\n</機密>"
+        );
+        assert_eq!(view("a\\\\nb \\\\\\tc \\x"), "a\\\\nb \\\\\tc \\x");
+        assert_eq!(
+            view("&lt;機密&gt;&#26481;&#x96F2; &amp;lt; a&b &#1; &zz;"),
+            "<機密>東雲 &lt; a&b &#1; &zz;"
+        );
+        assert_eq!(view("氏名\r山田\r\n住所\r"), "氏名\n山田\r\n住所\n");
+        assert_eq!(view("a\\rb"), "a\nb");
+        let src = "x&#26481;&#38642;y";
+        let n = normalize(src);
+        let (o0, o1) = (n.to_orig_start(1), n.to_orig_end(1 + "東雲".len()));
+        assert_eq!(&src[o0..o1], "&#26481;&#38642;");
     }
 
     #[test]

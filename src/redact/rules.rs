@@ -485,14 +485,21 @@ impl Builder {
             d.placeholder.as_deref(),
             d.mask.as_deref(),
         )?;
-        let folded = fold(&d.pattern);
-        if folded != d.pattern {
-            let (c, f) = d
-                .pattern
-                .chars()
+        // Regex escapes (`\n`, `\r`) are syntax, not text: judge the literal runs between them.
+        let changed = d.pattern.split('\\').enumerate().find_map(|(n, run)| {
+            let mut chars = run.chars();
+            if n > 0 {
+                chars.next();
+            }
+            let run = chars.as_str();
+            let folded = fold(run);
+            run.chars()
                 .zip(folded.chars())
                 .find(|(c, f)| c != f)
-                .unwrap_or(('?', '?'));
+                .or((folded.chars().count() != run.chars().count())
+                    .then(|| (run.chars().next().unwrap_or('?'), '?')))
+        });
+        if let Some((c, f)) = changed {
             bail!("{at}: key `pattern`: `{c}` never occurs there in the folded text the pattern is matched against (it becomes `{f}`); write that instead");
         }
         let hir = regex_syntax::ParserBuilder::new()

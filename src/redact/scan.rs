@@ -648,6 +648,7 @@ fn table_spans(
         if le - ls > MAX_HEADER_LINE {
             continue;
         }
+        let ls = after_json_key(t, ls, le);
         let line = t.get(ls..le).unwrap_or("");
         let n = next_line_start(t, le);
         if n >= t.len() {
@@ -779,6 +780,30 @@ fn table_spans(
         }
     }
     headers
+}
+
+/// Past `{"csv": "` at the start of the line `ls..le`: a table inside a JSON string whose line
+/// breaks were written as `\n` (a tool argument) starts there.
+fn after_json_key(t: &str, ls: usize, le: usize) -> usize {
+    let line = t.get(ls..le).unwrap_or("");
+    let rest = line.trim_start_matches([' ', '\t', '{', '[', ',']);
+    let Some(key) = rest.strip_prefix('"') else {
+        return ls;
+    };
+    let Some(k) = key.find(['"', '\\']).filter(|&k| k <= 64) else {
+        return ls;
+    };
+    let after = key.get(k..).unwrap_or("");
+    let Some(value) = after
+        .strip_prefix('"')
+        .map(|r| r.trim_start_matches([' ', '\t']))
+        .and_then(|r| r.strip_prefix(':'))
+        .map(|r| r.trim_start_matches([' ', '\t']))
+        .and_then(|r| r.strip_prefix('"'))
+    else {
+        return ls;
+    };
+    le - value.len()
 }
 
 /// Whether one of the hits from `from` on is exactly the cell `c`.
