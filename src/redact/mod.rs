@@ -36,6 +36,7 @@
 mod contract;
 mod finder;
 mod keywords;
+mod markup;
 mod normalize;
 mod restore;
 mod rules;

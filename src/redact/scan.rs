@@ -248,6 +248,16 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
         (start, newlines.get(k).copied().unwrap_or(t.len()))
     };
     let headers = table_spans(t, hits, &line_of, out);
+    let named: Vec<(usize, usize, usize)> =
+        hits.iter().map(|h| (h.start, h.end, h.treatment)).collect();
+    for (start, end, treatment) in super::markup::table_columns(t, &named) {
+        out.push(Span {
+            start,
+            end,
+            treatment,
+            rank: RANK_FIELD,
+        });
+    }
     // Where a next `name:` begins, a value on the same line ends.
     let colon_starts: Vec<usize> = hits
         .iter()
@@ -348,6 +358,9 @@ fn field_values(
 ) -> Vec<(usize, usize)> {
     let before = t.get(..s).unwrap_or("");
     let after = t.get(e..).unwrap_or("");
+    if let Some(v) = super::markup::values(t, s, e) {
+        return v;
+    }
     // `"name": value`, `'name': value`, and `\"name\": value` (JSON inside a JSON string).
     for q in ["\\\"", "\"", "'"] {
         if before.ends_with(q) && after.starts_with(q) {
@@ -356,18 +369,6 @@ fn field_values(
             };
             return json_value(t, skip_spaces(t, p), q);
         }
-    }
-    // `<name>value</name>`, the value without markup.
-    if before.ends_with('<') && after.starts_with('>') {
-        let from = e + 1;
-        let rest = t.get(from..).unwrap_or("");
-        let close = format!("</{}>", t.get(s..e).unwrap_or(""));
-        return match rest.find('<') {
-            Some(k) if rest.get(k..).is_some_and(|r| r.starts_with(&close)) => {
-                vec![trim_value(t, from, from + k)]
-            }
-            _ => Vec::new(),
-        };
     }
     // `| name | value |`
     if before.trim_end_matches([' ', '\t']).ends_with('|')

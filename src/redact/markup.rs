@@ -1,0 +1,311 @@
+//! Field values written as HTML or XML, which pages and exported forms pasted into a prompt use:
+//! `<氏名 lang="ja">v</氏名>`, `<th>氏名</th><td>v</td>`, `<dt>お名前</dt><dd>v</dd>`,
+//! `<input name="氏名" value="v">`, and the columns of a table whose header row names a field.
+//!
+//! Every look backwards or forwards from a field name is bounded by `WINDOW`, and a table's rows
+//! are read once per header row, so a text made of nothing but labels stays linear.
+
+/// How far from a field name its enclosing tag, cell or row is looked for.
+const WINDOW: usize = 2048;
+
+/// Elements whose whole content can be a label for the element after them.
+const LABEL_CELLS: &[&str] = &["th", "td", "dt", "label", "b", "strong"];
+
+/// What markup says about the field name at `s..e`: `None` when it is not in markup, else the
+/// value spans it introduces (possibly none: a column header's cells are read by `table_columns`).
+pub(super) fn values(t: &str, s: usize, e: usize) -> Option<Vec<(usize, usize)>> {
+    let before = t.get(..s)?;
+    let after = t.get(e..)?;
+    if before.ends_with('<') {
+        return element(t, s, e);
+    }
+    if before.ends_with("name=\"") && after.starts_with('"')
+        || before.ends_with("name='") && after.starts_with('\'')
+    {
+        return Some(input_value(t, s, e).into_iter().collect());
+    }
+    let (open, _) = enclosing_cell(t, s, e)?;
+    let name = tag_name(t, open);
+    if name.eq_ignore_ascii_case("th") && next_tag_is(t, e, &["th", "/tr"]) {
+        return Some(Vec::new());
+    }
+    Some(
+        sibling_value(t, e)
+            .or_else(|| value_after_colon(t, e))
+            .into_iter()
+            .collect(),
+    )
+}
+
+/// The column cells under every header cell of an HTML table that names a field: `hits` are the
+/// field names' spans, sorted, with the value each column's cells get.
+pub(super) fn table_columns<T: Copy>(
+    t: &str,
+    hits: &[(usize, usize, T)],
+) -> Vec<(usize, usize, T)> {
+    let mut out = Vec::new();
+    let mut row_done = usize::MAX;
+    let mut columns: Vec<(usize, T)> = Vec::new();
+    let mut header_end = 0;
+    for &(s, e, x) in hits {
+        let Some((open, _)) = enclosing_cell(t, s, e) else {
+            continue;
+        };
+        if !tag_name(t, open).eq_ignore_ascii_case("th") || !next_tag_is(t, e, &["th", "/tr"]) {
+            continue;
+        }
+        let Some(row) = row_start(t, open) else {
+            continue;
+        };
+        if row != row_done {
+            read_columns(t, header_end, &columns, &mut out);
+            columns.clear();
+            row_done = row;
+        }
+        let index = t.get(row..open).map_or(0, |r| count_tags(r, &["th", "td"]));
+        columns.push((index, x));
+        header_end = e;
+    }
+    read_columns(t, header_end, &columns, &mut out);
+    out
+}
+
+/// `<name attr="…">value</name>`: the value without markup, if it holds no markup itself.
+fn element(t: &str, s: usize, e: usize) -> Option<Vec<(usize, usize)>> {
+    let after = t.get(e..)?;
+    let gt = if after.starts_with('>') {
+        0
+    } else if after.starts_with([' ', '\t']) {
+        let k = after
+            .get(..WINDOW.min(after.len()))?
+            .find(['>', '<', '\n'])?;
+        (after.as_bytes().get(k) == Some(&b'>')).then_some(k)?
+    } else {
+        return None;
+    };
+    let from = e + gt + 1;
+    let rest = t.get(from..)?;
+    let close = format!("</{}>", t.get(s..e)?);
+    Some(match rest.find('<') {
+        Some(k) if rest.get(k..).is_some_and(|r| r.starts_with(&close)) => {
+            vec![trim(t, from, from + k)]
+        }
+        _ => Vec::new(),
+    })
+}
+
+/// `<input name="氏名" value="v">` (the value attribute before or after the name).
+fn input_value(t: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let back = window_before(t, s);
+    let lt = s - back.len() + back.rfind('<')?;
+    let gt = e + window_after(t, e).find('>')?;
+    let tag = t.get(lt..gt)?;
+    if tag.contains(['\n']) || tag.get(1..)?.contains('<') {
+        return None;
+    }
+    for q in ["\"", "'"] {
+        let key = format!(" value={q}");
+        if let Some(k) = tag.find(&key) {
+            let from = lt + k + key.len();
+            let end = from + t.get(from..gt)?.find(q)?;
+            return Some((from, end));
+        }
+    }
+    None
+}
+
+/// The label cell around `s..e`: `<th>氏名</th>` with only spaces or a colon beside the name.
+/// Returns the offsets of the opening tag's `<` and the closing tag's end.
+fn enclosing_cell(t: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let before = t.get(..s)?.trim_end_matches([' ', '\t']);
+    let after = t.get(e..)?.trim_start_matches([' ', '\t', ':']);
+    if !before.ends_with('>') || !after.starts_with("</") {
+        return None;
+    }
+    let back = window_before(t, before.len());
+    let open = before.len() - back.len() + back.rfind('<')?;
+    let name = tag_name(t, open);
+    if !LABEL_CELLS.iter().any(|c| name.eq_ignore_ascii_case(c)) {
+        return None;
+    }
+    let close_at = t.len() - after.len();
+    let close = t.get(close_at + 2..)?;
+    let close_name = close.get(..name.len())?;
+    if !close_name.eq_ignore_ascii_case(name) || !close.get(name.len()..)?.starts_with('>') {
+        return None;
+    }
+    Some((open, close_at + 2 + name.len() + 1))
+}
+
+/// The value cell right after a label cell: `<td>v</td>` or `<dd>v</dd>`, inner markup such as
+/// `<span>` skipped.
+fn sibling_value(t: &str, e: usize) -> Option<(usize, usize)> {
+    let p = skip_ws(t, close_end(t, e)?);
+    let name = tag_name(t, p);
+    if !["td", "dd"].iter().any(|c| name.eq_ignore_ascii_case(c)) {
+        return None;
+    }
+    cell_content(t, p)
+}
+
+/// `<b>住所</b>：value`: the text after the closing tag and a colon, up to the next tag or the
+/// line's end.
+fn value_after_colon(t: &str, e: usize) -> Option<(usize, usize)> {
+    let c = close_end(t, e)?;
+    let rest = t.get(c..)?.trim_start_matches([' ', '\t']);
+    let rest = rest.strip_prefix(':')?;
+    let from = t.len() - rest.len();
+    let line = window_after(t, from);
+    let end = from + line.find(['<', '\n', '\r']).unwrap_or(line.len());
+    let (a, b) = trim(t, from, end);
+    (a < b).then_some((a, b))
+}
+
+/// Where the closing tag right after `e` (spaces or a colon between) ends.
+fn close_end(t: &str, e: usize) -> Option<usize> {
+    let after = t.get(e..)?.trim_start_matches([' ', '\t', ':']);
+    let at = t.len() - after.len();
+    let gt = window_after(t, at).find('>')?;
+    after.starts_with("</").then_some(at + gt + 1)
+}
+
+/// The text of the cell whose opening tag starts at `p`, leading inline tags skipped; up to the
+/// next tag.
+fn cell_content(t: &str, p: usize) -> Option<(usize, usize)> {
+    let mut from = p + window_after(t, p).find('>')? + 1;
+    while t.get(from..)?.starts_with('<') && !t.get(from..)?.starts_with("</") {
+        from += window_after(t, from).find('>')? + 1;
+    }
+    let rest = window_after(t, from);
+    let end = from + rest.find('<')?;
+    let (a, b) = trim(t, from, end);
+    (a < b).then_some((a, b))
+}
+
+/// The `<tr` that begins the row holding the tag at `open`.
+fn row_start(t: &str, open: usize) -> Option<usize> {
+    let back = window_before(t, open);
+    let k = rfind_tag(back, "tr")?;
+    Some(open - back.len() + k)
+}
+
+/// Reads the rows after a header row (which ends after `from`), one cell per column, until a row
+/// that is not data or the table's end.
+fn read_columns<T: Copy>(
+    t: &str,
+    from: usize,
+    columns: &[(usize, T)],
+    out: &mut Vec<(usize, usize, T)>,
+) {
+    if columns.is_empty() {
+        return;
+    }
+    let Some(k) = find_tag(window_after(t, from), "/tr") else {
+        return;
+    };
+    let mut p = from + k + "</tr>".len();
+    loop {
+        p = skip_ws(t, p);
+        if !tag_name(t, p).eq_ignore_ascii_case("tr") {
+            return;
+        }
+        let Some(end) = find_tag(t.get(p..).unwrap_or(""), "/tr").map(|k| p + k) else {
+            return;
+        };
+        let row = t.get(p..end).unwrap_or("");
+        if count_tags(row, &["th"]) > 0 {
+            return;
+        }
+        let cells = cell_starts(row);
+        for &(index, x) in columns {
+            let Some(&c) = cells.get(index) else {
+                continue;
+            };
+            if let Some((a, b)) = cell_content(t, p + c) {
+                out.push((a, b, x));
+            }
+        }
+        p = end + "</tr>".len();
+    }
+}
+
+/// Offsets of `<td` and `<th` opening tags in `row`.
+fn cell_starts(row: &str) -> Vec<usize> {
+    row.match_indices('<')
+        .map(|(i, _)| i)
+        .filter(|&i| {
+            let n = tag_name(row, i);
+            n.eq_ignore_ascii_case("td") || n.eq_ignore_ascii_case("th")
+        })
+        .collect()
+}
+
+fn count_tags(s: &str, names: &[&str]) -> usize {
+    s.match_indices('<')
+        .filter(|&(i, _)| {
+            let n = tag_name(s, i);
+            names.iter().any(|x| n.eq_ignore_ascii_case(x))
+        })
+        .count()
+}
+
+fn find_tag(s: &str, name: &str) -> Option<usize> {
+    s.match_indices('<')
+        .map(|(i, _)| i)
+        .find(|&i| tag_name(s, i).eq_ignore_ascii_case(name))
+}
+
+fn rfind_tag(s: &str, name: &str) -> Option<usize> {
+    s.rmatch_indices('<')
+        .map(|(i, _)| i)
+        .find(|&i| tag_name(s, i).eq_ignore_ascii_case(name))
+}
+
+/// The tag name at `p` (a `<`): `td` for `<td class="x">`, `/tr` for `</tr>`; empty if none.
+fn tag_name(t: &str, p: usize) -> &str {
+    let Some(rest) = t.get(p..).and_then(|r| r.strip_prefix('<')) else {
+        return "";
+    };
+    let n = rest
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_alphanumeric() || (i == 0 && c == '/')))
+        .map_or(rest.len(), |(i, _)| i);
+    rest.get(..n).unwrap_or("")
+}
+
+/// The next tag after the closing tag at `e` is one of `names`.
+fn next_tag_is(t: &str, e: usize, names: &[&str]) -> bool {
+    let Some(c) = close_end(t, e) else {
+        return false;
+    };
+    let n = tag_name(t, skip_ws(t, c));
+    names.iter().any(|x| n.eq_ignore_ascii_case(x))
+}
+
+fn skip_ws(t: &str, p: usize) -> usize {
+    let rest = t.get(p..).unwrap_or("");
+    p + (rest.len() - rest.trim_start().len()).min(WINDOW)
+}
+
+fn window_before(t: &str, p: usize) -> &str {
+    let mut a = p.saturating_sub(WINDOW);
+    while !t.is_char_boundary(a) {
+        a += 1;
+    }
+    t.get(a..p).unwrap_or("")
+}
+
+fn window_after(t: &str, p: usize) -> &str {
+    let mut b = (p + WINDOW).min(t.len());
+    while !t.is_char_boundary(b) {
+        b -= 1;
+    }
+    t.get(p..b).unwrap_or("")
+}
+
+fn trim(t: &str, a: usize, b: usize) -> (usize, usize) {
+    let v = t.get(a..b).unwrap_or("");
+    let l = v.trim_start();
+    let a1 = a + (v.len() - l.len());
+    (a1, a1 + l.trim_end().len())
+}
