@@ -129,6 +129,8 @@ pub(crate) struct TagPair {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Role {
     Open(usize),
+    /// `<confidential` of `<confidential level="high">`: an opening tag with attributes.
+    OpenWithAttributes(usize),
     Close(usize),
     Field(usize),
     Trigger(usize),
@@ -416,6 +418,12 @@ impl Builder {
             }
             let idx = self.tags.len();
             self.add_pattern(open.as_bytes(), Role::Open(idx));
+            if let Some(name) = open.strip_prefix('<').and_then(|o| o.strip_suffix('>')) {
+                self.add_pattern(
+                    format!("<{name} ").as_bytes(),
+                    Role::OpenWithAttributes(idx),
+                );
+            }
             self.add_pattern(close.as_bytes(), Role::Close(idx));
             self.tags.push(TagPair {
                 open,

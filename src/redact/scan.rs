@@ -56,6 +56,11 @@ pub(crate) fn detect(
             for role in rules.roles.get(pattern).into_iter().flatten() {
                 match *role {
                     Role::Open(p) => tags.push((s, e, p, true)),
+                    Role::OpenWithAttributes(p) => {
+                        if let Some(end) = attributes_end(t, e) {
+                            tags.push((s, end, p, true));
+                        }
+                    }
                     Role::Close(p) => tags.push((s, e, p, false)),
                     Role::Field(tr) => fields.push(FieldHit {
                         start: s,
@@ -209,6 +214,15 @@ fn tag_spans(
         });
     }
     Ok(())
+}
+
+/// The end of an opening tag's attributes (` level="high">`): just after a `>` on the same line,
+/// with no other tag before it. Without a `=` it is prose in brackets (`<confidential info>`).
+fn attributes_end(t: &str, e: usize) -> Option<usize> {
+    let rest = t.get(e..ceil_boundary(t, (e + 256).min(t.len())))?;
+    let k = rest.find(['>', '<', '\n'])?;
+    let attributes = rest.get(..k)?;
+    (rest.as_bytes().get(k) == Some(&b'>') && attributes.contains('=')).then_some(e + k + 1)
 }
 
 fn trim_ws(t: &str, a: usize, b: usize) -> (usize, usize) {

@@ -290,6 +290,7 @@ fn pathological_inputs_stay_linear() {
         "<TR><TH>氏名</TH></TR><TR><TD>x".repeat(n / 30),
         "<input name=\"氏名\" ".repeat(n / 20),
         "<氏名 ".repeat(n / 9),
+        "<confidential level=\"1\"".repeat(n / 24),
         "ORCA 7 ".repeat(n / 7),
         "apw=".repeat(n / 4),
         ("pw=abcdef".to_string() + &"あ".repeat(100)).repeat(n / 309),
