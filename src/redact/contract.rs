@@ -125,7 +125,23 @@ const LEGAL_FORMS: &[&str] = &[
     "(同)",
 ];
 
-/// A term and, for a company, its name without the legal form (when that leaves 2 characters).
+/// Words that introduce a code name: `プロジェクト・カワセミ` is also just `カワセミ`,
+/// `案件コードKAGURA` just `KAGURA` (lower case: terms are folded).
+const CODE_NAME_PREFIXES: &[&str] = &[
+    "プロジェクト",
+    "project",
+    "案件コード",
+    "案件名",
+    "コードネーム",
+    "コード名",
+    "codename",
+    "code name",
+];
+
+/// A term and the ways it is also written: for a company, its name without the legal form (when
+/// that leaves 2 characters); for a code name, the name without the word that introduces it (when
+/// that leaves a word rare enough to stand alone); and each of these in the other kana
+/// (`みなと商事` is also written `ミナト商事`).
 fn with_variants(folded: &str) -> Vec<String> {
     let mut out = vec![folded.to_string()];
     for f in LEGAL_FORMS {
@@ -137,7 +153,51 @@ fn with_variants(folded: &str) -> Vec<String> {
             out.push(b.to_string());
         }
     }
+    for p in CODE_NAME_PREFIXES {
+        let core = folded
+            .strip_prefix(p)
+            .map(|c| c.trim_matches(|c| is_term_separator(c) || c == ':'));
+        if let Some(c) = core.filter(|c| stands_alone(c)) {
+            out.push(c.to_string());
+        }
+    }
+    let swapped: Vec<String> = out.iter().flat_map(|t| other_kana(t)).collect();
+    out.extend(swapped);
     out
+}
+
+/// Four characters, or three that are not all hiragana (`ひばり` is also a common word).
+fn stands_alone(core: &str) -> bool {
+    let n = core.chars().count();
+    n >= 4 || n == 3 && !core.chars().all(is_hiragana)
+}
+
+fn is_hiragana(c: char) -> bool {
+    ('\u{3041}'..='\u{3096}').contains(&c)
+}
+
+fn is_katakana(c: char) -> bool {
+    ('\u{30A1}'..='\u{30F6}').contains(&c)
+}
+
+/// The term with its hiragana written in katakana, and with its katakana written in hiragana
+/// (the ones that differ from the term).
+fn other_kana(term: &str) -> Vec<String> {
+    let shift = |from: fn(char) -> bool, up: bool| -> Option<String> {
+        term.chars().any(from).then(|| {
+            term.chars()
+                .map(|c| match from(c) {
+                    true => char::from_u32(if up { c as u32 + 0x60 } else { c as u32 - 0x60 })
+                        .unwrap_or(c),
+                    false => c,
+                })
+                .collect()
+        })
+    };
+    [shift(is_hiragana, true), shift(is_katakana, false)]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Short enough that a separator inside an anchor is rare, long enough to be rare in prose.
@@ -285,6 +345,27 @@ impl Compact {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variants_cover_legal_forms_code_names_and_the_other_kana() {
+        let mut v = with_variants("株式会社みなと商事");
+        v.sort();
+        let mut want = [
+            "ミナト商事",
+            "株式会社ミナト商事",
+            "株式会社みなと商事",
+            "みなと商事",
+        ];
+        want.sort();
+        assert_eq!(v, want);
+        let v = with_variants("プロジェクト・カワセミ");
+        assert!(v.contains(&"カワセミ".to_string()), "{v:?}");
+        assert!(v.contains(&"ぷろじぇくと・かわせみ".to_string()), "{v:?}");
+        assert!(with_variants("案件コードkagura").contains(&"kagura".to_string()));
+        // Too short, or too common, to stand alone.
+        assert_eq!(with_variants("project x"), ["project x"]);
+        assert!(!with_variants("プロジェクトひばり").contains(&"ひばり".to_string()));
+    }
 
     #[test]
     fn anchors_avoid_starting_with_hiragana() {
