@@ -413,6 +413,11 @@ fn field_values(
     // alone when they begin the line (`住所　東京都…`); that value ends at ` / ` too.
     let Some(p) = colon_after(t, qualifier_end(t, e)) else {
         let name = t.get(s..e).unwrap_or("");
+        // `氏名(漢字)　小川直樹`: the value follows the qualifier.
+        let e = match spaced && first_on_line {
+            true => qualifier_end(t, e),
+            false => e,
+        };
         let start = skip_spaces(t, e);
         let rest = t.get(start..limit.max(start)).unwrap_or("");
         if spaced && first_on_line && !name.is_ascii() {
@@ -579,7 +584,24 @@ fn placeholder(v: &str) -> bool {
         });
     // `process.env.DB_PASSWORD`, `config.jwtSecret`: where a value is kept, in code.
     let path = super::validate::code_reference(v);
-    slot || blanks || call || path || WORDS.contains(&word.as_str())
+    slot || blanks || call || path || WORDS.contains(&word.as_str()) || input_rule(v)
+}
+
+/// A form's specification of what goes in a field, not what went in it (`全角20文字以内（必須）`,
+/// `半角数字、ハイフンなし（任意）`, `必須`).
+fn input_rule(v: &str) -> bool {
+    const MARKS: &[&str] = &[
+        "文字以内",
+        "文字まで",
+        "桁以内",
+        "桁まで",
+        "(必須)",
+        "(任意)",
+    ];
+    v.starts_with("全角")
+        || v.starts_with("半角")
+        || matches!(v, "必須" | "任意" | "空欄" | "不要")
+        || MARKS.iter().any(|m| v.contains(m))
 }
 
 /// Ends a `【name】value`.

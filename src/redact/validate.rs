@@ -32,7 +32,7 @@ impl Validator {
             Validator::JpPhone => jp_phone(value),
             Validator::SecretValue => secret_value(value),
             Validator::NotDate => !yyyymmdd(&digits(value)),
-            Validator::Credential => secret_value(value) && kinds(value) >= 2,
+            Validator::Credential => secret_value(value) && kinds(value) >= 2 && !algorithm(value),
         }
     }
 }
@@ -102,6 +102,49 @@ fn jp_phone(value: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// The name of an algorithm or encoding, which prose about passwords and tokens names
+/// (`トークンはSHA-256で署名`, `パスワードはAES-256で暗号化`): `SHA-256`, `HS256`, `AES-128-GCM`,
+/// `RSA-2048`, `HMAC-SHA256`, `PBKDF2`, `Argon2id`, `MD5`, `UTF-8`, `Base64`, `TLS1.3`.
+fn algorithm(v: &str) -> bool {
+    let w: String = v
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | '/' | '.'))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let w = w.strip_prefix("hmac").unwrap_or(&w);
+    // A family and the numbers it comes with (any, when none are listed): short families only
+    // with their own numbers, so that `rs2024` stays a password.
+    const FAMILIES: &[(&str, &[&str])] = &[
+        ("sha3", &[]),
+        ("sha", &[]),
+        ("aes", &[]),
+        ("rsa", &[]),
+        ("ecdsa", &[]),
+        ("pbkdf", &[]),
+        ("argon", &[]),
+        ("utf", &[]),
+        ("base", &[]),
+        ("tls", &[]),
+        ("ssl", &[]),
+        ("crc", &[]),
+        ("blake", &[]),
+        ("hs", &["256", "384", "512"]),
+        ("rs", &["256", "384", "512"]),
+        ("es", &["256", "384", "512"]),
+        ("ps", &["256", "384", "512"]),
+        ("ed", &["25519", "448"]),
+        ("md", &["4", "5"]),
+    ];
+    const MODES: &[&str] = &["", "gcm", "cbc", "ctr", "id", "i", "d", "pss"];
+    FAMILIES.iter().any(|(f, numbers)| {
+        w.strip_prefix(f).is_some_and(|rest| {
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let (number, mode) = rest.split_at(digits);
+            digits > 0 && (numbers.is_empty() || numbers.contains(&number)) && MODES.contains(&mode)
+        })
+    })
 }
 
 fn kinds(v: &str) -> usize {
@@ -244,6 +287,22 @@ mod tests {
         assert!(Validator::Credential.check("n3trcpassw0rd"));
         assert!(!Validator::Credential.check("bcrypt"));
         assert!(!Validator::Credential.check("1500"));
+        for name in [
+            "SHA-256",
+            "HS256",
+            "AES-256-GCM",
+            "RSA-2048",
+            "HMAC-SHA256",
+            "PBKDF2",
+        ] {
+            assert!(!Validator::Credential.check(name), "{name}");
+        }
+        for name in ["Argon2id", "MD5", "UTF-8", "Base64", "TLS1.3", "sha3-512"] {
+            assert!(!Validator::Credential.check(name), "{name}");
+        }
+        assert!(Validator::Credential.check("Sha256x!9"));
+        assert!(Validator::Credential.check("aes2024pass"));
+        assert!(Validator::Credential.check("rs2024"));
     }
 
     #[test]
