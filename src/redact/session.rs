@@ -1,6 +1,6 @@
 //! One request's redaction: detection on each text, pseudonyms stable across all the texts of the
 //! request, the counts per label, and the map the answer is restored with.
-use super::contract::{is_term_separator, Compact, ContractMatcher};
+use super::contract::ContractMatcher;
 use super::finder::Finder;
 use super::normalize::{normalize, Normalized};
 use super::restore::{Pseudonyms, Restorer};
@@ -181,10 +181,7 @@ impl<'a> Session<'a> {
         }
         let mut found = Vec::with_capacity(spans.len());
         for s in spans {
-            // Learned without separators, so `山田太郎` is found again as `山田 太郎` and
-            // `090-1234-5678` as `09012345678`.
-            if let Some(v) = lower.get(s.start..s.end).map(without_separators) {
-                let v = v.as_str();
+            if let Some(v) = lower.get(s.start..s.end) {
                 if v.chars().nth(MIN_PROPAGATED_CHARS - 1).is_some()
                     && !self.learned_keys.contains(v)
                 {
@@ -222,12 +219,11 @@ impl<'a> Session<'a> {
                 }
             };
             if let Some(finder) = &self.learned_matcher {
-                let compact = Compact::new(&lower_ascii(n.text()));
-                for (i, start, end) in finder.find_iter(&compact.text) {
+                let lower = lower_ascii(n.text());
+                for (i, start, end) in finder.find_iter(&lower) {
                     let Some((_, treatment)) = self.learned.get(i) else {
                         continue;
                     };
-                    let (start, end) = (compact.to_lower(start), compact.to_lower(end - 1) + 1);
                     if scan::ascii_edges_ok(n.text(), start, end) {
                         found.push(Found {
                             start: n.to_orig_start(start),
@@ -373,8 +369,4 @@ pub fn json_strings_mut(value: &mut serde_json::Value) -> Vec<&mut String> {
     let mut out = Vec::new();
     walk(value, &mut out);
     out
-}
-
-fn without_separators(v: &str) -> String {
-    v.chars().filter(|c| !is_term_separator(*c)).collect()
 }
