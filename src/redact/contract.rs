@@ -142,7 +142,16 @@ const CODE_NAME_PREFIXES: &[&str] = &[
 /// that leaves 2 characters); for a code name, the name without the word that introduces it (when
 /// that leaves a word rare enough to stand alone); and each of these in the other kana
 /// (`みなと商事` is also written `ミナト商事`).
+#[cfg(test)]
 fn with_variants(folded: &str) -> Vec<String> {
+    let (mut out, kana) = spellings(folded);
+    out.extend(kana);
+    out
+}
+
+/// The spellings of a term: its own (the term, without its legal form, without its code-name
+/// word) and, apart, those in the other kana.
+fn spellings(folded: &str) -> (Vec<String>, Vec<String>) {
     let mut out = vec![folded.to_string()];
     for f in LEGAL_FORMS {
         let bare = folded
@@ -154,21 +163,25 @@ fn with_variants(folded: &str) -> Vec<String> {
         }
     }
     for p in CODE_NAME_PREFIXES {
-        let core = folded
-            .strip_prefix(p)
-            .map(|c| c.trim_matches(|c| is_term_separator(c) || c == ':'));
-        if let Some(c) = core.filter(|c| stands_alone(c)) {
-            out.push(c.to_string());
+        let Some(rest) = folded.strip_prefix(p) else {
+            continue;
+        };
+        let core = rest.trim_start_matches(|c| is_term_separator(c) || c == ':');
+        // `プロジェクト・カワセミ`, `案件コードKAGURA`; not `projector x` or `プロジェクト計画書`
+        // (a word of its own, which would then be replaced everywhere).
+        let apart = core.len() < rest.len() || core.is_ascii() && !p.is_ascii();
+        if apart && stands_alone(core) {
+            out.push(core.to_string());
         }
     }
-    let swapped: Vec<String> = out.iter().flat_map(|t| other_kana(t)).collect();
-    out.extend(swapped);
-    out
+    let kana: Vec<String> = out.iter().flat_map(|t| other_kana(t)).collect();
+    (out, kana)
 }
 
-/// Four characters, or three that are not all hiragana (`ひばり` is also a common word).
+/// Four characters, or three that are not all hiragana (`ひばり` is also a common word),
+/// separators not counted.
 fn stands_alone(core: &str) -> bool {
-    let n = core.chars().count();
+    let n = core.chars().filter(|c| !is_term_separator(*c)).count();
     n >= 4 || n == 3 && !core.chars().all(is_hiragana)
 }
 
@@ -212,9 +225,13 @@ fn other_kana(term: &str) -> Vec<String> {
 /// The anchors of a term's spellings: a spelling that contains an anchor of an earlier one is
 /// found through it (`ミナト商事` through `商事` of `株式会社みなと商事`), which keeps the kana
 /// spellings from adding anchors that begin with kana.
-fn shared_anchors(spellings: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for s in spellings {
+fn shared_anchors(own: &[String], kana: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = own
+        .iter()
+        .flat_map(|s| anchors(s))
+        .filter(|a| !a.is_empty())
+        .collect();
+    for s in kana {
         if !out.iter().any(|a| s.contains(a.as_str())) {
             out.extend(anchors(s).into_iter().filter(|a| !a.is_empty()));
         }
@@ -238,12 +255,16 @@ impl ContractMatcher {
     /// Compiles a contract's terms and fields. Blank entries are ignored. The error never quotes a
     /// term.
     pub fn new(c: &ContractRedaction) -> anyhow::Result<Self> {
-        let spellings: Vec<Vec<String>> = fold_list(&c.terms)
+        let spelled: Vec<(Vec<String>, Vec<String>)> =
+            fold_list(&c.terms).iter().map(|t| spellings(t)).collect();
+        let anchors: Vec<String> = spelled
             .iter()
-            .map(|t| with_variants(t))
+            .flat_map(|(own, kana)| shared_anchors(own, kana))
             .collect();
-        let anchors: Vec<String> = spellings.iter().flat_map(|v| shared_anchors(v)).collect();
-        let folded: Vec<String> = spellings.into_iter().flatten().collect();
+        let folded: Vec<String> = spelled
+            .into_iter()
+            .flat_map(|(own, kana)| own.into_iter().chain(kana))
+            .collect();
         let compact: Vec<String> = folded
             .iter()
             .map(|t| {
@@ -384,14 +405,21 @@ mod tests {
         // Too short, or too common, to stand alone.
         assert_eq!(with_variants("project x"), ["project x"]);
         assert!(!with_variants("プロジェクトひばり").contains(&"ひばり".to_string()));
+        assert_eq!(with_variants("projector x"), ["projector x"]);
+        assert_eq!(with_variants("プロジェクト計画書"), ["プロジェクト計画書"]);
+        assert_eq!(with_variants("project x y"), ["project x y"]);
     }
 
     #[test]
     fn kana_spellings_are_found_through_the_anchors_they_share() {
-        let a = shared_anchors(&with_variants("株式会社みなと商事"));
+        let (own, kana) = spellings("株式会社みなと商事");
+        let a = shared_anchors(&own, &kana);
         assert!(a.iter().all(|a| a == "株式会" || a == "商事"), "{a:?}");
-        let a = shared_anchors(&with_variants("プロジェクト・カワセミ"));
-        assert!(a.contains(&"カワセ".to_string()), "{a:?}");
+        let (own, kana) = spellings("プロジェクト・カワセミ");
+        assert!(shared_anchors(&own, &kana).contains(&"カワセ".to_string()));
+        // A spelling of its own keeps both its anchors (a line break inside one).
+        let (own, kana) = spellings("株式会社あおば総合研究所");
+        assert!(shared_anchors(&own, &kana).contains(&"総合研".to_string()));
     }
 
     #[test]

@@ -19,22 +19,27 @@ pub(super) fn values(t: &str, s: usize, e: usize) -> Option<Vec<(usize, usize)>>
     if before.ends_with('<') {
         return element(t, s, e);
     }
-    if before.ends_with("name=\"") && after.starts_with('"')
-        || before.ends_with("name='") && after.starts_with('\'')
-    {
+    let attribute = |q: char| {
+        before
+            .get(before.len().saturating_sub(6)..)
+            .is_some_and(|b| b.eq_ignore_ascii_case(&format!("name={q}")))
+            && after.starts_with(q)
+    };
+    if attribute('"') || attribute('\'') {
         return Some(input_value(t, s, e).into_iter().collect());
     }
-    let (open, _) = enclosing_cell(t, s, e)?;
+    let (open, close) = enclosing_cell(t, s, e)?;
     let name = tag_name(t, open);
     if name.eq_ignore_ascii_case("th") && next_tag_is(t, e, &["th", "/tr"]) {
         return Some(Vec::new());
     }
-    Some(
-        sibling_value(t, e)
-            .or_else(|| value_after_colon(t, e))
-            .into_iter()
-            .collect(),
-    )
+    // `<b>氏名：</b>山田`: the colon inside the label.
+    let colon_inside = t.get(e..close).is_some_and(|c| c.contains(':'));
+    let v = sibling_value(t, e)
+        .or_else(|| value_after_colon(t, e))
+        .or_else(|| colon_inside.then(|| text_after(t, close)).flatten());
+    // Nothing read as markup: the ordinary forms get their turn.
+    v.map(|v| vec![v])
 }
 
 /// The column cells under every header cell of an HTML table that names a field: `hits` are the
@@ -103,9 +108,10 @@ fn input_value(t: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if tag.contains(['\n']) || tag.get(1..)?.contains('<') {
         return None;
     }
+    let lower = tag.to_ascii_lowercase();
     for q in ["\"", "'"] {
         let key = format!(" value={q}");
-        if let Some(k) = tag.find(&key) {
+        if let Some(k) = lower.find(&key) {
             let from = lt + k + key.len();
             let end = from + t.get(from..gt)?.find(q)?;
             return Some((from, end));
@@ -154,7 +160,22 @@ fn value_after_colon(t: &str, e: usize) -> Option<(usize, usize)> {
     let c = close_end(t, e)?;
     let rest = t.get(c..)?.trim_start_matches([' ', '\t']);
     let rest = rest.strip_prefix(':')?;
-    let from = t.len() - rest.len();
+    text_after(t, t.len() - rest.len())
+}
+
+/// The text from `p`, inline tags at its start skipped (`<span>`), up to the next tag or the
+/// line's end.
+fn text_after(t: &str, p: usize) -> Option<(usize, usize)> {
+    let mut from = p;
+    loop {
+        let rest = t.get(from..)?;
+        from += rest.len() - rest.trim_start_matches([' ', '\t']).len();
+        let rest = t.get(from..)?;
+        if !rest.starts_with('<') || rest.starts_with("</") {
+            break;
+        }
+        from += window_after(t, from).find('>')? + 1;
+    }
     let line = window_after(t, from);
     let end = from + line.find(['<', '\n', '\r']).unwrap_or(line.len());
     let (a, b) = trim(t, from, end);

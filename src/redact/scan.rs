@@ -588,20 +588,22 @@ fn placeholder(v: &str) -> bool {
 }
 
 /// A form's specification of what goes in a field, not what went in it (`全角20文字以内（必須）`,
-/// `半角数字、ハイフンなし（任意）`, `必須`).
+/// `半角数字、ハイフンなし（任意）`, `20文字以内`, `必須`): the whole value is the rule, so a value
+/// followed by a hint (`山田太郎　全角20文字以内`) is still a value.
 fn input_rule(v: &str) -> bool {
-    const MARKS: &[&str] = &[
-        "文字以内",
-        "文字まで",
-        "桁以内",
-        "桁まで",
-        "(必須)",
-        "(任意)",
-    ];
+    let v = ["(必須)", "(任意)"]
+        .iter()
+        .find_map(|m| v.strip_suffix(m))
+        .unwrap_or(v)
+        .trim();
+    let digits = v.len() - v.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let limit = v.get(digits..).is_some_and(|rest| {
+        digits > 0 && ["文字以内", "文字まで", "桁以内", "桁まで", "桁"].contains(&rest)
+    });
     v.starts_with("全角")
         || v.starts_with("半角")
-        || matches!(v, "必須" | "任意" | "空欄" | "不要")
-        || MARKS.iter().any(|m| v.contains(m))
+        || limit
+        || matches!(v, "" | "必須" | "任意" | "空欄" | "不要")
 }
 
 /// Ends a `【name】value`.
@@ -685,7 +687,9 @@ fn table_spans(
         if le - ls > MAX_HEADER_LINE {
             continue;
         }
+        let line_start = ls;
         let ls = after_json_key(t, ls, le);
+        let in_json = ls != line_start;
         let line = t.get(ls..le).unwrap_or("");
         let n = next_line_start(t, le);
         if n >= t.len() {
@@ -735,7 +739,7 @@ fn table_spans(
                         });
                     }
                     kv_end = Some(le);
-                    headers.push(ls);
+                    headers.push(line_start);
                     continue;
                 }
             }
@@ -779,8 +783,11 @@ fn table_spans(
         };
         let mut rows = 0;
         loop {
-            let line = t.get(row.0..row.1).unwrap_or("");
-            let cs = cells(t, row.0, row.1, kind);
+            // In a JSON string (`{"csv": "…\n…"}`), the table ends where the string does.
+            let string_end = in_json.then(|| json_string_end(t, row.0, row.1)).flatten();
+            let row_end = string_end.unwrap_or(row.1);
+            let line = t.get(row.0..row_end).unwrap_or("");
+            let cs = cells(t, row.0, row_end, kind);
             let fits = match kind {
                 Table::Markdown => line.trim_start().starts_with('|'),
                 Table::Separated(_) => cs.len() == head.len(),
@@ -803,13 +810,13 @@ fn table_spans(
             }
             rows += 1;
             let n = next_line_start(t, row.1);
-            if n >= t.len() {
+            if n >= t.len() || string_end.is_some() {
                 break;
             }
             row = line_at(t, n);
         }
         if rows > 0 || kind == Table::Markdown {
-            headers.push(ls);
+            headers.push(line_start);
         }
         // The rows are data, whatever names they hold: never headers of tables of their own.
         while hits.get(i).is_some_and(|x| x.start < row.1) {
@@ -821,6 +828,20 @@ fn table_spans(
 
 /// Past `{"csv": "` at the start of the line `ls..le`: a table inside a JSON string whose line
 /// breaks were written as `\n` (a tool argument) starts there.
+/// The first `"` in `a..b` that no backslash escapes: where a JSON string ends.
+fn json_string_end(t: &str, a: usize, b: usize) -> Option<usize> {
+    let bytes = t.as_bytes().get(a..b)?;
+    let mut escaped = false;
+    for (i, &c) in bytes.iter().enumerate() {
+        match c {
+            b'\\' if !escaped => escaped = true,
+            b'"' if !escaped => return Some(a + i),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
 fn after_json_key(t: &str, ls: usize, le: usize) -> usize {
     let line = t.get(ls..le).unwrap_or("");
     let rest = line.trim_start_matches([' ', '\t', '{', '[', ',']);

@@ -114,22 +114,21 @@ fn algorithm(v: &str) -> bool {
         .collect::<String>()
         .to_ascii_lowercase();
     let w = w.strip_prefix("hmac").unwrap_or(&w);
-    // A family and the numbers it comes with (any, when none are listed): short families only
-    // with their own numbers, so that `rs2024` stays a password.
+    // A family and the numbers it comes with, so that `rs2024` or `Blake1990` stays a password.
     const FAMILIES: &[(&str, &[&str])] = &[
-        ("sha3", &[]),
-        ("sha", &[]),
-        ("aes", &[]),
-        ("rsa", &[]),
-        ("ecdsa", &[]),
-        ("pbkdf", &[]),
-        ("argon", &[]),
-        ("utf", &[]),
-        ("base", &[]),
-        ("tls", &[]),
-        ("ssl", &[]),
-        ("crc", &[]),
-        ("blake", &[]),
+        ("sha3", &["224", "256", "384", "512"]),
+        ("sha", &["1", "2", "3", "224", "256", "384", "512"]),
+        ("aes", &["128", "192", "256"]),
+        ("rsa", &["1024", "2048", "3072", "4096"]),
+        ("ecdsa", &["256", "384", "521"]),
+        ("pbkdf", &["2"]),
+        ("argon", &["2"]),
+        ("utf", &["8", "16", "32"]),
+        ("base", &["32", "58", "64"]),
+        ("tls", &["1", "10", "11", "12", "13"]),
+        ("ssl", &["2", "3"]),
+        ("crc", &["16", "32", "64"]),
+        ("blake", &["2", "3"]),
         ("hs", &["256", "384", "512"]),
         ("rs", &["256", "384", "512"]),
         ("es", &["256", "384", "512"]),
@@ -137,7 +136,7 @@ fn algorithm(v: &str) -> bool {
         ("ed", &["25519", "448"]),
         ("md", &["4", "5"]),
     ];
-    const MODES: &[&str] = &["", "gcm", "cbc", "ctr", "id", "i", "d", "pss"];
+    const MODES: &[&str] = &["", "gcm", "cbc", "ctr", "id", "i", "d", "pss", "b", "s"];
     FAMILIES.iter().any(|(f, numbers)| {
         w.strip_prefix(f).is_some_and(|rest| {
             let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
@@ -303,6 +302,9 @@ mod tests {
         assert!(Validator::Credential.check("Sha256x!9"));
         assert!(Validator::Credential.check("aes2024pass"));
         assert!(Validator::Credential.check("rs2024"));
+        for password in ["Blake1990", "Base2024", "Tls2025", "sha2026x"] {
+            assert!(Validator::Credential.check(password), "{password}");
+        }
     }
 
     #[test]
