@@ -197,8 +197,13 @@ fn cell_content(t: &str, p: usize) -> Option<(usize, usize)> {
     while t.get(from..)?.starts_with('<') && !t.get(from..)?.starts_with("</") {
         from += window_after(t, from).find('>')? + 1;
     }
+    // Up to the next tag that is not a line break (`東京都港区<br>芝公園1-2-3`).
     let rest = window_after(t, from);
-    let end = from + rest.find('<')?;
+    let end = from
+        + rest
+            .match_indices('<')
+            .map(|(i, _)| i)
+            .find(|&i| !tag_name(rest, i).eq_ignore_ascii_case("br"))?;
     let (a, b) = trim(t, from, end);
     (a < b).then_some((a, b))
 }
@@ -227,14 +232,26 @@ fn read_columns<T: Copy>(
     let mut p = from + k + "</tr>".len();
     loop {
         p = skip_ws(t, p);
+        // `</thead><tbody>` between the header row and the data.
+        while ["/thead", "tbody"]
+            .iter()
+            .any(|x| tag_name(t, p).eq_ignore_ascii_case(x))
+        {
+            let Some(k) = window_after(t, p).find('>') else {
+                return;
+            };
+            p = skip_ws(t, p + k + 1);
+        }
         if !tag_name(t, p).eq_ignore_ascii_case("tr") {
             return;
         }
         let Some(end) = find_tag(t.get(p..).unwrap_or(""), "/tr").map(|k| p + k) else {
             return;
         };
+        // A row of header cells alone begins another table; a row header (`<th>1</th><td>…`)
+        // does not.
         let row = t.get(p..end).unwrap_or("");
-        if count_tags(row, &["th"]) > 0 {
+        if count_tags(row, &["td"]) == 0 {
             return;
         }
         let cells = cell_starts(row);
