@@ -52,7 +52,13 @@ pub(super) fn table_columns<T: Copy>(
     let mut row_done = usize::MAX;
     let mut columns: Vec<(usize, T)> = Vec::new();
     let mut header_end = 0;
+    // Where the rows read so far end: a header inside them is data, and reading every table's
+    // rows once keeps a text of header rows linear.
+    let mut read_until = 0;
     for &(s, e, x) in hits {
+        if s < read_until {
+            continue;
+        }
         let Some((open, _)) = enclosing_cell(t, s, e) else {
             continue;
         };
@@ -63,9 +69,12 @@ pub(super) fn table_columns<T: Copy>(
             continue;
         };
         if row != row_done {
-            read_columns(t, header_end, &columns, &mut out);
+            read_until = read_columns(t, header_end, &columns, &mut out);
             columns.clear();
             row_done = row;
+            if s < read_until {
+                continue;
+            }
         }
         let index = t.get(row..open).map_or(0, |r| count_tags(r, &["th", "td"]));
         columns.push((index, x));
@@ -222,12 +231,12 @@ fn read_columns<T: Copy>(
     from: usize,
     columns: &[(usize, T)],
     out: &mut Vec<(usize, usize, T)>,
-) {
+) -> usize {
     if columns.is_empty() {
-        return;
+        return from;
     }
     let Some(k) = find_tag(window_after(t, from), "/tr") else {
-        return;
+        return from;
     };
     let mut p = from + k + "</tr>".len();
     loop {
@@ -238,21 +247,21 @@ fn read_columns<T: Copy>(
             .any(|x| tag_name(t, p).eq_ignore_ascii_case(x))
         {
             let Some(k) = window_after(t, p).find('>') else {
-                return;
+                return p;
             };
             p = skip_ws(t, p + k + 1);
         }
         if !tag_name(t, p).eq_ignore_ascii_case("tr") {
-            return;
+            return p;
         }
         let Some(end) = find_tag(t.get(p..).unwrap_or(""), "/tr").map(|k| p + k) else {
-            return;
+            return p;
         };
         // A row of header cells alone begins another table; a row header (`<th>1</th><td>…`)
         // does not.
         let row = t.get(p..end).unwrap_or("");
         if count_tags(row, &["td"]) == 0 {
-            return;
+            return p;
         }
         let cells = cell_starts(row);
         for &(index, x) in columns {

@@ -382,6 +382,8 @@ fn pathological_inputs_stay_linear() {
         "<td>氏名</td>".repeat(n / 15),
         "<tr><th>氏名</th><th>x</th></tr>".to_string() + &"<tr><td>a</td></tr>".repeat(n / 20),
         "<TR><TH>氏名</TH></TR><TR><TD>x".repeat(n / 30),
+        "<tr><th>氏名</th></tr><tr><th>1</th><td>x</td></tr>".repeat(n / 45),
+        "<table><thead><tr><th>氏名</th></tr></thead><tbody><tr><td>x<br>".repeat(n / 60),
         "<input name=\"氏名\" ".repeat(n / 20),
         "<氏名 ".repeat(n / 9),
         "<confidential level=\"1\"".repeat(n / 24),
