@@ -224,14 +224,12 @@ fn other_kana(term: &str) -> Vec<String> {
 
 /// The anchors of a term's spellings: a spelling that contains an anchor of an earlier one is
 /// found through it (`ミナト商事` through `商事` of `株式会社みなと商事`), which keeps the kana
-/// spellings from adding anchors that begin with kana.
-fn shared_anchors(own: &[String], kana: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = own
-        .iter()
-        .flat_map(|s| anchors(s))
-        .filter(|a| !a.is_empty())
-        .collect();
-    for s in kana {
+/// spellings from adding anchors that begin with kana. The price: such a spelling has one anchor,
+/// so a line break inside it (`あおば総合研⏎究所` for a term `株式会社あおば総合研究所`) is
+/// missed; giving every spelling its own anchors cost 7% of scan throughput.
+fn shared_anchors(spellings: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in spellings {
         if !out.iter().any(|a| s.contains(a.as_str())) {
             out.extend(anchors(s).into_iter().filter(|a| !a.is_empty()));
         }
@@ -259,7 +257,7 @@ impl ContractMatcher {
             fold_list(&c.terms).iter().map(|t| spellings(t)).collect();
         let anchors: Vec<String> = spelled
             .iter()
-            .flat_map(|(own, kana)| shared_anchors(own, kana))
+            .flat_map(|(own, kana)| shared_anchors(&[&own[..], &kana[..]].concat()))
             .collect();
         let folded: Vec<String> = spelled
             .into_iter()
@@ -412,14 +410,10 @@ mod tests {
 
     #[test]
     fn kana_spellings_are_found_through_the_anchors_they_share() {
-        let (own, kana) = spellings("株式会社みなと商事");
-        let a = shared_anchors(&own, &kana);
+        let a = shared_anchors(&with_variants("株式会社みなと商事"));
         assert!(a.iter().all(|a| a == "株式会" || a == "商事"), "{a:?}");
-        let (own, kana) = spellings("プロジェクト・カワセミ");
-        assert!(shared_anchors(&own, &kana).contains(&"カワセ".to_string()));
-        // A spelling of its own keeps both its anchors (a line break inside one).
-        let (own, kana) = spellings("株式会社あおば総合研究所");
-        assert!(shared_anchors(&own, &kana).contains(&"総合研".to_string()));
+        let a = shared_anchors(&with_variants("プロジェクト・カワセミ"));
+        assert!(a.contains(&"カワセ".to_string()), "{a:?}");
     }
 
     #[test]
