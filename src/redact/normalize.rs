@@ -333,10 +333,11 @@ fn html_reference(b: &[u8], start: usize) -> Option<(usize, usize, char)> {
     let semi = rest.iter().position(|&x| x == b';')?;
     let name = rest.get(..semi)?;
     let c = match name {
-        b"lt" => '<',
-        b"gt" => '>',
-        b"amp" => '&',
-        b"quot" => '"',
+        // HTML accepts these four in upper case too (`&LT;`).
+        b"lt" | b"LT" => '<',
+        b"gt" | b"GT" => '>',
+        b"amp" | b"AMP" => '&',
+        b"quot" | b"QUOT" => '"',
         b"apos" => '\'',
         b"nbsp" => ' ',
         [b'#', b'x' | b'X', hex @ ..] if !hex.is_empty() => {
@@ -510,6 +511,7 @@ mod tests {
             view("&lt;機密&gt;&#26481;&#x96F2; &amp;lt; a&b &#1; &zz;"),
             "<機密>東雲 &lt; a&b &#1; &zz;"
         );
+        assert_eq!(view("&LT;機密&GT; &Lt;"), "<機密> &Lt;");
         assert_eq!(view("氏名\r山田\r\n住所\r"), "氏名\n山田\r\n住所\n");
         assert_eq!(view("a\\rb"), "a\nb");
         let src = "x&#26481;&#38642;y";
