@@ -142,16 +142,7 @@ const CODE_NAME_PREFIXES: &[&str] = &[
 /// that leaves 2 characters); for a code name, the name without the word that introduces it (when
 /// that leaves a word rare enough to stand alone); and each of these in the other kana
 /// (`みなと商事` is also written `ミナト商事`).
-#[cfg(test)]
 fn with_variants(folded: &str) -> Vec<String> {
-    let (mut out, kana) = spellings(folded);
-    out.extend(kana);
-    out
-}
-
-/// The spellings of a term: its own (the term, without its legal form, without its code-name
-/// word) and, apart, those in the other kana.
-fn spellings(folded: &str) -> (Vec<String>, Vec<String>) {
     let mut out = vec![folded.to_string()];
     for f in LEGAL_FORMS {
         let bare = folded
@@ -175,7 +166,8 @@ fn spellings(folded: &str) -> (Vec<String>, Vec<String>) {
         }
     }
     let kana: Vec<String> = out.iter().flat_map(|t| other_kana(t)).collect();
-    (out, kana)
+    out.extend(kana);
+    out
 }
 
 /// Four characters, or three that are not all hiragana (`ひばり` is also a common word),
@@ -253,16 +245,12 @@ impl ContractMatcher {
     /// Compiles a contract's terms and fields. Blank entries are ignored. The error never quotes a
     /// term.
     pub fn new(c: &ContractRedaction) -> anyhow::Result<Self> {
-        let spelled: Vec<(Vec<String>, Vec<String>)> =
-            fold_list(&c.terms).iter().map(|t| spellings(t)).collect();
-        let anchors: Vec<String> = spelled
+        let spellings: Vec<Vec<String>> = fold_list(&c.terms)
             .iter()
-            .flat_map(|(own, kana)| shared_anchors(&[&own[..], &kana[..]].concat()))
+            .map(|t| with_variants(t))
             .collect();
-        let folded: Vec<String> = spelled
-            .into_iter()
-            .flat_map(|(own, kana)| own.into_iter().chain(kana))
-            .collect();
+        let anchors: Vec<String> = spellings.iter().flat_map(|v| shared_anchors(v)).collect();
+        let folded: Vec<String> = spellings.into_iter().flatten().collect();
         let compact: Vec<String> = folded
             .iter()
             .map(|t| {

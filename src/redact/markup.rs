@@ -4,6 +4,7 @@
 //!
 //! Every look backwards or forwards from a field name is bounded by `WINDOW`, and a table's rows
 //! are read once per header row, so a text made of nothing but labels stays linear.
+use super::scan::{ceil_boundary, floor_boundary, trim_ws as trim};
 
 /// How far from a field name its enclosing tag, cell or row is looked for.
 const WINDOW: usize = 2048;
@@ -76,7 +77,9 @@ pub(super) fn table_columns<T: Copy>(
                 continue;
             }
         }
-        let index = t.get(row..open).map_or(0, |r| count_tags(r, &["th", "td"]));
+        let index = t
+            .get(row..open)
+            .map_or(0, |r| tags(r, &["th", "td"]).count());
         columns.push((index, x));
         header_end = e;
     }
@@ -220,7 +223,7 @@ fn cell_content(t: &str, p: usize) -> Option<(usize, usize)> {
 /// The `<tr` that begins the row holding the tag at `open`.
 fn row_start(t: &str, open: usize) -> Option<usize> {
     let back = window_before(t, open);
-    let k = rfind_tag(back, "tr")?;
+    let k = tags(back, &["tr"]).next_back()?;
     Some(open - back.len() + k)
 }
 
@@ -235,7 +238,7 @@ fn read_columns<T: Copy>(
     if columns.is_empty() {
         return from;
     }
-    let Some(k) = find_tag(window_after(t, from), "/tr") else {
+    let Some(k) = tags(window_after(t, from), &["/tr"]).next() else {
         return from;
     };
     let mut p = from + k + "</tr>".len();
@@ -254,16 +257,19 @@ fn read_columns<T: Copy>(
         if !tag_name(t, p).eq_ignore_ascii_case("tr") {
             return p;
         }
-        let Some(end) = find_tag(t.get(p..).unwrap_or(""), "/tr").map(|k| p + k) else {
+        let Some(end) = tags(t.get(p..).unwrap_or(""), &["/tr"])
+            .next()
+            .map(|k| p + k)
+        else {
             return p;
         };
         // A row of header cells alone begins another table; a row header (`<th>1</th><td>…`)
         // does not.
         let row = t.get(p..end).unwrap_or("");
-        if count_tags(row, &["td"]) == 0 {
+        if tags(row, &["td"]).next().is_none() {
             return p;
         }
-        let cells = cell_starts(row);
+        let cells: Vec<usize> = tags(row, &["td", "th"]).collect();
         for &(index, x) in columns {
             let Some(&c) = cells.get(index) else {
                 continue;
@@ -276,36 +282,11 @@ fn read_columns<T: Copy>(
     }
 }
 
-/// Offsets of `<td` and `<th` opening tags in `row`.
-fn cell_starts(row: &str) -> Vec<usize> {
-    row.match_indices('<')
-        .map(|(i, _)| i)
-        .filter(|&i| {
-            let n = tag_name(row, i);
-            n.eq_ignore_ascii_case("td") || n.eq_ignore_ascii_case("th")
-        })
-        .collect()
-}
-
-fn count_tags(s: &str, names: &[&str]) -> usize {
-    s.match_indices('<')
-        .filter(|&(i, _)| {
-            let n = tag_name(s, i);
-            names.iter().any(|x| n.eq_ignore_ascii_case(x))
-        })
-        .count()
-}
-
-fn find_tag(s: &str, name: &str) -> Option<usize> {
+/// Offsets of the tags named one of `names` in `s` (`td` for `<td class="x">`, `/tr`).
+fn tags<'a>(s: &'a str, names: &'a [&str]) -> impl DoubleEndedIterator<Item = usize> + 'a {
     s.match_indices('<')
         .map(|(i, _)| i)
-        .find(|&i| tag_name(s, i).eq_ignore_ascii_case(name))
-}
-
-fn rfind_tag(s: &str, name: &str) -> Option<usize> {
-    s.rmatch_indices('<')
-        .map(|(i, _)| i)
-        .find(|&i| tag_name(s, i).eq_ignore_ascii_case(name))
+        .filter(move |&i| names.iter().any(|x| tag_name(s, i).eq_ignore_ascii_case(x)))
 }
 
 /// The tag name at `p` (a `<`): `td` for `<td class="x">`, `/tr` for `</tr>`; empty if none.
@@ -335,24 +316,11 @@ fn skip_ws(t: &str, p: usize) -> usize {
 }
 
 fn window_before(t: &str, p: usize) -> &str {
-    let mut a = p.saturating_sub(WINDOW);
-    while !t.is_char_boundary(a) {
-        a += 1;
-    }
-    t.get(a..p).unwrap_or("")
+    t.get(ceil_boundary(t, p.saturating_sub(WINDOW))..p)
+        .unwrap_or("")
 }
 
 fn window_after(t: &str, p: usize) -> &str {
-    let mut b = (p + WINDOW).min(t.len());
-    while !t.is_char_boundary(b) {
-        b -= 1;
-    }
-    t.get(p..b).unwrap_or("")
-}
-
-fn trim(t: &str, a: usize, b: usize) -> (usize, usize) {
-    let v = t.get(a..b).unwrap_or("");
-    let l = v.trim_start();
-    let a1 = a + (v.len() - l.len());
-    (a1, a1 + l.trim_end().len())
+    t.get(p..floor_boundary(t, p.saturating_add(WINDOW)))
+        .unwrap_or("")
 }

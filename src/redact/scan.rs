@@ -225,7 +225,7 @@ fn attributes_end(t: &str, e: usize) -> Option<usize> {
     (rest.as_bytes().get(k) == Some(&b'>') && attributes.contains('=')).then_some(e + k + 1)
 }
 
-fn trim_ws(t: &str, a: usize, b: usize) -> (usize, usize) {
+pub(super) fn trim_ws(t: &str, a: usize, b: usize) -> (usize, usize) {
     let Some(s) = t.get(a..b) else {
         return (a, a);
     };
@@ -784,7 +784,10 @@ fn table_spans(
         let mut rows = 0;
         loop {
             // In a JSON string (`{"csv": "…\n…"}`), the table ends where the string does.
-            let string_end = in_json.then(|| json_string_end(t, row.0, row.1)).flatten();
+            let string_end = in_json
+                .then(|| json_string(t, row.0, "\""))
+                .flatten()
+                .filter(|&q| q < row.1);
             let row_end = string_end.unwrap_or(row.1);
             let line = t.get(row.0..row_end).unwrap_or("");
             let cs = cells(t, row.0, row_end, kind);
@@ -828,20 +831,6 @@ fn table_spans(
 
 /// Past `{"csv": "` at the start of the line `ls..le`: a table inside a JSON string whose line
 /// breaks were written as `\n` (a tool argument) starts there.
-/// The first `"` in `a..b` that no backslash escapes: where a JSON string ends.
-fn json_string_end(t: &str, a: usize, b: usize) -> Option<usize> {
-    let bytes = t.as_bytes().get(a..b)?;
-    let mut escaped = false;
-    for (i, &c) in bytes.iter().enumerate() {
-        match c {
-            b'\\' if !escaped => escaped = true,
-            b'"' if !escaped => return Some(a + i),
-            _ => escaped = false,
-        }
-    }
-    None
-}
-
 fn after_json_key(t: &str, ls: usize, le: usize) -> usize {
     let line = t.get(ls..le).unwrap_or("");
     let rest = line.trim_start_matches([' ', '\t', '{', '[', ',']);
@@ -1148,7 +1137,7 @@ pub(crate) fn floor_boundary(t: &str, mut p: usize) -> usize {
     p
 }
 
-fn ceil_boundary(t: &str, mut p: usize) -> usize {
+pub(crate) fn ceil_boundary(t: &str, mut p: usize) -> usize {
     p = p.min(t.len());
     while p < t.len() && !t.is_char_boundary(p) {
         p += 1;
