@@ -188,8 +188,13 @@ impl BodyFiles {
                 slices.push(IoSlice::new(req));
                 slices.push(IoSlice::new(out));
             }
+            let start = offset - slices.iter().map(|s| s.len() as u64).sum::<u64>();
             crate::audit::journal::write_all_vectored(&f, &mut slices)
                 .with_context(|| format!("cannot append log bodies to {}", path.display()))?;
+            // Blocks for the next stretch, reserved once per stretch rather than page by page.
+            if start == 0 || start / PREALLOCATE != offset / PREALLOCATE {
+                crate::audit::journal::preallocate(&f, offset, PREALLOCATE);
+            }
             if sync {
                 self.sync_file(&path, &f)?;
             } else {
@@ -356,6 +361,9 @@ impl BodyFiles {
         }
     }
 }
+
+/// How far ahead of a body file's end disk blocks are reserved.
+const PREALLOCATE: u64 = 4 << 20;
 
 fn open_append(path: &Path) -> anyhow::Result<File> {
     if let Ok(f) = OpenOptions::new().append(true).open(path) {
