@@ -215,6 +215,7 @@ mod tests {
         "ab",
         "b",
         "電話",
+        "café",
     ];
 
     fn patterns() -> Vec<Vec<u8>> {
@@ -271,11 +272,12 @@ mod tests {
         /// exactly as the byte search does.
         #[test]
         fn same_matches_as_the_byte_search(
-            picks in proptest::collection::vec(0usize..24, 0..60),
+            picks in proptest::collection::vec(0usize..31, 0..60),
         ) {
             const PIECES: &[&str] = &[
                 "氏", "名", "住", "所", "口", "座", "番", "号", "<", "機", "密", ">", "/", "s",
-                "k", "-", "a", "b", "ー", "〒", "電", "話", "😀", "x",
+                "k", "-", "a", "b", "ー", "〒", "電", "話", "😀", "x", "c", "é", "f", "\u{7FF}",
+                "\u{800}", "\u{FFFF}", "ｱ",
             ];
             let text: String = picks.iter().map(|&i| PIECES[i]).collect();
             let k = Keywords::new(&patterns()).unwrap().unwrap();
