@@ -1,5 +1,6 @@
 //! The redaction engine over the shared corpus (tests/data/redaction-cases.jsonl, a copy of
-//! shared/testdata) and our adversarial one (tests/data/redaction-adversarial.jsonl): no secret
+//! shared/testdata), our adversarial one (tests/data/redaction-adversarial.jsonl) and generated
+//! variants of the corpus's kinds (tests/data/redaction-variants.jsonl, from gen_variants.py): no secret
 //! survives in any width or separator form, every must-keep string does, refusals carry no
 //! plaintext, and with every action set to pseudonymize the restored text is the original.
 //! tests/data/redaction-known-gaps.jsonl holds red-team cases the shipped rules still fail (same
@@ -42,7 +43,11 @@ fn cases() -> Vec<Case> {
     let chosen = std::env::var("REDACTION_CASES").ok();
     let files: Vec<&str> = match &chosen {
         Some(list) => list.split(',').collect(),
-        None => vec!["redaction-cases.jsonl", "redaction-adversarial.jsonl"],
+        None => vec![
+            "redaction-cases.jsonl",
+            "redaction-adversarial.jsonl",
+            "redaction-variants.jsonl",
+        ],
     };
     for f in files {
         let text = std::fs::read_to_string(dir.join(f)).unwrap();

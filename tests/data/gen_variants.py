@@ -1,0 +1,144 @@
+"""Writes redaction-variants.jsonl: the public corpus's kinds with random, checksum-valid values in
+the formats people write them (full-width digits, other separators, every card brand, landlines,
+toll-free and +81 numbers, other token issuers, other field labels and tag spellings). Fixed seed,
+so the file is reproducible: python3 tests/data/gen_variants.py"""
+import json, random, string
+R = random.Random(20261206)
+FW = str.maketrans('0123456789-', '０１２３４５６７８９－')
+def fw(s): return s.translate(FW)
+def mynum():
+    while True:
+        base = [R.randint(0,9) for _ in range(11)]
+        s = 0
+        for n in range(1,12):
+            p = base[11-n]; q = n+1 if n <= 6 else n-5; s += p*q
+        r = s % 11; c = 0 if r <= 1 else 11-r
+        return ''.join(map(str,base)) + str(c)
+def corp():
+    base = [R.randint(0,9) for _ in range(12)]
+    s = sum(base[12-n]*(1 if n%2 else 2) for n in range(1,13))
+    return str(9 - s % 9) + ''.join(map(str,base))
+def luhn_complete(prefix, length):
+    d = [int(x) for x in prefix] + [R.randint(0,9) for _ in range(length-len(prefix)-1)]
+    for c in range(10):
+        t = d + [c]; s = 0
+        for i, x in enumerate(reversed(t)):
+            if i % 2: x *= 2; x -= 9 if x > 9 else 0
+            s += x
+        if s % 10 == 0: return ''.join(map(str,t))
+NAMES = ['山田由美','佐藤健一','鈴木花子','高橋誠','田中美咲','伊藤翔太','渡辺直子','中村大輔']
+COS = ['青葉ロジスティクス','東雲物産','北斗システムズ株式会社','桜川製薬']
+cases = []
+def add(kind, text, secrets, keep=()):
+    cases.append({"id": f"gen_{kind}_{len(cases)}", "kind": kind, "text": text, "secrets": secrets, "must_keep": list(keep)})
+for i in range(12):
+    n = mynum(); nm = R.choice(NAMES)
+    g = [n[:4], n[4:8], n[8:]]
+    fmts = [n, fw(n), '-'.join(g), fw('-'.join(g)), ' '.join(g), 'ー'.join(g), '　'.join(g), '－'.join(g)]
+    f = fmts[i % len(fmts)]
+    tmpl = R.choice(['{nm}さんの個人番号は{f}です。住民票の写しと照合してください。', 'マイナンバー：{f}（{nm}）', '個人番号 {f} を控えておいてください。', '{nm}のマイナンバーは{f}。'])
+    add('my_number', tmpl.format(nm=nm, f=f), [n] if f == n else [x for x in g])
+for i in range(8):
+    c = corp(); co = R.choice(COS)
+    f = [c, fw(c)][i % 2]
+    tmpl = R.choice(['取引先の法人番号：{f}（{co}）を確認済み。', '法人番号 {f} の登記を確認', '{co}（法人番号{f}）との契約'])
+    add('corporate_number', tmpl.format(f=f, co=co), [c if f == c else f])
+brands = [('4',16),('51',16),('55',16),('2221',16),('34',15),('37',15),('3528',16),('36',14),('6011',16)]
+for i in range(18):
+    pre, ln = brands[i % len(brands)]
+    c = luhn_complete(pre, ln)
+    if ln == 15: g = [c[:4], c[4:10], c[10:]]
+    elif ln == 14: g = [c[:4], c[4:10], c[10:]]
+    else: g = [c[i:i+4] for i in range(0,16,4)]
+    fmts = [' '.join(g), '-'.join(g), c, fw('-'.join(g)), fw(c)]
+    f = fmts[i % len(fmts)]
+    tmpl = R.choice(['カード番号 {f} 有効期限 12/29 で決済してください。', 'クレジットカード：{f}', '決済に使うカードは{f}です。'])
+    secret = [x for x in g] if f not in (c,) else [c]
+    if f == fw(c): secret = [fw(c)]
+    if f == fw('-'.join(g)): secret = [fw(x) for x in g]
+    add('credit_card', tmpl.format(f=f), secret)
+def digits(k): return ''.join(R.choice(string.digits) for _ in range(k))
+for i in range(24):
+    kind = i % 8
+    if kind == 0: a, b = digits(4), digits(4); p = f"0{R.choice('789')}0-{a}-{b}"; sec=[a,b]
+    elif kind == 1: a, b = digits(4), digits(4); p = f"03-{a}-{b}"; sec=[a,b]
+    elif kind == 2: a, b = digits(3), digits(4); p = f"045-{a}-{b}"; sec=[a,b]
+    elif kind == 3: a, b = digits(3), digits(3); p = f"0120-{a}-{b}"; sec=[a,b]
+    elif kind == 4: a, b = digits(4), digits(4); p = f"+81-90-{a}-{b}"; sec=[a,b]
+    elif kind == 5: a, b = digits(4), digits(4); p = f"(03){a}-{b}"; sec=[a,b]
+    elif kind == 6: a, b = digits(4), digits(4); p = fw(f"080-{a}-{b}"); sec=[fw(a),fw(b)]
+    else: a, b = digits(4), digits(4); p = f"090{a}{b}"; sec=[p]
+    if i >= 16 and kind not in (6,7): p = p.replace('-', R.choice(['ー','－',' ']))
+    tmpl = R.choice(['担当の{nm}（携帯 {p}）まで折り返し連絡をお願いします。', '電話番号：{p}', '{nm}さんの連絡先は{p}です。', 'TEL {p}（平日9時〜17時）'])
+    add('jp_phone', tmpl.format(nm=R.choice(NAMES), p=p), sec)
+for i in range(10):
+    local = R.choice(['h-sato75','taro.yamada','y_suzuki+ai','Info','k.tanaka2024'])
+    dom = R.choice(['mail.example.jp','corp.example.com','example.co.jp','dept.univ.example.ac.jp','sub-domain.example.org'])
+    e = f"{local}@{dom}"
+    tmpl = R.choice(['資料は {e} 宛に送付済みです。', 'メール：{e}', '連絡先（{e}）までご返信ください。', '宛先: <{e}>'])
+    add('email', tmpl.format(e=e), [e])
+for i in range(10):
+    a, b = digits(3), digits(4)
+    f = [f"〒{a}-{b}", f"〒{fw(a+'-'+b)}", f"〒 {a}-{b}", f"郵便番号 {a}-{b}", f"〒{a}{b}"][i % 5]
+    sec = [f"{a}-{b}"] if '-' in f and '－' not in f else ([fw(a+'-'+b)] if '－' in f else [a+b])
+    add('postal_code', f"送付先：{f} 東京都千代田区霞が関1-2-3", sec)
+SECRETS = [
+ ('sk-proj-' + ''.join(R.choice(string.ascii_letters+string.digits) for _ in range(48))),
+ ('sk-ant-api03-' + ''.join(R.choice(string.ascii_letters+string.digits+'-_') for _ in range(80)) + 'AA'),
+ ('AKIA' + ''.join(R.choice(string.ascii_uppercase+string.digits) for _ in range(16))),
+ ('ghp_' + ''.join(R.choice(string.ascii_letters+string.digits) for _ in range(36))),
+ ('github_pat_' + ''.join(R.choice(string.ascii_letters+string.digits) for _ in range(22)) + '_' + ''.join(R.choice(string.ascii_letters+string.digits) for _ in range(59))),
+ ('xoxb-' + digits(12) + '-' + digits(13) + '-' + ''.join(R.choice(string.ascii_letters+string.digits) for _ in range(24))),
+ ('AIza' + ''.join(R.choice(string.ascii_letters+string.digits+'-_') for _ in range(35))),
+ ('glpat-' + ''.join(R.choice(string.ascii_letters+string.digits+'-_') for _ in range(20))),
+ ('sk_live_' + ''.join(R.choice(string.ascii_letters+string.digits) for _ in range(24))),
+ ('SG.' + ''.join(R.choice(string.ascii_letters+string.digits) for _ in range(22)) + '.' + ''.join(R.choice(string.ascii_letters+string.digits) for _ in range(43))),
+ ('sk-' + ''.join(R.choice(string.ascii_letters+string.digits) for _ in range(48))),
+ ('hf_' + ''.join(R.choice(string.ascii_letters) for _ in range(34))),
+]
+for s in SECRETS:
+    var = R.choice(['TOKEN','API_KEY','OPENAI_API_KEY','SECRET','KEY'])
+    add('secret', f"このスクリプトが動きません。\nexport {var}={s}\ncurl -H \"Authorization: Bearer ${var}\" ...", [s], ['このスクリプトが動きません。'])
+    add('secret', f"設定ファイルに {s} と書いたのですが認証エラーになります。", [s], ['設定ファイルに'])
+for i in range(8):
+    nm = R.choice(NAMES); addr = f"東京都品川区西新宿{R.randint(1,9)}-{R.randint(1,20)}-{R.randint(1,30)}"
+    lab = R.choice([('氏名','住所'),('名前','住所'),('お名前','ご住所'),('氏名','現住所')])
+    if i % 2:
+        add('field_json', json.dumps({lab[0]: nm, lab[1]: addr, "部署": "総務課"}, ensure_ascii=False) + " をもとに案内文を作成して", [nm, addr], ['総務課'])
+    else:
+        sep = R.choice(['：', ': ', ':', '　：', ' : '])
+        add('field_line', f"{lab[0]}{sep}{nm}\n{lab[1]}{sep}{addr}\n用件：窓口の案内", [nm, addr], ['窓口の案内'])
+LABELS = [('氏名', lambda: R.choice(NAMES)), ('お名前', lambda: R.choice(NAMES)), ('フリガナ', lambda: 'ヤマダ ユミ'),
+          ('住所', lambda: f"大阪府大阪市北区梅田{R.randint(1,3)}-{R.randint(1,9)}-{R.randint(1,20)}"),
+          ('生年月日', lambda: f"19{R.randint(50,99)}年{R.randint(1,12)}月{R.randint(1,28)}日"),
+          ('電話番号', lambda: f"03-{digits(4)}-{digits(4)}"), ('携帯電話', lambda: f"090-{digits(4)}-{digits(4)}"),
+          ('メールアドレス', lambda: f"user{digits(3)}@example.co.jp"),
+          ('customer_name', lambda: 'Taro Yamada'), ('email', lambda: f"taro{digits(2)}@example.com"),
+          ('phone', lambda: f"+81-3-{digits(4)}-{digits(4)}"), ('address', lambda: '1-2-3 Kasumigaseki, Chiyoda-ku, Tokyo')]
+for lab, val in LABELS:
+    v = val()
+    add('field_line', f"{lab}：{v}\n用件：窓口の案内", [v], ['窓口の案内'])
+    v = val()
+    add('field_json', json.dumps({lab: v, "部署": "総務課"}, ensure_ascii=False) + " をもとに案内文を作成して", [v], ['総務課'])
+for i in range(9):
+    open_, close = [('<機密>','</機密>'),('<confidential>','</confidential>'),('【機密】','【/機密】'),('<CONFIDENTIAL>','</CONFIDENTIAL>'),('＜機密＞','＜／機密＞')][i % 5]
+    body = R.choice(['次期システムの予定価格は4億2千万円','移行日は2027年3月14日深夜','売上目標は前年比120%'])
+    if i >= 5:
+        add('tag_multiline', f"会議メモ\n{open_}\n参加者：山田由美\n{body}\n{close}\n以上。", [body, '山田由美'], ['会議メモ', '以上。'])
+    else:
+        add('tag', f"以下を要約してください。{open_}{body}{close}また、全体の構成を整えてください。", [body], ['以下を要約してください。'])
+for t in ['株式会社みなと商事','北斗システムズ株式会社','東雲物産','青葉ロジスティクス','桜川製薬','プロジェクト・カワセミ','Project BLUEJAY','案件コードKAGURA','ORCA-7','ひばり計画']:
+    add('term', f"{t}向けの提案について、骨子を作成して。", [t], ['骨子を作成して。'])
+for i in range(6):
+    d = f"20{R.randint(20,29)}-{R.randint(1,12):02d}-{R.randint(1,28):02d}"; amt = f"{R.randint(1,999)},{R.randint(100,999)},{R.randint(100,999)}"; v = f"{R.randint(1,9)}.{R.randint(0,20)}.{R.randint(0,9)}"
+    add('no_pii', f"{d}時点の見積額は{amt}円、バージョン{v}を前提とする。", [], [d, amt+'円', v])
+    n = mynum(); bad = n[:11] + str((int(n[11]) + R.randint(1, 9)) % 10)
+    add('my_number_invalid', f"伝票番号{bad}の件で、請求書を再発行しました。", [], [])
+for c in cases:
+    if c['kind'] == 'my_number_invalid':
+        n = c['text'][4:16]
+        c['must_keep'] = [n]
+import os
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'redaction-variants.jsonl'),'w') as f:
+    for c in cases: f.write(json.dumps(c, ensure_ascii=False) + '\n')
+print(len(cases))
