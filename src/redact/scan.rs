@@ -375,10 +375,17 @@ fn field_values(
     if let Some(v) = super::markup::values(t, s, e) {
         return v;
     }
-    // `"name": value`, `'name': value`, and `\"name\": value` (JSON inside a JSON string).
+    // `"name": value`, `'name': value`, and `\"name\": value` (JSON inside a JSON string); the key
+    // may also qualify the name (`"氏名（漢字）"`) or begin with words of its own (`"契約者住所"`).
+    let key_start = s - cjk_word_before(before);
+    let key_end = qualifier_end(t, e);
+    let (key_before, key_after) = (
+        t.get(..key_start).unwrap_or(""),
+        t.get(key_end..).unwrap_or(""),
+    );
     for q in ["\\\"", "\"", "'"] {
-        if before.ends_with(q) && after.starts_with(q) {
-            let Some(p) = colon_after(t, e + q.len()) else {
+        if key_before.ends_with(q) && key_after.starts_with(q) {
+            let Some(p) = colon_after(t, key_end + q.len()) else {
                 return Vec::new();
             };
             return json_value(t, skip_spaces(t, p), q);
@@ -452,6 +459,19 @@ fn field_values(
     let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
     let end = start + rest.find(stops).unwrap_or(rest.len());
     vec![trim_value(t, start, before_escape(t, start, end))]
+}
+
+/// The length in bytes of the run of kanji and kana (at most 6) that `before` ends with: words
+/// that begin a key with a field name in it (`契約者` of `"契約者住所"`). ASCII never counts, so
+/// `"mac_address"` stays a key of its own.
+fn cjk_word_before(before: &str) -> usize {
+    before
+        .chars()
+        .rev()
+        .take(6)
+        .take_while(|c| !c.is_ascii() && c.is_alphabetic())
+        .map(char::len_utf8)
+        .sum()
 }
 
 /// A label that ends its line (`パスワード：`, `氏名`) over a short line that is not itself a

@@ -182,6 +182,21 @@ fn a_json_body_keeps_its_keys_and_shape() {
     assert_eq!(v["messages"][0]["role"], "user");
 }
 
+/// A JSON key that qualifies a field name or begins with words of its own is that field; one with
+/// more after the name, or ASCII before it, is not.
+#[test]
+fn json_keys_with_a_qualifier_or_leading_words_are_fields() {
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    let text = r#"{"氏名（漢字）": "山田太郎", "契約者住所": "東京都港区芝公園4-2-8", "住所変更日": "2026年4月1日", "mac_address": "00:1a:2b:3c:4d:5e"}"#;
+    let out = s.redact_text(text).unwrap().into_owned();
+    assert!(
+        !out.contains("山田太郎") && !out.contains("芝公園"),
+        "{out}"
+    );
+    assert!(out.contains("\"住所変更日\": \"2026年4月1日\""), "{out}");
+    assert!(out.contains("00:1a:2b:3c:4d:5e"), "{out}");
+}
+
 /// Ways people write the same characters.
 fn spell(s: &str, how: &[u8]) -> String {
     let mut out = String::new();

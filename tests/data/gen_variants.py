@@ -134,6 +134,41 @@ for i in range(6):
     add('no_pii', f"{d}時点の見積額は{amt}円、バージョン{v}を前提とする。", [], [d, amt+'円', v])
     n = mynum(); bad = n[:11] + str((int(n[11]) + R.randint(1, 9)) % 10)
     add('my_number_invalid', f"伝票番号{bad}の件で、請求書を再発行しました。", [], [])
+# The same kinds written as people also write them: labels and prefixes around phone numbers,
+# mailto links and mail headers, ZIP and full-width postal codes, keys in code and config, terms in
+# other widths, cases and legal forms, tags with attributes, qualified and compound field labels.
+for t in ['TEL:03-{a}-{b}','Tel. 03-{a}-{b}','☎ 090-{a}-{b}','℡03-{a}-{b}','電話 03-{a}-{b}（内線123）','03-{a}-{b}(代表)','FAX 03-{a}-{b}','携帯：090 {a} {b}','連絡先 +81 90-{a}-{b}','０３（{a}）{b}','電話:0312345678'.replace('12345678','{a}{b}'),'phone: (090) {a}-{b}']:
+    a,b=digits(4),digits(4); txt=t.format(a=a,b=b)
+    sec=[a,b] if '{a}{b}' not in t else [a+b]
+    if '０３（' in t: sec=[a,b]
+    add('jp_phone', f"担当者への連絡は {txt} までお願いします。", sec)
+for i in range(6):
+    n=mynum(); g=[n[:4],n[4:8],n[8:]]
+    t=['個人番号（マイナンバー）: {d}','マイナンバーカードの番号 {d}','No. {d}（個人番号）','本人確認書類：個人番号カード {d}','個人番号:{d}','マイナンバー={d}'][i]
+    d=['-'.join(g),' '.join(g),n,fw(n),fw(' '.join(g)),n][i]
+    sec=[n] if d==n else ([fw(n)] if d==fw(n) else [fw(x) for x in g] if d==fw(' '.join(g)) else g)
+    add('my_number', t.format(d=d), sec)
+for i in range(6):
+    e=R.choice(['taro.yamada@example.co.jp','h-sato75@mail.example.jp','support+jp@corp.example.com'])
+    t=['<a href="mailto:{e}">問い合わせ</a>','From: 山田 太郎 <{e}>','メール　{e}　まで','E-mail:{e}','（{e}）','mailto:{e}?subject=見積'][i]
+    add('email', t.format(e=e), [e])
+for i in range(6):
+    a,b=digits(3),digits(4)
+    t=['〒{fa}{fb}','郵便番号：{a}－{b}','〒{a}ー{b}','ZIP {a}-{b}','〒 {fa}－{fb} 大阪府','郵便番号{a}{b}'][i]
+    txt=t.format(a=a,b=b,fa=fw(a),fb=fw(b))
+    sec={0:[fw(a)+fw(b)],1:[a,b],2:[a,b],3:[f"{a}-{b}"],4:[fw(a),fw(b)],5:[a+b]}[i]
+    add('postal_code', f"送付先 {txt} 東京都港区芝公園", sec)
+sk='sk-proj-'+''.join(R.choice(string.ascii_letters+string.digits) for _ in range(48))
+for t in ['{{"apiKey": "{s}"}}','api_key: {s}','OPENAI_API_KEY="{s}"','Authorization: Bearer {s}','client = OpenAI(api_key="{s}")','キーは{s}です','const KEY = `{s}`;','--api-key {s}']:
+    add('secret', t.format(s=sk), [sk])
+for t in ['ＯＲＣＡ－７','orca-7','Orca-7','ＯＲＣＡ-7','ORCA‐7','東雲物産株式会社','株式会社 東雲物産','青葉ロジスティクス株式会社','PROJECT BLUEJAY','project bluejay','プロジェクト カワセミ','ヒバリ計画','桜川製薬（株）','㈱みなと商事']:
+    add('term', f"{t}の件で資料を作成してください。", [t], ['資料を作成してください。'])
+for o,c in [('<機密 level="high">','</機密>'),('<confidential class="x">','</confidential>'),('【機密】\n','\n【/機密】'),('＜ＣＯＮＦＩＤＥＮＴＩＡＬ＞','＜／ＣＯＮＦＩＤＥＮＴＩＡＬ＞'),('<Confidential>','</Confidential>')]:
+    add('tag', f"要約して。{o}買収価格は52億円{c}以上。", ['買収価格は52億円'], ['要約して。'])
+for lab in ['氏名（漢字）','氏名(カナ)','名前','担当者名','申込者氏名','契約者住所','ご住所','現住所','自宅住所','本籍','生年月日','電話','携帯番号','E-mail','メール','連絡先']:
+    v={'氏名（漢字）':'山田太郎','氏名(カナ)':'ヤマダタロウ','名前':'山田太郎','担当者名':'佐藤健一','申込者氏名':'鈴木花子','契約者住所':'東京都港区芝公園4-2-8','ご住所':'東京都港区芝公園4-2-8','現住所':'東京都港区芝公園4-2-8','自宅住所':'東京都港区芝公園4-2-8','本籍':'東京都千代田区千代田1-1','生年月日':'1985年4月12日','電話':'03-5555-1234','携帯番号':'090-5555-1234','E-mail':'a.b@example.jp','メール':'a.b@example.jp','連絡先':'090-5555-1234'}[lab]
+    add('field_line', f"{lab}：{v}\n備考：特になし", [v], ['特になし'])
+    add('field_json', json.dumps({lab: v, "備考": "特になし"}, ensure_ascii=False), [v], ['特になし'])
 for c in cases:
     if c['kind'] == 'my_number_invalid':
         n = c['text'][4:16]
