@@ -197,6 +197,16 @@ fn json_keys_with_a_qualifier_or_leading_words_are_fields() {
     assert!(out.contains("00:1a:2b:3c:4d:5e"), "{out}");
 }
 
+/// The shipped patterns stay within the characters the keyword search can code one byte each; past
+/// that it falls back to a byte search several times slower (47 prefecture names as triggers did).
+#[test]
+fn the_shipped_keywords_are_searched_a_character_at_a_time() {
+    assert!(matches!(
+        shipped().matcher,
+        Some(super::keywords::Keywords::PerChar(_))
+    ));
+}
+
 /// Ways people write the same characters.
 fn spell(s: &str, how: &[u8]) -> String {
     let mut out = String::new();
@@ -380,6 +390,9 @@ fn pathological_inputs_stay_linear() {
         "TOKEN=".repeat(n / 6),
         "<機密>".repeat(n / 8) + &"</機密>".repeat(n / 8),
         "東雲物産".repeat(n / 12),
+        "東京都港区芝公園".repeat(n / 24),
+        "東京都港区1-".repeat(n / 18),
+        "105-0011 東京都".repeat(n / 18),
         "ー\u{200B}".repeat(n / 6),
         "ｶﾞ".repeat(n / 6),
         "e\u{301}\u{302}".repeat(n / 5),
