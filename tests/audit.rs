@@ -25,6 +25,19 @@ async fn app_with_log(n: usize) -> TestApp {
     app
 }
 
+/// The checkpoints written outside the database. The writer signs one right after the insert that
+/// completes its batch, so a reader that saw the records may still be ahead of the file.
+async fn outside_checkpoints(app: &TestApp) -> Vec<mamori::store::Checkpoint> {
+    let path = app.db.audit().checkpoint_file;
+    let written = common::eventually(|| {
+        let path = path.clone();
+        async move { checkpoint::read_file(&path).is_ok_and(|f| !f.is_empty()) }
+    })
+    .await;
+    assert!(written, "checkpoints are also written outside the database");
+    checkpoint::read_file(&path).unwrap()
+}
+
 async fn check(app: &TestApp, external: &[mamori::store::Checkpoint]) -> verify::Report {
     let public = mamori::audit::load_keys(&app.db.audit())
         .unwrap()
@@ -94,11 +107,7 @@ async fn problem(app: &TestApp) -> String {
 #[tokio::test]
 async fn an_untouched_log_verifies_with_its_checkpoints_and_bodies() {
     let app = app_with_log(12).await;
-    let file = checkpoint::read_file(&app.db.audit().checkpoint_file).unwrap();
-    assert!(
-        !file.is_empty(),
-        "checkpoints are also written outside the database"
-    );
+    let file = outside_checkpoints(&app).await;
     let r = check(&app, &file).await;
     assert!(r.ok(), "{r:?}");
     assert_eq!(r.records, 12);
@@ -244,7 +253,7 @@ async fn a_forged_consistent_suffix_is_caught_by_signed_checkpoints_even_outside
         check(&app, &[]).await.ok(),
         "without any checkpoint a consistent rewrite cannot be seen (expected)"
     );
-    let outside = checkpoint::read_file(&app.db.audit().checkpoint_file).unwrap();
+    let outside = outside_checkpoints(&app).await;
     let r = check(&app, &outside).await;
     let p = r
         .problem

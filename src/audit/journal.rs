@@ -147,13 +147,19 @@ pub(crate) fn write_all_vectored(
 
 /// Reserves disk blocks for `len` bytes from `offset` without changing the file's size, so that
 /// appends there only fill pages: ext4 then skips its delayed-allocation bookkeeping on every
-/// new 4 KiB. Best effort: a file system without `fallocate` just allocates as it writes.
-pub(crate) fn preallocate(file: &File, offset: u64, len: u64) {
+/// new 4 KiB. Callers treat it as best effort: on a file system without `fallocate` appends
+/// just allocate as they write.
+pub(crate) fn preallocate(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
     let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
-        return;
+        return Err(std::io::ErrorKind::InvalidInput.into());
     };
     // SAFETY: fallocate only reads the descriptor, which `file` keeps open for the call.
-    let _ = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Creates segment `no` already locked: it is made under a name no recovery looks at, locked,
@@ -179,7 +185,8 @@ fn create_segment(dir: &Path, own: &str, no: u64, sync: bool) -> anyhow::Result<
         return Err(e)
             .with_context(|| format!("cannot lock the request journal {}", path.display()));
     }
-    preallocate(&file, 0, SEGMENT_BYTES + (1 << 20));
+    // Best effort (see `preallocate`); the segment is deleted once its requests are stored.
+    let _ = preallocate(&file, 0, SEGMENT_BYTES + (1 << 20));
     if sync {
         // The segment's name must survive a power loss too, not only its lines.
         File::open(dir)
@@ -621,11 +628,15 @@ mod tests {
             .open(&path)
             .unwrap();
         (&f).write_all(b"first\n").unwrap();
-        preallocate(&f, 6, 1 << 20);
+        let reserved = preallocate(&f, 6, 1 << 20);
         let m = f.metadata().unwrap();
         assert_eq!(m.len(), 6);
-        // In 512-byte units: the megabyte ahead is reserved (ext4, xfs and tmpfs all do this).
-        assert!(m.blocks() >= 2048, "blocks: {}", m.blocks());
+        match reserved {
+            // In 512-byte units: the megabyte ahead is reserved.
+            Ok(()) => assert!(m.blocks() >= 2048, "blocks: {}", m.blocks()),
+            // A file system without fallocate (ZFS, NFS): appends allocate as they go.
+            Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EOPNOTSUPP), "{e}"),
+        }
         (&f).write_all(b"second\n").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"first\nsecond\n");
     }

@@ -191,9 +191,11 @@ impl BodyFiles {
             let start = offset - slices.iter().map(|s| s.len() as u64).sum::<u64>();
             crate::audit::journal::write_all_vectored(&f, &mut slices)
                 .with_context(|| format!("cannot append log bodies to {}", path.display()))?;
-            // Blocks for the next stretch, reserved once per stretch rather than page by page.
-            if start == 0 || start / PREALLOCATE != offset / PREALLOCATE {
-                crate::audit::journal::preallocate(&f, offset, PREALLOCATE);
+            // A file past its first stretch (a busy day) gets blocks for the next one, reserved
+            // once rather than page by page. Small files get none: the reservation outlives the
+            // day's writes until retention deletes the file. Best effort (see `preallocate`).
+            if offset >= PREALLOCATE && start / PREALLOCATE != offset / PREALLOCATE {
+                let _ = crate::audit::journal::preallocate(&f, offset, PREALLOCATE);
             }
             if sync {
                 self.sync_file(&path, &f)?;
