@@ -176,6 +176,7 @@ impl BodyFiles {
         for ((contract, day), members) in groups {
             let path = self.file(&contract, &day);
             let (f, mut offset) = self.open_for_append(&path)?;
+            let start = offset;
             let mut slices = Vec::with_capacity(members.len() * 2);
             for i in members {
                 let Some(r) = records.get(i) else { continue };
@@ -188,7 +189,6 @@ impl BodyFiles {
                 slices.push(IoSlice::new(req));
                 slices.push(IoSlice::new(out));
             }
-            let start = offset - slices.iter().map(|s| s.len() as u64).sum::<u64>();
             crate::audit::journal::write_all_vectored(&f, &mut slices)
                 .with_context(|| format!("cannot append log bodies to {}", path.display()))?;
             // A file past its first stretch (a busy day) gets blocks for the next one, reserved

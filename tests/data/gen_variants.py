@@ -2,18 +2,17 @@
 the formats people write them (full-width digits, other separators, every card brand, landlines,
 toll-free and +81 numbers, other token issuers, other field labels and tag spellings). Fixed seed,
 so the file is reproducible: python3 tests/data/gen_variants.py"""
-import json, random, string
+import json, os, random, re, string
 R = random.Random(20261206)
 FW = str.maketrans('0123456789-', '０１２３４５６７８９－')
 def fw(s): return s.translate(FW)
 def mynum():
-    while True:
-        base = [R.randint(0,9) for _ in range(11)]
-        s = 0
-        for n in range(1,12):
-            p = base[11-n]; q = n+1 if n <= 6 else n-5; s += p*q
-        r = s % 11; c = 0 if r <= 1 else 11-r
-        return ''.join(map(str,base)) + str(c)
+    base = [R.randint(0,9) for _ in range(11)]
+    s = 0
+    for n in range(1,12):
+        p = base[11-n]; q = n+1 if n <= 6 else n-5; s += p*q
+    r = s % 11; c = 0 if r <= 1 else 11-r
+    return ''.join(map(str,base)) + str(c)
 def corp():
     base = [R.randint(0,9) for _ in range(12)]
     s = sum(base[12-n]*(1 if n%2 else 2) for n in range(1,13))
@@ -170,7 +169,6 @@ for lab in ['氏名（漢字）','氏名(カナ)','名前','担当者名','申�
     add('field_line', f"{lab}：{v}\n備考：特になし", [v], ['特になし'])
     add('field_json', json.dumps({lab: v, "備考": "特になし"}, ensure_ascii=False), [v], ['特になし'])
 # Business prose full of numbers that are none of the above: every number must pass unchanged.
-import re
 for t in [
  "2026年12月6日時点の見積額は1,234,567円（税込）で、前回比3.5%増です。",
  "令和8年12月6日（日）14:00〜15:30に第2会議室で打合せを行います。",
@@ -205,7 +203,6 @@ for c in cases:
     if c['kind'] == 'my_number_invalid':
         n = c['text'][4:16]
         c['must_keep'] = [n]
-import os
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'redaction-variants.jsonl'),'w') as f:
     for c in cases: f.write(json.dumps(c, ensure_ascii=False) + '\n')
 print(len(cases))
