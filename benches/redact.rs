@@ -6,6 +6,10 @@
 //! Prints MB/s for one 1 MB text, for the same text as 2.4 KB messages (one session each, as the
 //! gateway sees chat requests), and for streaming restoration. The bar is >= 200 MB/s on
 //! one core for the first figure.
+//!
+//! Instructions, which do not vary with the host's load (each phase runs 1 + 5 times):
+//!
+//!     REDACT_BENCH_RUNS=5 valgrind --tool=callgrind target/release/deps/redact-*
 use mamori::redact::{ContractMatcher, ContractRedaction, Rules};
 use std::hint::black_box;
 use std::path::Path;
@@ -66,12 +70,20 @@ fn corpus(size: usize) -> String {
     out
 }
 
-/// Runs `f` repeatedly for about `budget`; returns the best and median seconds per run.
+/// Runs `f` repeatedly for about `budget`, or exactly `REDACT_BENCH_RUNS` times (for counting
+/// instructions with `valgrind --tool=callgrind`, whose count does not depend on the machine's
+/// speed); returns the best and median seconds per run.
 fn measure(budget: Duration, mut f: impl FnMut()) -> (f64, f64) {
+    let runs: Option<usize> = std::env::var("REDACT_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     f();
     let mut times = Vec::new();
     let start = Instant::now();
-    while start.elapsed() < budget || times.len() < 5 {
+    while match runs {
+        Some(n) => times.len() < n,
+        None => start.elapsed() < budget || times.len() < 5,
+    } {
         let t = Instant::now();
         f();
         times.push(t.elapsed().as_secs_f64());
