@@ -22,6 +22,9 @@
 #   DB_DIR=DIR          put the SQLite log in DIR instead of the temp dir (diagnosis only, e.g.
 #                       /dev/shm to take the disk's fsync out of the picture)
 #   RESULTS=DIR         where to copy the summary (default bench/results)
+#   CLEAN_TEXTS=N       the gateway's `[redaction] clean_texts` (default: the shipped 4096); 0
+#                       scans every prompt as new (the benchmark sends one prompt again and
+#                       again, which a remembered clean text answers without a scan)
 #   KEEP=1              keep the temp dir (config, database, logs, raw results)
 #   QUIET_WAIT=300      wait up to this many seconds for the machine to be idle (other builds
 #                       distort every figure on 2 cores); 0 to start at once
@@ -163,6 +166,9 @@ database_url = "sqlite://$DB_DIR/mamori.db"
 [log]
 filter = "warn"
 EOF
+if [[ -n "${CLEAN_TEXTS:-}" ]]; then
+    printf '\n[redaction]\nclean_texts = %s\n' "$CLEAN_TEXTS" >>"$WORK/config.toml"
+fi
 sed "s#http://127.0.0.1:9999/v1#http://127.0.0.1:$MOCK_PORT/v1#" "$ROOT/examples/local-mock.toml" >"$WORK/providers-src/local-mock.toml"
 sed "s#http://127.0.0.1:9999/v1#http://127.0.0.1:$MOCK_PORT/v1#" "$ROOT/examples/local-mock-anthropic.toml" >"$WORK/providers-src/local-mock-anthropic.toml"
 grep -q "127.0.0.1:$MOCK_PORT" "$WORK/providers-src/local-mock.toml" || { echo "could not set the mock port in the registration" >&2; exit 1; }

@@ -23,13 +23,14 @@ const SHIPPED_RULES: &[(&str, &str)] = &[
 
 /// The redaction rules: the configured folder, or the shipped rules.
 pub fn load_rules(config: &Config) -> anyhow::Result<Rules> {
-    match &config.redaction_dir {
+    let rules = match &config.redaction_dir {
         Some(dir) => {
             Rules::load(dir).with_context(|| format!("redaction rules in {}", dir.display()))
         }
         None => Rules::from_sources(SHIPPED_RULES.iter().copied())
             .context("the built-in redaction rules"),
-    }
+    }?;
+    Ok(rules.with_clean_texts(config.redaction_clean_texts))
 }
 
 #[derive(Debug)]

@@ -389,3 +389,43 @@ async fn features_that_reach_other_servers_are_refused() {
     }
     assert!(app.mock.received().is_empty());
 }
+
+/// A conversation is sent again on every turn: its earlier messages, found clean once, are not
+/// scanned again, yet a value a later message names is still replaced in them, and a new term
+/// list starts afresh.
+#[tokio::test]
+async fn a_resent_conversation_is_redacted_on_every_turn() {
+    let app = spawn_app().await;
+    let first =
+        "来週の打ち合わせについて、山田由美と青葉ロジスティクスの件を相談したい。".repeat(4);
+    let turn = |more: Option<&str>| {
+        let mut msgs = vec![json!({"role": "user", "content": first})];
+        if let Some(m) = more {
+            msgs.push(json!({"role": "assistant", "content": "承知しました。"}));
+            msgs.push(json!({"role": "user", "content": m}));
+        }
+        json!({"model": "gpt-test", "messages": msgs})
+    };
+    for (i, more) in [None, None, Some("氏名：山田由美")].into_iter().enumerate() {
+        let (s, _, _) = app.call("/v1/chat/completions", &turn(more)).await;
+        assert_eq!(s, 200);
+        let sent = app.mock.received()[i].body["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        match more {
+            None => assert_eq!(sent, first),
+            Some(_) => assert!(!sent.contains("山田由美"), "{sent}"),
+        }
+    }
+    // A term added now applies to the text remembered as clean before it.
+    app.store
+        .add_term("c1", "term", "青葉ロジスティクス")
+        .await
+        .unwrap();
+    app.wait_for_policy().await;
+    let (s, _, _) = app.call("/v1/chat/completions", &turn(None)).await;
+    assert_eq!(s, 200);
+    let sent = app.mock.received()[3].body["messages"][0]["content"].to_string();
+    assert!(!sent.contains("青葉ロジスティクス"), "{sent}");
+}

@@ -34,6 +34,8 @@ struct RawConfig {
 struct RawRedaction {
     /// A folder of rule files replacing the built-in copies of the shipped `redaction/*.toml`.
     dir: Option<PathBuf>,
+    /// Clean texts remembered per contract list (see `redact/clean.rs`); 0 turns it off.
+    clean_texts: Option<usize>,
 }
 
 /// Who files the notification form (受注者) and where its own copies of data live.
@@ -121,6 +123,9 @@ pub struct Config {
     pub organization: Organization,
     /// Redaction rules folder; `None`: the rules shipped in `redaction/`, built in.
     pub redaction_dir: Option<PathBuf>,
+    /// How many texts found clean each contract list remembers, so that what clients send
+    /// again is not scanned again; 0: none.
+    pub redaction_clean_texts: usize,
 }
 
 /// Where the log's keys live and how often it is checkpointed and pruned.
@@ -200,6 +205,7 @@ impl Default for Config {
             audit: AuditConfig::for_database("sqlite://mamori.db", Path::new(".")),
             organization: Organization::default(),
             redaction_dir: None,
+            redaction_clean_texts: crate::redact::DEFAULT_CLEAN_TEXTS,
         }
     }
 }
@@ -316,8 +322,16 @@ impl Config {
             }
         }
         let redaction_dir = raw.redaction.dir.map(abs);
+        let redaction_clean_texts = match raw.redaction.clean_texts {
+            Some(n) if n > 1_000_000 => {
+                bail!("key `redaction.clean_texts`: {n} is out of range; use 0 (off) to 1000000")
+            }
+            Some(n) => n,
+            None => crate::redact::DEFAULT_CLEAN_TEXTS,
+        };
         Ok(Self {
             redaction_dir,
+            redaction_clean_texts,
             organization: raw.organization,
             audit,
             listen,
@@ -454,5 +468,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("refresh_interval_ms"));
+        let err = Config::parse(
+            "[redaction]\nclean_texts = 2000000",
+            Path::new("."),
+            &no_env,
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("redaction.clean_texts"),
+            "{err:#}"
+        );
+        let off = Config::parse("[redaction]\nclean_texts = 0", Path::new("."), &no_env).unwrap();
+        assert_eq!(off.redaction_clean_texts, 0);
+        let default = Config::parse("", Path::new("."), &no_env).unwrap();
+        assert_eq!(
+            default.redaction_clean_texts,
+            crate::redact::DEFAULT_CLEAN_TEXTS
+        );
     }
 }

@@ -117,6 +117,8 @@ pub struct Snapshot {
     keys: HashMap<String, Arc<KeyRow>>,
     /// Each contract's compiled term list and extra fields, built once per policy generation.
     matchers: HashMap<String, Arc<ContractMatcher>>,
+    /// For every contract without a list of its own: one, so that its clean texts are shared.
+    no_list: Arc<ContractMatcher>,
     /// Contracts whose list could not be compiled: fail closed.
     broken_matchers: std::collections::HashSet<String>,
     training_valid_days: i64,
@@ -189,6 +191,7 @@ impl Snapshot {
         Self {
             generation: state.generation,
             matchers,
+            no_list: Arc::new(ContractMatcher::none()),
             broken_matchers: broken,
             providers,
             contracts: state
@@ -223,7 +226,7 @@ impl Snapshot {
             .matchers
             .get(contract)
             .cloned()
-            .unwrap_or_else(|| Arc::new(ContractMatcher::none())))
+            .unwrap_or_else(|| Arc::clone(&self.no_list)))
     }
 
     pub fn knows_key(&self, secret: &str) -> bool {

@@ -1,6 +1,7 @@
 //! What one contract adds to the shipped rules: its term list (client names, code names, people)
 //! and extra confidential field names. Compiled into automata once per contract and reused by every
 //! request of that contract, so a long term list costs nothing per request.
+use super::clean::CleanTexts;
 use super::finder::Finder;
 use super::normalize::fold;
 use super::scan::floor_boundary;
@@ -32,6 +33,8 @@ impl fmt::Debug for ContractRedaction {
 pub struct ContractMatcher {
     pub(crate) terms: Option<Terms>,
     pub(crate) fields: Option<Finder>,
+    /// Texts found clean under this list (the list's terms are part of what "clean" means).
+    pub(crate) clean: CleanTexts,
     term_count: usize,
     field_count: usize,
 }
@@ -278,6 +281,7 @@ impl ContractMatcher {
         Ok(Self {
             terms,
             fields,
+            clean: CleanTexts::default(),
             term_count: c.terms.iter().filter(|t| !t.trim().is_empty()).count(),
             field_count: c
                 .extra_fields

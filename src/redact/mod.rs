@@ -33,6 +33,7 @@
 //! Invariant: plaintext of a redacted value never appears in an error, a `Debug` output, a log
 //! line or a panic message. [`Refused`] carries labels, tag names and line numbers only; the types
 //! holding values ([`Session`], [`Pseudonyms`], [`Restorer`], [`ContractRedaction`]) print counts.
+mod clean;
 mod contract;
 mod finder;
 mod keywords;
@@ -48,7 +49,7 @@ mod validate;
 
 pub use contract::{ContractMatcher, ContractRedaction};
 pub use restore::{Pseudonyms, Restorer};
-pub use rules::{Action, Rules};
+pub use rules::{Action, Rules, DEFAULT_CLEAN_TEXTS};
 pub use session::{json_strings_mut, Session};
 
 use crate::refusal::Code;

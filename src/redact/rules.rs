@@ -147,6 +147,11 @@ pub struct Rules {
     /// (see `finder.rs` for why not case-insensitively).
     pub(crate) matcher: Option<Keywords>,
     pub(crate) roles: Vec<Vec<Role>>,
+    /// Tells these rules from others loaded in the same process: a text found clean under one
+    /// set of rules is not taken as clean under another (`clean.rs`).
+    pub(crate) id: u64,
+    /// How many clean texts each contract list remembers (`clean.rs`); 0: none.
+    pub(crate) clean_texts: usize,
     pub(crate) term_treatment: usize,
     pub(crate) contract_field_treatment: usize,
     field_names: usize,
@@ -306,6 +311,13 @@ impl Rules {
         b.finish()
     }
 
+    /// Remember up to `entries` texts found clean per contract list, so that a text sent again
+    /// is not scanned again (`[redaction] clean_texts`; 0 turns it off).
+    pub fn with_clean_texts(mut self, entries: usize) -> Self {
+        self.clean_texts = entries;
+        self
+    }
+
     /// The label and action of every rule, for `mamori check` and documentation.
     pub fn labels(&self) -> Vec<(&str, Action)> {
         let mut v: Vec<(&str, Action)> = self
@@ -318,6 +330,9 @@ impl Rules {
         v
     }
 }
+
+/// Clean texts remembered per contract list by default: at most 128 KiB of hashes.
+pub const DEFAULT_CLEAN_TEXTS: usize = 4096;
 
 #[derive(Default)]
 struct Builder {
@@ -649,6 +664,11 @@ impl Builder {
             detectors: self.detectors,
             matcher,
             roles: self.roles,
+            id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
+            clean_texts: DEFAULT_CLEAN_TEXTS,
             term_treatment,
             contract_field_treatment,
             field_names: self.field_names.len(),

@@ -119,9 +119,8 @@ impl<'a> Session<'a> {
     /// to have values of later texts found in earlier ones too, give all the texts of a request
     /// to [`Session::redact_strings`] (or [`Session::redact_json`]) at once.
     pub fn redact_text<'t>(&mut self, text: &'t str) -> Result<Cow<'t, str>, Refused> {
-        let v = View::new(text);
-        let found = self.analyze(&v)?;
-        Ok(match self.apply(text, &v, found) {
+        let (v, found) = self.scan(text)?;
+        Ok(match self.apply(text, v.as_ref(), found) {
             Some(s) => Cow::Owned(s),
             None => Cow::Borrowed(text),
         })
@@ -135,18 +134,15 @@ impl<'a> Session<'a> {
         strings: impl IntoIterator<Item = &'s mut String>,
     ) -> Result<(), Refused> {
         let mut strings: Vec<&'s mut String> = strings.into_iter().collect();
-        let views: Vec<View<'_>> = strings.iter().map(|s| View::new(s)).collect();
-        let mut found = Vec::with_capacity(strings.len());
-        for v in &views {
-            found.push(self.analyze(v)?);
+        let mut scanned = Vec::with_capacity(strings.len());
+        for s in &strings {
+            scanned.push(self.scan(s)?);
         }
         let replaced: Vec<Option<String>> = strings
             .iter()
-            .zip(&views)
-            .zip(found)
-            .map(|((s, v), f)| self.apply(s, v, f))
+            .zip(scanned)
+            .map(|(s, (v, found))| self.apply(s, v.as_ref(), found))
             .collect();
-        drop(views);
         for (s, new) in strings.iter_mut().zip(replaced) {
             if let Some(new) = new {
                 **s = new;
@@ -187,6 +183,22 @@ impl<'a> Session<'a> {
     /// A restorer for one stream of decoded text; shorthand for `pseudonyms().stream()`.
     pub fn restorer(&mut self) -> Restorer {
         self.pseudonyms().stream()
+    }
+
+    /// Detection on one text, skipped when the text is known to be clean (`clean.rs`): its view
+    /// (`None` when skipped) and its spans, or the refusal.
+    fn scan<'t>(&mut self, text: &'t str) -> Result<(Option<View<'t>>, Vec<Found>), Refused> {
+        let (rules, clean) = (self.rules, &self.contract.clean);
+        let key = clean.key(rules.id, rules.clean_texts, text);
+        if key.as_ref().is_some_and(|k| clean.contains(k)) {
+            return Ok((None, Vec::new()));
+        }
+        let v = View::new(text);
+        let found = self.analyze(&v)?;
+        if let (Some(k), true) = (key, found.is_empty()) {
+            clean.insert(k, rules.clean_texts);
+        }
+        Ok((Some(v), found))
     }
 
     /// Detection on one folded text: spans in original offsets, or the refusal.
@@ -233,9 +245,18 @@ impl<'a> Session<'a> {
 
     /// Adds the other occurrences of learned values, merges overlapping spans (the outermost, then
     /// the earliest-ranked source wins) and writes the replaced text. `None` when nothing changes.
-    fn apply(&mut self, text: &str, v: &View<'_>, mut found: Vec<Found>) -> Option<String> {
+    /// `v` is the text's view, `None` when it was known clean and not scanned.
+    fn apply(&mut self, text: &str, v: Option<&View<'_>>, mut found: Vec<Found>) -> Option<String> {
         if !self.learned.is_empty() {
             self.refresh_learned();
+            let owned;
+            let v = match v {
+                Some(v) => v,
+                None => {
+                    owned = View::new(text);
+                    &owned
+                }
+            };
             let n = &v.n;
             if let Some(finder) = &self.learned_matcher {
                 for (i, start, end) in finder.find_iter(v.lower()) {

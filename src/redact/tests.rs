@@ -1,6 +1,7 @@
 //! Session-level tests over the shipped rules.
 use super::*;
 use proptest::prelude::*;
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -507,4 +508,88 @@ fn shipped_keywords_are_searched_a_character_at_a_time() {
         shipped().matcher,
         Some(super::keywords::Keywords::PerChar(_))
     ));
+}
+
+/// A long text with nothing to redact on its own; `山田由美` is a name only once a field says so.
+fn long_clean_text() -> String {
+    "倉庫管理システムの移行作業は計画どおり進んでおり、山田由美が在庫データの移行検証を担当している。".repeat(4)
+}
+
+#[test]
+fn a_clean_text_is_scanned_once_and_remembered_only_as_a_keyed_hash() {
+    let contract = ContractMatcher::none();
+    let text = long_clean_text();
+    let mut s = shipped().session(&contract);
+    assert!(matches!(s.redact_text(&text), Ok(Cow::Borrowed(_))));
+    assert_eq!(contract.clean.len(), 1);
+    // Again: the same (unchanged) answer, from what was remembered.
+    let mut s = shipped().session(&contract);
+    assert!(matches!(s.redact_text(&text), Ok(Cow::Borrowed(_))));
+    assert_eq!(contract.clean.len(), 1);
+    // A text with something found in it is never remembered; found again every time.
+    let secret = format!("{text}\n氏名：山田由美\n");
+    for _ in 0..2 {
+        let mut s = shipped().session(&contract);
+        let out = s.redact_text(&secret).unwrap();
+        assert!(!out.contains("氏名：山田由美"), "{out}");
+        assert_eq!(contract.clean.len(), 1);
+    }
+    // What is remembered is trusted: a text whose key is known is not scanned at all.
+    let key = contract.clean.key(shipped().id, 8, &secret).unwrap();
+    contract.clean.insert(key, 8);
+    let mut s = shipped().session(&contract);
+    assert!(matches!(s.redact_text(&secret), Ok(Cow::Borrowed(_))));
+    // Short texts cost less to scan than to remember.
+    let before = contract.clean.len();
+    let mut s = shipped().session(&contract);
+    s.redact_text("短い文です。").unwrap();
+    assert_eq!(contract.clean.len(), before);
+}
+
+#[test]
+fn a_remembered_clean_text_still_gets_the_values_its_request_found_elsewhere() {
+    let contract = ContractMatcher::none();
+    let clean = long_clean_text();
+    shipped().session(&contract).redact_text(&clean).unwrap();
+    assert_eq!(contract.clean.len(), 1);
+    let mut texts = ["氏名：山田由美".to_string(), clean.clone()];
+    let mut s = shipped().session(&contract);
+    s.redact_strings(texts.iter_mut()).unwrap();
+    assert!(!texts[1].contains("山田由美"), "{}", texts[1]);
+    assert_eq!(
+        texts[1].matches("[PERSON_NAME_1_").count(),
+        4,
+        "{}",
+        texts[1]
+    );
+}
+
+#[test]
+fn clean_texts_are_per_rules_bounded_and_can_be_turned_off() {
+    let contract = ContractMatcher::none();
+    let text = long_clean_text();
+    let (a, b) = (shipped(), all_pseudonymized());
+    assert_ne!(
+        contract.clean.key(a.id, 8, &text),
+        contract.clean.key(b.id, 8, &text)
+    );
+    assert_eq!(contract.clean.key(a.id, 0, &text), None);
+    // Another contract list (another process, too) has its own key: nothing to compare across.
+    assert_ne!(
+        contract.clean.key(a.id, 8, &text),
+        ContractMatcher::none().clean.key(a.id, 8, &text)
+    );
+    for i in 0..10u8 {
+        contract.clean.insert([i; 32], 8);
+    }
+    assert_eq!(contract.clean.len(), 8);
+    assert!(!contract.clean.contains(&[0; 32]) && !contract.clean.contains(&[1; 32]));
+    assert!(contract.clean.contains(&[9; 32]));
+
+    let contract = ContractMatcher::none();
+    let rules = Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction"))
+        .unwrap()
+        .with_clean_texts(0);
+    rules.session(&contract).redact_text(&text).unwrap();
+    assert_eq!(contract.clean.len(), 0);
 }
