@@ -500,16 +500,6 @@ fn unicode_escapes_are_seen_through_and_replaced_whole() {
     assert_eq!(s.pseudonyms().restore(&out), text);
 }
 
-#[test]
-fn shipped_keywords_are_searched_a_character_at_a_time() {
-    // More than 255 distinct characters in the patterns would silently fall back to the
-    // slower byte search (see keywords.rs).
-    assert!(matches!(
-        shipped().matcher,
-        Some(super::keywords::Keywords::PerChar(_))
-    ));
-}
-
 /// A long text with nothing to redact on its own; `山田由美` is a name only once a field says so.
 fn long_clean_text() -> String {
     "倉庫管理システムの移行作業は計画どおり進んでおり、山田由美が在庫データの移行検証を担当している。".repeat(4)
