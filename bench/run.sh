@@ -332,6 +332,7 @@ oha_v = subprocess.run(["$OHA", "--version"], capture_output=True, text=True).st
 meta = {
     "nproc": $NCPU, "cpu_model": cpu, "mem_total": mem, "kernel": platform.release(),
     "python": platform.python_version(), "oha": oha_v, "pin": "$PIN",
+    "clean_texts": "${CLEAN_TEXTS:-default}",
     "rounds": $ROUNDS, "n_c1": $((PER_C1 * ROUNDS)), "warm_c1": $WARM_C1, "seconds_c32": $((SLICE_C32 * ROUNDS)), "stream_n": $STREAM_N,
     "prompt_bytes": $(wc -c <"$PROMPT"), "binary": "$BIN", "mock_binary": "$MOCK_BIN",
     "loadavg_at_end": open("/proc/loadavg").read().split()[:3],

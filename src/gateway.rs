@@ -71,3 +71,22 @@ impl Gateway {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// `[redaction] clean_texts` reaches the rules the gateway uses.
+    #[test]
+    fn the_configured_clean_text_bound_reaches_the_rules() {
+        let text = "倉庫管理システムの移行作業は計画どおり進んでいる。".repeat(8);
+        let matcher = crate::redact::ContractMatcher::none();
+        for (toml, remembered) in [("", 1), ("[redaction]\nclean_texts = 0", 0)] {
+            let config = Config::parse(toml, Path::new("."), &|_| None).unwrap();
+            let rules = load_rules(&config).unwrap();
+            rules.session(&matcher).redact_text(&text).unwrap();
+            assert_eq!(rules.clean.len(), remembered, "{toml:?}");
+        }
+    }
+}

@@ -34,7 +34,7 @@ struct RawConfig {
 struct RawRedaction {
     /// A folder of rule files replacing the built-in copies of the shipped `redaction/*.toml`.
     dir: Option<PathBuf>,
-    /// Clean texts remembered per contract list (see `redact/clean.rs`); 0 turns it off.
+    /// Clean texts remembered (see `redact/clean.rs`); 0 turns it off.
     clean_texts: Option<usize>,
 }
 
@@ -123,8 +123,8 @@ pub struct Config {
     pub organization: Organization,
     /// Redaction rules folder; `None`: the rules shipped in `redaction/`, built in.
     pub redaction_dir: Option<PathBuf>,
-    /// How many texts found clean each contract list remembers, so that what clients send
-    /// again is not scanned again; 0: none.
+    /// How many texts found clean the gateway remembers, so that what a client sends again is
+    /// not scanned again; 0: none.
     pub redaction_clean_texts: usize,
 }
 
@@ -323,8 +323,8 @@ impl Config {
         }
         let redaction_dir = raw.redaction.dir.map(abs);
         let redaction_clean_texts = match raw.redaction.clean_texts {
-            Some(n) if n > 1_000_000 => {
-                bail!("key `redaction.clean_texts`: {n} is out of range; use 0 (off) to 1000000")
+            Some(n) if n > 100_000 => {
+                bail!("key `redaction.clean_texts`: {n} is out of range; use 0 (off) to 100000 (about 100 bytes each)")
             }
             Some(n) => n,
             None => crate::redact::DEFAULT_CLEAN_TEXTS,

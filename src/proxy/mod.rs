@@ -278,6 +278,7 @@ fn redact_request(
 ) -> Result<Redaction, Refusal> {
     let matcher = gw.policy.snapshot().matcher(&caller.contract.id)?;
     let mut session = gw.rules.session(&matcher);
+    session.scope_clean_texts(&caller.key.id);
     let mut slots = Vec::new();
     for (k, v) in req.body.iter_mut() {
         if k != "model" {

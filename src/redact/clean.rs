@@ -2,11 +2,15 @@
 //! turn (the system prompt, the conversation so far, tool definitions) is scanned once, not once
 //! per turn: a twenty-turn chat otherwise scans its first message twenty times.
 //!
-//! Only clean texts are remembered, and only as a SHA-256 keyed with a random per-process key
-//! and the rules' identity: no plaintext is kept, and without the key a hash says nothing about
-//! a text. A text with anything found in it is never remembered, so every value a rule finds is
-//! found again in each request (values learned in one request must not leak into another). The
-//! set is per compiled contract list (`ContractMatcher`), so new terms start it afresh.
+//! - Only clean texts are remembered, and only as a SHA-256 keyed with the rules' random key: no
+//!   plaintext is kept, and without the key a hash says nothing about a text. A text with anything
+//!   found in it is never remembered, so every value a rule finds is found again in each request.
+//! - The hash also covers the compiled contract list's own random salt (so new terms, or a new
+//!   policy generation, start afresh) and a scope the caller names: the gateway names the staff
+//!   key, so that one user's texts never make another's request faster. A shared set would tell,
+//!   by timing, whether anyone else had sent a guessed text.
+//! - One set per loaded rules, bounded (`[redaction] clean_texts`): the oldest goes first. Each
+//!   entry costs about 100 bytes (hash set and insertion order).
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::{HashSet, VecDeque};
@@ -17,8 +21,16 @@ const MIN_BYTES: usize = 256;
 
 pub(crate) type Key = [u8; 32];
 
+/// A random value, so that hashes made under one key or salt say nothing under another.
+pub(crate) fn random_salt() -> [u8; 32] {
+    let mut salt = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut salt);
+    salt
+}
+
 pub(crate) struct CleanTexts {
     key: [u8; 32],
+    capacity: usize,
     seen: Mutex<Seen>,
 }
 
@@ -29,52 +41,55 @@ struct Seen {
     order: VecDeque<Key>,
 }
 
-impl Default for CleanTexts {
-    fn default() -> Self {
-        let mut key = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut key);
+impl CleanTexts {
+    /// Remembers up to `capacity` texts; 0 remembers none.
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            key,
+            key: random_salt(),
+            capacity,
             seen: Mutex::default(),
         }
     }
-}
 
-impl CleanTexts {
-    /// The text's key under rules `rules`, when texts are remembered (`capacity` > 0) and this
-    /// one is long enough to be worth it.
-    pub(crate) fn key(&self, rules: u64, capacity: usize, text: &str) -> Option<Key> {
-        if capacity == 0 || text.len() < MIN_BYTES {
+    /// The key of `text` under a contract list's `salt` and the caller's `scope`, when texts are
+    /// remembered and this one is long enough to be worth it.
+    pub(crate) fn key(&self, salt: &[u8; 32], scope: &str, text: &str) -> Option<Key> {
+        if self.capacity == 0 || text.len() < MIN_BYTES {
             return None;
         }
         Some(
             Sha256::new()
                 .chain_update(self.key)
-                .chain_update(rules.to_le_bytes())
+                .chain_update(salt)
+                .chain_update((scope.len() as u64).to_le_bytes())
+                .chain_update(scope.as_bytes())
                 .chain_update(text.as_bytes())
                 .finalize()
                 .into(),
         )
     }
 
+    // A lock poisoned by a panic elsewhere only means texts are scanned again: never a skip.
+
     pub(crate) fn contains(&self, k: &Key) -> bool {
-        // A panic elsewhere while holding the lock only means the text is scanned again.
         self.seen.lock().is_ok_and(|s| s.set.contains(k))
     }
 
-    pub(crate) fn insert(&self, k: Key, capacity: usize) {
+    pub(crate) fn insert(&self, k: Key) {
         let Ok(mut s) = self.seen.lock() else {
             return;
         };
-        if !s.set.insert(k) {
+        if self.capacity == 0 || s.set.contains(&k) {
             return;
         }
-        s.order.push_back(k);
-        while s.order.len() > capacity {
-            if let Some(old) = s.order.pop_front() {
-                s.set.remove(&old);
-            }
+        while s.order.len() >= self.capacity {
+            match s.order.pop_front() {
+                Some(old) => s.set.remove(&old),
+                None => break,
+            };
         }
+        s.set.insert(k);
+        s.order.push_back(k);
     }
 
     /// How many texts are remembered.

@@ -1,7 +1,7 @@
 //! What one contract adds to the shipped rules: its term list (client names, code names, people)
 //! and extra confidential field names. Compiled into automata once per contract and reused by every
 //! request of that contract, so a long term list costs nothing per request.
-use super::clean::CleanTexts;
+use super::clean::random_salt;
 use super::finder::Finder;
 use super::normalize::fold;
 use super::scan::floor_boundary;
@@ -27,14 +27,24 @@ impl fmt::Debug for ContractRedaction {
     }
 }
 
+/// Random for each compiled list.
+pub(crate) struct Salt(pub(crate) [u8; 32]);
+
+impl Default for Salt {
+    fn default() -> Self {
+        Self(random_salt())
+    }
+}
+
 /// The compiled form of a [`ContractRedaction`]. Build once per contract (and again when its
 /// terms change) and share it between requests.
 #[derive(Default)]
 pub struct ContractMatcher {
     pub(crate) terms: Option<Terms>,
     pub(crate) fields: Option<Finder>,
-    /// Texts found clean under this list (the list's terms are part of what "clean" means).
-    pub(crate) clean: CleanTexts,
+    /// Part of the key of every text found clean under this list (`clean.rs`): the list's terms
+    /// are part of what "clean" means, so a new list starts afresh.
+    pub(crate) salt: Salt,
     term_count: usize,
     field_count: usize,
 }
@@ -281,7 +291,7 @@ impl ContractMatcher {
         Ok(Self {
             terms,
             fields,
-            clean: CleanTexts::default(),
+            salt: Salt::default(),
             term_count: c.terms.iter().filter(|t| !t.trim().is_empty()).count(),
             field_count: c
                 .extra_fields

@@ -20,6 +20,7 @@
 //! more than the request is worth. Instead one Aho-Corasick pass finds every trigger (literal
 //! beginnings of matches, or literals every match contains), keyword, field name and tag, one
 //! byte pass finds the digit runs, and each regex runs only in small windows around those.
+use super::clean::CleanTexts;
 use super::keywords::Keywords;
 use super::normalize::fold;
 use super::validate::Validator;
@@ -147,11 +148,8 @@ pub struct Rules {
     /// (see `finder.rs` for why not case-insensitively).
     pub(crate) matcher: Option<Keywords>,
     pub(crate) roles: Vec<Vec<Role>>,
-    /// Tells these rules from others loaded in the same process: a text found clean under one
-    /// set of rules is not taken as clean under another (`clean.rs`).
-    pub(crate) id: u64,
-    /// How many clean texts each contract list remembers (`clean.rs`); 0: none.
-    pub(crate) clean_texts: usize,
+    /// Texts found clean under these rules (`clean.rs`).
+    pub(crate) clean: CleanTexts,
     pub(crate) term_treatment: usize,
     pub(crate) contract_field_treatment: usize,
     field_names: usize,
@@ -311,10 +309,10 @@ impl Rules {
         b.finish()
     }
 
-    /// Remember up to `entries` texts found clean per contract list, so that a text sent again
-    /// is not scanned again (`[redaction] clean_texts`; 0 turns it off).
+    /// Remember up to `entries` texts found clean, so that a text sent again is not scanned
+    /// again (`[redaction] clean_texts`; 0 turns it off).
     pub fn with_clean_texts(mut self, entries: usize) -> Self {
-        self.clean_texts = entries;
+        self.clean = CleanTexts::new(entries);
         self
     }
 
@@ -331,7 +329,7 @@ impl Rules {
     }
 }
 
-/// Clean texts remembered per contract list by default: at most 128 KiB of hashes.
+/// Clean texts remembered by default: about 400 KiB when full.
 pub const DEFAULT_CLEAN_TEXTS: usize = 4096;
 
 #[derive(Default)]
@@ -664,11 +662,7 @@ impl Builder {
             detectors: self.detectors,
             matcher,
             roles: self.roles,
-            id: {
-                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            },
-            clean_texts: DEFAULT_CLEAN_TEXTS,
+            clean: CleanTexts::new(DEFAULT_CLEAN_TEXTS),
             term_treatment,
             contract_field_treatment,
             field_names: self.field_names.len(),

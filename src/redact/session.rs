@@ -71,6 +71,8 @@ pub struct Session<'a> {
     learned_matcher: Option<Finder>,
     learned_stale: bool,
     frozen: Option<Arc<Pseudonyms>>,
+    /// Whose clean texts this session may recognise (`clean.rs`).
+    scope: String,
 }
 
 /// Holds original values: shows only counts.
@@ -112,7 +114,15 @@ impl<'a> Session<'a> {
             learned_matcher: None,
             learned_stale: false,
             frozen: None,
+            scope: String::new(),
         }
+    }
+
+    /// Recognises as clean only texts found clean in sessions of the same `scope` (the gateway
+    /// names the staff key): one caller's texts never make another's redaction faster, which
+    /// timing would tell. Sessions without a scope share theirs.
+    pub fn scope_clean_texts(&mut self, scope: &str) {
+        self.scope = scope.to_string();
     }
 
     /// Redacts one text. Values redacted in earlier texts of this session are also found here;
@@ -137,6 +147,12 @@ impl<'a> Session<'a> {
         let mut scanned = Vec::with_capacity(strings.len());
         for s in &strings {
             scanned.push(self.scan(s)?);
+        }
+        if self.learned.is_empty() {
+            // Only the search for learned values reads the views again: free them at once.
+            for (v, _) in &mut scanned {
+                *v = None;
+            }
         }
         let replaced: Vec<Option<String>> = strings
             .iter()
@@ -188,15 +204,17 @@ impl<'a> Session<'a> {
     /// Detection on one text, skipped when the text is known to be clean (`clean.rs`): its view
     /// (`None` when skipped) and its spans, or the refusal.
     fn scan<'t>(&mut self, text: &'t str) -> Result<(Option<View<'t>>, Vec<Found>), Refused> {
-        let (rules, clean) = (self.rules, &self.contract.clean);
-        let key = clean.key(rules.id, rules.clean_texts, text);
+        let clean = &self.rules.clean;
+        let key = clean.key(&self.contract.salt.0, &self.scope, text);
         if key.as_ref().is_some_and(|k| clean.contains(k)) {
             return Ok((None, Vec::new()));
         }
         let v = View::new(text);
         let found = self.analyze(&v)?;
-        if let (Some(k), true) = (key, found.is_empty()) {
-            clean.insert(k, rules.clean_texts);
+        if found.is_empty() {
+            if let Some(k) = key {
+                clean.insert(k);
+            }
         }
         Ok((Some(v), found))
     }

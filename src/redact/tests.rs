@@ -505,45 +505,61 @@ fn long_clean_text() -> String {
     "倉庫管理システムの移行作業は計画どおり進んでおり、山田由美が在庫データの移行検証を担当している。".repeat(4)
 }
 
+/// Rules of their own, so that what one test remembers is not another's.
+fn fresh_rules() -> Rules {
+    Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction")).unwrap()
+}
+
 #[test]
-fn a_clean_text_is_scanned_once_and_remembered_only_as_a_keyed_hash() {
+fn a_clean_text_is_remembered_only_as_a_keyed_hash_and_then_not_scanned() {
+    let rules = fresh_rules();
     let contract = ContractMatcher::none();
     let text = long_clean_text();
-    let mut s = shipped().session(&contract);
-    assert!(matches!(s.redact_text(&text), Ok(Cow::Borrowed(_))));
-    assert_eq!(contract.clean.len(), 1);
-    // Again: the same (unchanged) answer, from what was remembered.
-    let mut s = shipped().session(&contract);
-    assert!(matches!(s.redact_text(&text), Ok(Cow::Borrowed(_))));
-    assert_eq!(contract.clean.len(), 1);
+    for _ in 0..2 {
+        let mut s = rules.session(&contract);
+        assert!(matches!(s.redact_text(&text), Ok(Cow::Borrowed(_))));
+        assert_eq!(rules.clean.len(), 1);
+    }
     // A text with something found in it is never remembered; found again every time.
     let secret = format!("{text}\n氏名：山田由美\n");
     for _ in 0..2 {
-        let mut s = shipped().session(&contract);
-        let out = s.redact_text(&secret).unwrap();
+        let out = rules.session(&contract).redact_text(&secret).unwrap();
         assert!(!out.contains("氏名：山田由美"), "{out}");
-        assert_eq!(contract.clean.len(), 1);
+        assert_eq!(rules.clean.len(), 1);
     }
     // What is remembered is trusted: a text whose key is known is not scanned at all.
-    let key = contract.clean.key(shipped().id, 8, &secret).unwrap();
-    contract.clean.insert(key, 8);
-    let mut s = shipped().session(&contract);
+    let key = rules.clean.key(&contract.salt.0, "", &secret).unwrap();
+    rules.clean.insert(key);
+    let mut s = rules.session(&contract);
     assert!(matches!(s.redact_text(&secret), Ok(Cow::Borrowed(_))));
     // Short texts cost less to scan than to remember.
-    let before = contract.clean.len();
-    let mut s = shipped().session(&contract);
-    s.redact_text("短い文です。").unwrap();
-    assert_eq!(contract.clean.len(), before);
+    rules
+        .session(&contract)
+        .redact_text("短い文です。")
+        .unwrap();
+    assert_eq!(rules.clean.len(), 2);
+}
+
+#[test]
+fn a_refused_text_is_never_remembered() {
+    let rules = fresh_rules();
+    let contract = ContractMatcher::none();
+    let text = format!("<機密>{}", long_clean_text());
+    for _ in 0..2 {
+        assert!(rules.session(&contract).redact_text(&text).is_err());
+    }
+    assert_eq!(rules.clean.len(), 0);
 }
 
 #[test]
 fn a_remembered_clean_text_still_gets_the_values_its_request_found_elsewhere() {
+    let rules = fresh_rules();
     let contract = ContractMatcher::none();
     let clean = long_clean_text();
-    shipped().session(&contract).redact_text(&clean).unwrap();
-    assert_eq!(contract.clean.len(), 1);
+    rules.session(&contract).redact_text(&clean).unwrap();
+    assert_eq!(rules.clean.len(), 1);
     let mut texts = ["氏名：山田由美".to_string(), clean.clone()];
-    let mut s = shipped().session(&contract);
+    let mut s = rules.session(&contract);
     s.redact_strings(texts.iter_mut()).unwrap();
     assert!(!texts[1].contains("山田由美"), "{}", texts[1]);
     assert_eq!(
@@ -555,31 +571,36 @@ fn a_remembered_clean_text_still_gets_the_values_its_request_found_elsewhere() {
 }
 
 #[test]
-fn clean_texts_are_per_rules_bounded_and_can_be_turned_off() {
-    let contract = ContractMatcher::none();
+fn clean_texts_are_per_list_and_scope_bounded_and_can_be_turned_off() {
+    let rules = fresh_rules();
     let text = long_clean_text();
-    let (a, b) = (shipped(), all_pseudonymized());
-    assert_ne!(
-        contract.clean.key(a.id, 8, &text),
-        contract.clean.key(b.id, 8, &text)
-    );
-    assert_eq!(contract.clean.key(a.id, 0, &text), None);
-    // Another contract list (another process, too) has its own key: nothing to compare across.
-    assert_ne!(
-        contract.clean.key(a.id, 8, &text),
-        ContractMatcher::none().clean.key(a.id, 8, &text)
-    );
+    // Another compiled list (new terms, a new policy generation) starts afresh.
+    let (a, b) = (ContractMatcher::none(), ContractMatcher::none());
+    rules.session(&a).redact_text(&text).unwrap();
+    rules.session(&b).redact_text(&text).unwrap();
+    assert_eq!(rules.clean.len(), 2);
+    // One caller's texts are not another's: a text remembered for `k1` is scanned for `k2`.
+    let secret = format!("{text}\n氏名：山田由美\n");
+    rules
+        .clean
+        .insert(rules.clean.key(&a.salt.0, "k1", &secret).unwrap());
+    let redact_as = |scope: &str| {
+        let mut s = rules.session(&a);
+        s.scope_clean_texts(scope);
+        s.redact_text(&secret).unwrap().into_owned()
+    };
+    assert_eq!(redact_as("k1"), secret);
+    assert!(!redact_as("k2").contains("山田由美"));
+    // Bounded: the oldest goes first.
+    let bounded = super::clean::CleanTexts::new(8);
     for i in 0..10u8 {
-        contract.clean.insert([i; 32], 8);
+        bounded.insert([i; 32]);
     }
-    assert_eq!(contract.clean.len(), 8);
-    assert!(!contract.clean.contains(&[0; 32]) && !contract.clean.contains(&[1; 32]));
-    assert!(contract.clean.contains(&[9; 32]));
-
-    let contract = ContractMatcher::none();
-    let rules = Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction"))
-        .unwrap()
-        .with_clean_texts(0);
-    rules.session(&contract).redact_text(&text).unwrap();
-    assert_eq!(contract.clean.len(), 0);
+    assert_eq!(bounded.len(), 8);
+    assert!(!bounded.contains(&[0; 32]) && !bounded.contains(&[1; 32]));
+    assert!(bounded.contains(&[9; 32]));
+    // Off.
+    let off = fresh_rules().with_clean_texts(0);
+    off.session(&a).redact_text(&text).unwrap();
+    assert_eq!(off.clean.len(), 0);
 }
