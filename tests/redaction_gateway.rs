@@ -390,9 +390,10 @@ async fn features_that_reach_other_servers_are_refused() {
     assert!(app.mock.received().is_empty());
 }
 
-/// A conversation is sent again on every turn: its earlier messages, found clean once, are not
-/// scanned again, yet a value a later message names is still replaced in them, and a new term
-/// list starts afresh.
+/// A conversation is sent again on every turn, and its earlier messages, found clean once, are
+/// remembered (`redact/clean.rs`; that a remembered text is not scanned is the unit tests'): the
+/// answer is the same on every turn, a value a later message names is still replaced in them, and
+/// a term added later applies to them.
 #[tokio::test]
 async fn a_resent_conversation_is_redacted_on_every_turn() {
     let app = spawn_app().await;

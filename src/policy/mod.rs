@@ -117,7 +117,8 @@ pub struct Snapshot {
     keys: HashMap<String, Arc<KeyRow>>,
     /// Each contract's compiled term list and extra fields, built once per policy generation.
     matchers: HashMap<String, Arc<ContractMatcher>>,
-    /// For every contract without a list of its own: one, so that its clean texts are shared.
+    /// For every contract without a list of its own: one, whose salt (`redact/clean.rs`) stays
+    /// the same across requests, so that texts found clean are recognised.
     no_list: Arc<ContractMatcher>,
     /// Contracts whose list could not be compiled: fail closed.
     broken_matchers: std::collections::HashSet<String>,

@@ -7,10 +7,7 @@ use std::sync::OnceLock;
 
 fn shipped() -> &'static Rules {
     static R: OnceLock<Rules> = OnceLock::new();
-    R.get_or_init(|| {
-        Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction"))
-            .unwrap_or_else(|e| panic!("{e:#}"))
-    })
+    R.get_or_init(fresh_rules)
 }
 
 /// The shipped rules with every action set to pseudonymize, so restoring gives the original.
@@ -505,9 +502,10 @@ fn long_clean_text() -> String {
     "倉庫管理システムの移行作業は計画どおり進んでおり、山田由美が在庫データの移行検証を担当している。".repeat(4)
 }
 
-/// Rules of their own, so that what one test remembers is not another's.
+/// The shipped rules, loaded anew: what one test remembers (`clean.rs`) is not another's.
 fn fresh_rules() -> Rules {
-    Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction")).unwrap()
+    Rules::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction"))
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 #[test]
