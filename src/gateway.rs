@@ -18,6 +18,7 @@ const SHIPPED_RULES: &[(&str, &str)] = &[
     ("payment.toml", include_str!("../redaction/payment.toml")),
     ("contact.toml", include_str!("../redaction/contact.toml")),
     ("secrets.toml", include_str!("../redaction/secrets.toml")),
+    ("names.toml", include_str!("../redaction/names.toml")),
     ("contract.toml", include_str!("../redaction/contract.toml")),
 ];
 
@@ -88,5 +89,21 @@ mod tests {
             rules.session(&matcher).redact_text(&text).unwrap();
             assert_eq!(rules.clean.len(), remembered, "{toml:?}");
         }
+    }
+
+    /// A rule file added to `redaction/` but not built in would be tested, yet not shipped.
+    #[test]
+    fn every_shipped_rule_file_is_built_in() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".toml"))
+            .collect();
+        on_disk.sort();
+        let mut built_in: Vec<String> = SHIPPED_RULES.iter().map(|(n, _)| n.to_string()).collect();
+        built_in.sort();
+        assert!(on_disk.len() > 5, "{on_disk:?}");
+        assert_eq!(on_disk, built_in);
     }
 }

@@ -8,7 +8,8 @@
 //! [[field]]     # names, label, action, placeholder?, mask?, space_separated?, one_word?,
 //!               # description?
 //! [[detector]]  # label, action, pattern, triggers?, validator?, keywords?, keyword_mode?,
-//!               # keyword_window?, boundary?, value_runs_on?, placeholder?, mask?, description?
+//!               # keyword_window?, unless_after?, boundary?, value_runs_on?, placeholder?,
+//!               # mask?, description?
 //! [contract.terms]   # how each contract's term list is treated: label, action, placeholder?, mask?
 //! [contract.fields]  # how each contract's extra field names are treated
 //! ```
@@ -106,6 +107,9 @@ pub(crate) struct Detector {
     pub keyword_mode: Option<KeywordMode>,
     /// Characters on each side of the value searched for a keyword.
     pub keyword_window: usize,
+    /// Labels that make a value something else when they come right before it (`JANコード`,
+    /// `伝票番号`), folded and in ASCII lower case; a keyword nearby overrides them.
+    pub unless_after: Vec<String>,
     pub boundary: Boundary,
     /// Bytes; `None` for patterns that can run to the end of the text (PEM blocks).
     pub max_len: Option<usize>,
@@ -229,6 +233,7 @@ struct RawDetector {
     keywords: Option<Vec<String>>,
     keyword_mode: Option<KeywordMode>,
     keyword_window: Option<usize>,
+    unless_after: Option<Vec<String>>,
     boundary: Option<Boundary>,
     #[serde(default)]
     value_runs_on: bool,
@@ -567,6 +572,16 @@ impl Builder {
             bail!("{at}: key `keyword_window`: there are no `keywords`");
         }
 
+        let unless_after: Vec<String> = d
+            .unless_after
+            .iter()
+            .flatten()
+            .map(|w| fold(w.trim()).to_ascii_lowercase())
+            .collect();
+        if unless_after.iter().any(|w| w.is_empty() || w.len() > 64) {
+            bail!("{at}: key `unless_after`: give labels of 1 to 64 bytes");
+        }
+
         let idx = self.detectors.len();
         let mut digit_trigger = false;
         let mut literal_triggers: Vec<Vec<u8>> = Vec::new();
@@ -630,6 +645,7 @@ impl Builder {
             validator: d.validator,
             keyword_mode,
             keyword_window,
+            unless_after,
             boundary: d.boundary.unwrap_or(Boundary::Alnum),
             max_len,
             value_runs_on: d.value_runs_on,

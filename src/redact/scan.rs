@@ -458,7 +458,30 @@ fn field_values(
     }
     let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
     let end = start + rest.find(stops).unwrap_or(rest.len());
-    vec![trim_value(t, start, before_escape(t, start, end))]
+    let (a, b) = trim_value(t, start, before_escape(t, start, end));
+    vec![(a, without_note(t, a, b))]
+}
+
+/// The end of a value without a note in parentheses after it that names a department or a
+/// kind (`佐藤健一（経理部）`, `03-1234-5678（代表）`): kanji only, at most eight. A reading in
+/// kana (`山田太郎（やまだたろう）`) or anything else in them stays part of the value.
+fn without_note(t: &str, a: usize, b: usize) -> usize {
+    let Some(v) = t.get(a..b) else {
+        return b;
+    };
+    let Some(inner) = v.strip_suffix([')', '）']) else {
+        return b;
+    };
+    let Some(k) = inner.rfind(['(', '（']) else {
+        return b;
+    };
+    let note = inner.get(k..).unwrap_or("").trim_start_matches(['(', '（']);
+    let kanji = |c: char| matches!(c, '\u{4E00}'..='\u{9FFF}' | '々');
+    let head = inner.get(..k).unwrap_or("").trim_end_matches([' ', '\t']);
+    if head.is_empty() || note.is_empty() || note.chars().count() > 8 || !note.chars().all(kanji) {
+        return b;
+    }
+    a + head.len()
 }
 
 /// The length in bytes of the run of kanji and kana (at most 6) that `before` ends with: words
@@ -1404,9 +1427,11 @@ fn judge(
         None => true,
     };
     let ok = match d.keyword_mode {
-        None => valid,
+        None => valid && !labelled_otherwise(d, t, vs),
         Some(KeywordMode::Required) => valid && has_keyword(d, t, vs, ve, keywords),
-        Some(KeywordMode::OrValid) => valid || has_keyword(d, t, vs, ve, keywords),
+        Some(KeywordMode::OrValid) => {
+            has_keyword(d, t, vs, ve, keywords) || (valid && !labelled_otherwise(d, t, vs))
+        }
     };
     match (ok, right) {
         (true, true) => Verdict::Accept(vs, ve),
@@ -1418,6 +1443,38 @@ fn judge(
     }
 }
 
+/// Whether one of the detector's `unless_after` labels comes right before the value (spaces,
+/// `:`, `#`, `=` and `No.` between them): `JANコード 4901234561090` is a barcode, however valid
+/// its check digit.
+fn labelled_otherwise(d: &Detector, t: &str, vs: usize) -> bool {
+    if d.unless_after.is_empty() {
+        return false;
+    }
+    let before = t.get(..vs).unwrap_or("");
+    let before = before
+        .get(floor_boundary(before, before.len().saturating_sub(80))..)
+        .unwrap_or("");
+    let mut label = before.trim_end_matches([' ', '\t', ':', '：', '#', '=', '＝']);
+    for no in ["no.", "No.", "NO."] {
+        label = label.strip_suffix(no).unwrap_or(label);
+    }
+    let label = label.trim_end_matches([' ', '\t']);
+    let tail = label
+        .get(floor_boundary(label, label.len().saturating_sub(64))..)
+        .unwrap_or("");
+    let tail = tail.to_ascii_lowercase();
+    d.unless_after.iter().any(|w| {
+        tail.ends_with(w.as_str())
+            && tail
+                .get(..tail.len() - w.len())
+                .and_then(|x| x.chars().next_back())
+                .is_none_or(|c| {
+                    !(w.starts_with(|f: char| f.is_ascii_alphanumeric())
+                        && c.is_ascii_alphanumeric())
+                })
+    })
+}
+
 fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
     let mut before = t.get(..ms).unwrap_or("").chars().rev();
     match b {
@@ -1426,7 +1483,17 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
         Boundary::Alnum => !before.next().is_some_and(|c| c.is_ascii_alphanumeric()),
         Boundary::Number | Boundary::Identifier => match before.next() {
             Some(c) if c.is_ascii_digit() => false,
-            Some('-' | '.') => !before.next().is_some_and(|c| c.is_ascii_digit()),
+            Some('-') => {
+                let group: Vec<char> = before.take(4).collect();
+                // After a digit, or after a group of hex digits with a letter in it (the
+                // last group of a UUID: `8a7b-271828182840`).
+                let after_digit = group.first().is_some_and(char::is_ascii_digit);
+                let hex_group = group.len() == 4
+                    && group.iter().all(char::is_ascii_hexdigit)
+                    && group.iter().any(char::is_ascii_alphabetic);
+                !after_digit && !hex_group
+            }
+            Some('.') => !before.next().is_some_and(|c| c.is_ascii_digit()),
             _ => true,
         },
     }

@@ -89,7 +89,13 @@ pub(crate) fn luhn(d: &[u32]) -> bool {
 /// Domestic numbers have 10 digits (landline, 0120, 0570) or 11 (070/080/090 mobile, 050 IP,
 /// 0800 toll-free, 020); `+81` numbers drop the leading 0 and may write it as `(0)`.
 fn jp_phone(value: &str) -> bool {
-    if let Some(rest) = value.trim_start().strip_prefix("+81") {
+    // `+81`, or `81` and a separator (the pattern requires it, so that a digit run beginning
+    // with 81 is not read as international).
+    let v = value.trim_start();
+    if let Some(rest) = v.strip_prefix("+81").or_else(|| {
+        v.strip_prefix("81")
+            .filter(|r| r.starts_with([' ', '-', '.']))
+    }) {
         let d = digits(&rest.replacen("(0)", "", 1));
         return matches!(d.len(), 9 | 10) && d.first() != Some(&0);
     }
