@@ -1219,6 +1219,12 @@ fn detector_spans(
             windows.extend(
                 triggers
                     .iter()
+                    .filter(|&&(s, _)| {
+                        let before = t.get(..s).unwrap_or("");
+                        !d.triggers_not_after
+                            .iter()
+                            .any(|w| before.ends_with(w.as_str()))
+                    })
                     .map(|&(s, e)| (s.saturating_sub(d.back), e.saturating_add(fwd))),
             );
             if d.digit_trigger {
