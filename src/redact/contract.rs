@@ -11,7 +11,8 @@ use std::fmt;
 /// A contract's own redaction settings, as stored by the administrator.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ContractRedaction {
-    /// Matched regardless of width and (ASCII) case, through dashes, spaces and invisible characters.
+    /// Matched regardless of width and (ASCII) case, through dashes, slashes, spaces and invisible
+    /// characters, and with traditional forms of kanji (`櫻` for `桜`).
     pub terms: Vec<String>,
     /// Field names treated like the shipped ones (`key: value`, embedded JSON…).
     pub extra_fields: Vec<String>,
@@ -180,6 +181,64 @@ fn with_variants(folded: &str) -> Vec<String> {
     }
     let kana: Vec<String> = out.iter().flat_map(|t| other_kana(t)).collect();
     out.extend(kana);
+    let old: Vec<String> = out.iter().flat_map(|t| old_forms(t)).collect();
+    out.extend(old);
+    out
+}
+
+/// Kanji of names and their traditional forms, which company and family names keep
+/// (`櫻川製薬` for `桜川製薬`, `髙橋`, `山﨑`, `渡邊`). Not `會` of `株式會社`: every company
+/// term would double its spellings for a form hardly written any more.
+const OLD_FORMS: &[(char, &[char])] = &[
+    ('桜', &['櫻']),
+    ('高', &['髙']),
+    ('崎', &['﨑', '嵜']),
+    ('斎', &['齋', '齊']),
+    ('辺', &['邊', '邉']),
+    ('浜', &['濱']),
+    ('沢', &['澤']),
+    ('広', &['廣']),
+    ('国', &['國']),
+    ('竜', &['龍']),
+    ('恵', &['惠']),
+    ('徳', &['德']),
+    ('真', &['眞']),
+    ('栄', &['榮']),
+    ('薬', &['藥']),
+    ('関', &['關']),
+    ('富', &['冨']),
+    ('島', &['嶋']),
+    ('蔵', &['藏']),
+];
+
+/// A term's spellings with one of its kanji in a traditional form, and with all of them (at most
+/// eight spellings: a term rarely has more than two such kanji).
+fn old_forms(term: &str) -> Vec<String> {
+    let chars: Vec<char> = term.chars().collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut all = chars.clone();
+    for (i, c) in chars.iter().enumerate() {
+        let Some((_, olds)) = OLD_FORMS.iter().find(|(new, _)| new == c) else {
+            continue;
+        };
+        for old in olds.iter() {
+            if out.len() >= 8 {
+                return out;
+            }
+            let mut one = chars.clone();
+            if let Some(x) = one.get_mut(i) {
+                *x = *old;
+            }
+            out.push(one.into_iter().collect());
+        }
+        if let (Some(x), Some(first)) = (all.get_mut(i), olds.first()) {
+            *x = *first;
+        }
+    }
+    let all: String = all.into_iter().collect();
+    if out.len() > 1 && !out.contains(&all) {
+        out.push(all);
+    }
     out
 }
 
@@ -324,7 +383,10 @@ fn dedup(mut v: Vec<String>) -> Vec<String> {
 /// What people write between the parts of a name, or leave out: `ORCA-7`, `Project BLUEJAY`,
 /// `プロジェクト・カワセミ`, `株式会社 みなと商事`.
 pub(crate) fn is_term_separator(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\r' | '\n' | '-' | '_' | '.' | '・' | '·')
+    matches!(
+        c,
+        ' ' | '\t' | '\r' | '\n' | '-' | '_' | '.' | '/' | '+' | '・' | '·'
+    )
 }
 
 /// `lower` without term separators, and the way back to its offsets.
@@ -343,7 +405,7 @@ impl Compact {
         while let Some(&x) = b.get(i) {
             // Byte tests: the separators are ASCII, `・` (E3 83 BB) and `·` (C2 B7).
             let len = match x {
-                b' ' | b'\t' | b'\r' | b'\n' | b'-' | b'_' | b'.' => 1,
+                b' ' | b'\t' | b'\r' | b'\n' | b'-' | b'_' | b'.' | b'/' | b'+' => 1,
                 0xE3 if b.get(i + 1..i + 3) == Some(&[0x83, 0xBB]) => 3,
                 0xC2 if b.get(i + 1) == Some(&0xB7) => 2,
                 _ => 0,
@@ -431,6 +493,25 @@ mod tests {
         assert_eq!(anchors("orca-7"), ["orc".to_string(), "rca".to_string()]);
         assert_eq!(anchors("ab"), ["ab".to_string(), "ab".to_string()]);
         assert_eq!(anchors("x"), ["x".to_string(), "x".to_string()]);
+    }
+
+    #[test]
+    fn traditional_kanji_spellings_one_at_a_time_and_all() {
+        let mut v = old_forms("桜川製薬");
+        v.sort();
+        let mut want = ["櫻川製薬", "桜川製藥", "櫻川製藥"];
+        want.sort();
+        assert_eq!(v, want);
+        assert_eq!(old_forms("山崎"), ["山﨑", "山嵜"]);
+        assert!(old_forms("東雲物産").is_empty());
+        let m = ContractMatcher::new(&ContractRedaction {
+            terms: vec!["桜川製薬".into()],
+            extra_fields: vec![],
+        })
+        .unwrap();
+        let t = m.terms.as_ref().unwrap();
+        assert_eq!(t.find("本件は櫻川製藥の件").len(), 1);
+        assert_eq!(t.find("orca/7").len(), 0);
     }
 
     #[test]
