@@ -492,9 +492,16 @@ fn cjk_word_before(before: &str) -> usize {
         .chars()
         .rev()
         .take(6)
-        .take_while(|c| !c.is_ascii() && c.is_alphabetic())
+        .take_while(|&c| word_char(c))
         .map(char::len_utf8)
         .sum()
+}
+
+/// A letter that is not ASCII. Kanji and kana, nearly all there is to test, are decided by their
+/// ranges; `char::is_alphabetic` searches Unicode's tables (1.4% of the redaction bench).
+fn word_char(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3041}'..='\u{3096}' | '\u{30A1}'..='\u{30FA}' | '々')
+        || (!c.is_ascii() && c.is_alphabetic())
 }
 
 /// A label that ends its line (`パスワード：`, `氏名`) over a short line that is not itself a
