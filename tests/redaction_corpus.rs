@@ -263,3 +263,45 @@ fn contract_debug_hides_terms() {
         "{shown}"
     );
 }
+
+/// The name detectors share one list of family names (written out in each pattern), and a
+/// trigger is skipped after `triggers_not_after`: an entry that ends a listed name would hide that
+/// name (`屋` would hide `土屋さん`).
+#[test]
+fn name_detectors_share_their_family_names_and_skip_no_name() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction/names.toml"))
+            .unwrap();
+    let file: toml::Value = toml::from_str(&text).unwrap();
+    let detectors = file["detector"].as_array().unwrap();
+    let lists: Vec<Vec<String>> = detectors
+        .iter()
+        .filter(|d| d["label"].as_str() == Some("person_name"))
+        .map(|d| {
+            let p = d["pattern"].as_str().unwrap();
+            let from = p.find("(?:(?:").unwrap() + "(?:(?:".len();
+            let to = from + p[from..].find(')').unwrap();
+            p[from..to].split('|').map(str::to_string).collect()
+        })
+        .collect();
+    assert!(lists.len() >= 4, "{}", lists.len());
+    assert!(lists[0].len() > 300, "{}", lists[0].len());
+    for l in &lists {
+        assert_eq!(l, &lists[0], "the family-name lists differ");
+    }
+    for d in detectors {
+        for w in d
+            .get("triggers_not_after")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let w = w.as_str().unwrap();
+            let hidden: Vec<&String> = lists[0].iter().filter(|n| n.ends_with(w)).collect();
+            assert!(
+                hidden.is_empty(),
+                "triggers_not_after {w:?} hides {hidden:?}"
+            );
+        }
+    }
+}

@@ -12,7 +12,7 @@ use std::fmt;
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ContractRedaction {
     /// Matched regardless of width and (ASCII) case, through dashes, slashes, spaces and invisible
-    /// characters, and with traditional forms of kanji (`櫻` for `桜`).
+    /// characters, and with either form of kanji that have a traditional one (`櫻` and `桜`).
     pub terms: Vec<String>,
     /// Field names treated like the shipped ones (`key: value`, embedded JSON…).
     pub extra_fields: Vec<String>,
@@ -211,14 +211,24 @@ const OLD_FORMS: &[(char, &[char])] = &[
     ('蔵', &['藏']),
 ];
 
-/// A term's spellings with one of its kanji in a traditional form, and with all of them (at most
-/// eight spellings: a term rarely has more than two such kanji).
+/// A term's spellings with one of its kanji in its other form (traditional for a term written
+/// with the common one, common for one registered in the traditional form: `株式会社髙島屋` is
+/// also written `高島屋`), and with all of them (at most nine spellings: a term rarely has more
+/// than two such kanji).
 fn old_forms(term: &str) -> Vec<String> {
     let chars: Vec<char> = term.chars().collect();
     let mut out: Vec<String> = Vec::new();
     let mut all = chars.clone();
     for (i, c) in chars.iter().enumerate() {
-        let Some((_, olds)) = OLD_FORMS.iter().find(|(new, _)| new == c) else {
+        let found = OLD_FORMS
+            .iter()
+            .find(|(new, _)| new == c)
+            .map(|(_, olds)| *olds);
+        let common = OLD_FORMS
+            .iter()
+            .find(|(_, olds)| olds.contains(c))
+            .map(|(new, _)| std::slice::from_ref(new));
+        let Some(olds) = found.or(common) else {
             continue;
         };
         for old in olds.iter() {
@@ -385,7 +395,7 @@ fn dedup(mut v: Vec<String>) -> Vec<String> {
 pub(crate) fn is_term_separator(c: char) -> bool {
     matches!(
         c,
-        ' ' | '\t' | '\r' | '\n' | '-' | '_' | '.' | '/' | '+' | '・' | '·'
+        ' ' | '\t' | '\r' | '\n' | '-' | '_' | '.' | '/' | '・' | '·'
     )
 }
 
@@ -405,7 +415,7 @@ impl Compact {
         while let Some(&x) = b.get(i) {
             // Byte tests: the separators are ASCII, `・` (E3 83 BB) and `·` (C2 B7).
             let len = match x {
-                b' ' | b'\t' | b'\r' | b'\n' | b'-' | b'_' | b'.' | b'/' | b'+' => 1,
+                b' ' | b'\t' | b'\r' | b'\n' | b'-' | b'_' | b'.' | b'/' => 1,
                 0xE3 if b.get(i + 1..i + 3) == Some(&[0x83, 0xBB]) => 3,
                 0xC2 if b.get(i + 1) == Some(&0xB7) => 2,
                 _ => 0,
@@ -503,6 +513,7 @@ mod tests {
         want.sort();
         assert_eq!(v, want);
         assert_eq!(old_forms("山崎"), ["山﨑", "山嵜"]);
+        assert!(old_forms("髙島屋").contains(&"高島屋".to_string()));
         assert!(old_forms("東雲物産").is_empty());
         let m = ContractMatcher::new(&ContractRedaction {
             terms: vec!["桜川製薬".into()],

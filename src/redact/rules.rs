@@ -110,9 +110,10 @@ pub(crate) struct Detector {
     /// Labels that make a value something else when they come right before it (`JANコード`,
     /// `伝票番号`), folded and in ASCII lower case; a keyword nearby overrides them.
     pub unless_after: Vec<String>,
-    /// Text that, right before a trigger, means no match can be there (`ご担当者様`, `皆様`),
-    /// folded: such a trigger opens no window. Saves the regex's time where a common trigger
-    /// mostly follows the same few words.
+    /// Text that, right before a trigger, says the trigger is not what the detector looks for
+    /// (`ご担当者様`, `皆様`), folded and in ASCII lower case: such a trigger opens no window of
+    /// its own (a match there is still found if another trigger's window covers it). Saves the
+    /// regex's time where a common trigger mostly follows the same few words.
     pub triggers_not_after: Vec<String>,
     pub boundary: Boundary,
     /// Bytes; `None` for patterns that can run to the end of the text (PEM blocks).
@@ -590,7 +591,7 @@ impl Builder {
             .triggers_not_after
             .iter()
             .flatten()
-            .map(|w| fold(w))
+            .map(|w| fold(w).to_ascii_lowercase())
             .collect();
         if triggers_not_after
             .iter()
@@ -600,6 +601,9 @@ impl Builder {
         }
         if !triggers_not_after.is_empty() && d.triggers.is_none() {
             bail!("{at}: key `triggers_not_after`: only with `triggers`");
+        }
+        if !unless_after.is_empty() && keyword_mode == Some(KeywordMode::Required) {
+            bail!("{at}: key `unless_after`: not used when keywords are required (a keyword must be near anyway); remove it or set keyword_mode = \"or_valid\"");
         }
 
         let idx = self.detectors.len();
@@ -795,6 +799,10 @@ mod tests {
         assert!(e.contains("triggers"), "{e}");
         let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"x?\"\n");
         assert!(e.contains("empty text"), "{e}");
+        let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"[0-9]{4}\"\nkeywords = [\"k\"]\nunless_after = [\"x\"]\n");
+        assert!(e.contains("key `unless_after`"), "{e}");
+        let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"x[0-9]\"\ntriggers_not_after = [\"y\"]\n");
+        assert!(e.contains("key `triggers_not_after`"), "{e}");
         let e = err("[[detector]]\nlabel = \"Bad Label\"\naction = \"mask\"\npattern = \"x\"\n");
         assert!(e.contains("key `label`"), "{e}");
         let e = err("[[field]]\nnames = [\"氏名\"]\nlabel = \"a\"\naction = \"mask\"\n[[field]]\nnames = [\"氏名\"]\nlabel = \"b\"\naction = \"mask\"\n");

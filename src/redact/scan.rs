@@ -463,8 +463,9 @@ fn field_values(
 }
 
 /// The end of a value without a note in parentheses after it that names a department or a
-/// kind (`佐藤健一（経理部）`, `03-1234-5678（代表）`): kanji only, at most eight. A reading in
-/// kana (`山田太郎（やまだたろう）`) or anything else in them stays part of the value.
+/// kind of number (`佐藤健一（経理部）`, `03-1234-5678（代表）`): kanji only, at most eight, ending
+/// in one of [`NOTE_ENDS`]. Anything else in them (a reading, `旧姓佐藤`, `妻花子`, a year in
+/// kanji) stays part of the value.
 fn without_note(t: &str, a: usize, b: usize) -> usize {
     let Some(v) = t.get(a..b) else {
         return b;
@@ -478,11 +479,33 @@ fn without_note(t: &str, a: usize, b: usize) -> usize {
     let note = inner.get(k..).unwrap_or("").trim_start_matches(['(', '（']);
     let kanji = |c: char| matches!(c, '\u{4E00}'..='\u{9FFF}' | '々');
     let head = inner.get(..k).unwrap_or("").trim_end_matches([' ', '\t']);
-    if head.is_empty() || note.is_empty() || note.chars().count() > 8 || !note.chars().all(kanji) {
+    if head.is_empty()
+        || note.chars().count() > 8
+        || !note.chars().all(kanji)
+        || !NOTE_ENDS.iter().any(|e| note.ends_with(e))
+    {
         return b;
     }
     a + head.len()
 }
+
+/// How notes after a value end that say where or what it is, not who.
+const NOTE_ENDS: &[&str] = &[
+    "部",
+    "課",
+    "室",
+    "係",
+    "店",
+    "社",
+    "所",
+    "局",
+    "代表",
+    "直通",
+    "内線",
+    "自宅",
+    "携帯",
+    "勤務先",
+];
 
 /// The length in bytes of the run of kanji and kana (at most 6) that `before` ends with: words
 /// that begin a key with a field name in it (`契約者` of `"契約者住所"`). ASCII never counts, so
@@ -1228,9 +1251,13 @@ fn detector_spans(
                     .iter()
                     .filter(|&&(s, _)| {
                         let before = t.get(..s).unwrap_or("");
-                        !d.triggers_not_after
-                            .iter()
-                            .any(|w| before.ends_with(w.as_str()))
+                        !d.triggers_not_after.iter().any(|w| {
+                            before
+                                .len()
+                                .checked_sub(w.len())
+                                .and_then(|k| before.get(k..))
+                                .is_some_and(|tail| tail.eq_ignore_ascii_case(w))
+                        })
                     })
                     .map(|&(s, e)| (s.saturating_sub(d.back), e.saturating_add(fwd))),
             );
@@ -1467,11 +1494,14 @@ fn labelled_otherwise(d: &Detector, t: &str, vs: usize) -> bool {
     let before = before
         .get(floor_boundary(before, before.len().saturating_sub(80))..)
         .unwrap_or("");
-    let mut label = before.trim_end_matches([' ', '\t', ':', '：', '#', '=', '＝']);
-    for no in ["no.", "No.", "NO."] {
-        label = label.strip_suffix(no).unwrap_or(label);
+    const BETWEEN: [char; 7] = [' ', '\t', ':', '：', '#', '=', '＝'];
+    let mut label = before.trim_end_matches(BETWEEN);
+    for no in ["no.", "No.", "NO.", "no", "No", "NO"] {
+        if let Some(l) = label.strip_suffix(no) {
+            label = l.trim_end_matches(BETWEEN);
+            break;
+        }
     }
-    let label = label.trim_end_matches([' ', '\t']);
     let tail = label
         .get(floor_boundary(label, label.len().saturating_sub(64))..)
         .unwrap_or("");
@@ -1497,13 +1527,14 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
         Boundary::Number | Boundary::Identifier => match before.next() {
             Some(c) if c.is_ascii_digit() => false,
             Some('-') => {
-                let group: Vec<char> = before.take(4).collect();
-                // After a digit, or after a group of hex digits with a letter in it (the
-                // last group of a UUID: `8a7b-271828182840`).
+                let group: Vec<char> = before.take(5).collect();
+                // After a digit, or after a UUID's fourth group (`-8a7b-271828182840`): four
+                // hex digits with a letter among them, after a `-`.
                 let after_digit = group.first().is_some_and(char::is_ascii_digit);
-                let hex_group = group.len() == 4
-                    && group.iter().all(char::is_ascii_hexdigit)
-                    && group.iter().any(char::is_ascii_alphabetic);
+                let hex_group = group.len() == 5
+                    && group.get(4) == Some(&'-')
+                    && group.iter().take(4).all(char::is_ascii_hexdigit)
+                    && group.iter().take(4).any(char::is_ascii_alphabetic);
                 !after_digit && !hex_group
             }
             Some('.') => !before.next().is_some_and(|c| c.is_ascii_digit()),

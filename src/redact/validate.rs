@@ -87,7 +87,8 @@ pub(crate) fn luhn(d: &[u32]) -> bool {
 }
 
 /// Domestic numbers have 10 digits (landline, 0120, 0570) or 11 (070/080/090 mobile, 050 IP,
-/// 0800 toll-free, 020); `+81` numbers drop the leading 0 and may write it as `(0)`.
+/// 0800 toll-free, 020); `+81` numbers (or `81` and a separator) drop the leading 0 and may
+/// write it as `(0)`.
 fn jp_phone(value: &str) -> bool {
     // `+81`, or `81` and a separator (the pattern requires it, so that a digit run beginning
     // with 81 is not read as international).
