@@ -163,6 +163,9 @@ pub struct Rules {
     pub(crate) contract_field_treatment: usize,
     field_names: usize,
     files: Vec<String>,
+    /// Distinct characters of the keyword search's patterns (see `keywords.rs`: past 255 it
+    /// searches bytes, several times slower).
+    pub(crate) keyword_chars: usize,
 }
 
 impl Detector {
@@ -697,6 +700,12 @@ impl Builder {
         };
         let matcher = Keywords::new(&self.patterns)
             .map_err(|e| anyhow!("the redaction rules are too large to compile: {e}"))?;
+        let keyword_chars = self
+            .patterns
+            .iter()
+            .flat_map(|p| String::from_utf8_lossy(p).chars().collect::<Vec<char>>())
+            .collect::<std::collections::HashSet<char>>()
+            .len();
         Ok(Rules {
             treatments: self.treatments,
             tags: self.tags,
@@ -708,6 +717,7 @@ impl Builder {
             contract_field_treatment,
             field_names: self.field_names.len(),
             files: self.files,
+            keyword_chars,
         })
     }
 }
