@@ -185,6 +185,7 @@ impl fmt::Debug for Rules {
             .field("tag_pairs", &self.tags.len())
             .field("field_names", &self.field_names)
             .field("detectors", &self.detectors.len())
+            .field("keyword_chars", &self.keyword_chars)
             .finish()
     }
 }
@@ -706,6 +707,12 @@ impl Builder {
             .flat_map(|p| String::from_utf8_lossy(p).chars().collect::<Vec<char>>())
             .collect::<std::collections::HashSet<char>>()
             .len();
+        if matches!(matcher, Some(Keywords::PerByte(_))) {
+            tracing::warn!(
+                characters = keyword_chars,
+                "the redaction rules' tags, field names, triggers and keywords use more than 255 distinct characters, so they are searched byte by byte, several times slower; fewer or shorter ones would bring the faster search back"
+            );
+        }
         Ok(Rules {
             treatments: self.treatments,
             tags: self.tags,
