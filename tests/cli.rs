@@ -212,6 +212,32 @@ fn write_registration(env: &Env, name: &str, text: &str) -> String {
 }
 
 #[test]
+fn check_says_what_redaction_rules_were_loaded() {
+    let env = Env::new();
+    let out = env.ok(&["check"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("ok: redaction rules (built in): "))
+        .unwrap_or_else(|| panic!("{out}"));
+    // The shipped files, each counted, and the keyword search's budget within bounds.
+    assert!(line.contains("8 files, 3 tag pairs"), "{line}");
+    assert!(
+        line.contains(" detectors, ") && line.contains(" labels; "),
+        "{line}"
+    );
+    let used: usize = line
+        .split(" of 255 keyword characters")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        (100..=255).contains(&used) && !line.contains("too many"),
+        "{line}"
+    );
+}
+
+#[test]
 fn bad_config_names_the_file_key_and_reason() {
     let env = Env::new();
     std::fs::write(

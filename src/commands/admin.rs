@@ -125,14 +125,13 @@ pub fn check(config: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
     );
     check_master_key(&c.audit)?;
     let rules = crate::gateway::load_rules(&c)?;
-    let labels = rules.labels();
     println!(
-        "ok: redaction rules ({}): {} rules",
+        "ok: redaction rules ({}): {}",
         c.redaction_dir
             .as_ref()
             .map(|d| d.display().to_string())
             .unwrap_or_else(|| "built in".into()),
-        labels.len()
+        rules.summary()
     );
     let dir = config.parent().unwrap_or(Path::new(".")).join("providers");
     let mut all: Vec<PathBuf> = files.to_vec();

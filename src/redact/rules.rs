@@ -332,6 +332,26 @@ impl Rules {
     }
 
     /// The label and action of every rule, for `mamori check` and documentation.
+    /// What was loaded, for `mamori check`: files, tag pairs, field names, detectors, labels, and
+    /// how much of the keyword search's character budget the rules use.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} files, {} tag pairs, {} field names, {} detectors, {} labels; {} of 255 keyword characters{}",
+            self.files.len(),
+            self.tags.len(),
+            self.field_names,
+            self.detectors.len(),
+            self.labels().len(),
+            self.keyword_chars,
+            match self.matcher {
+                Some(super::keywords::Keywords::PerByte(_)) => {
+                    " (too many: searched byte by byte, several times slower)"
+                }
+                _ => "",
+            }
+        )
+    }
+
     pub fn labels(&self) -> Vec<(&str, Action)> {
         let mut v: Vec<(&str, Action)> = self
             .treatments
