@@ -264,31 +264,55 @@ fn contract_debug_hides_terms() {
     );
 }
 
-/// The name detectors share one list of family names (written out in each pattern), and a
-/// trigger is skipped after `triggers_not_after`: an entry that ends a listed name would hide that
-/// name (`屋` would hide `土屋さん`).
+/// The name detectors share one name pattern (family names, one-character family names, given
+/// names: written out in each detector), and a trigger is skipped after `triggers_not_after`: an
+/// entry that ends a listed family name would hide that name (`屋` would hide `土屋さん`).
 #[test]
-fn name_detectors_share_their_family_names_and_skip_no_name() {
+fn name_detectors_share_their_name_pattern_and_skip_no_family_name() {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("redaction/names.toml"))
             .unwrap();
     let file: toml::Value = toml::from_str(&text).unwrap();
     let detectors = file["detector"].as_array().unwrap();
-    let lists: Vec<Vec<String>> = detectors
+    // The `(?P<value>…)` group, by balanced parentheses (the pattern escapes none inside it).
+    let value_group = |p: &str| -> String {
+        let from = p.find("(?P<value>").unwrap();
+        let mut depth = 0;
+        for (i, c) in p[from..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return p[from..from + i + 1].to_string();
+                    }
+                }
+                _ => {}
+            }
+        }
+        panic!("unbalanced: {p}")
+    };
+    let groups: Vec<String> = detectors
         .iter()
         .filter(|d| d["label"].as_str() == Some("person_name"))
-        .map(|d| {
-            let p = d["pattern"].as_str().unwrap();
-            let from = p.find("(?:(?:").unwrap() + "(?:(?:".len();
-            let to = from + p[from..].find(')').unwrap();
-            p[from..to].split('|').map(str::to_string).collect()
-        })
+        .map(|d| value_group(d["pattern"].as_str().unwrap()))
         .collect();
-    assert!(lists.len() >= 4, "{}", lists.len());
-    assert!(lists[0].len() > 300, "{}", lists[0].len());
-    for l in &lists {
-        assert_eq!(l, &lists[0], "the family-name lists differ");
+    assert!(groups.len() >= 4, "{}", groups.len());
+    for g in &groups {
+        assert_eq!(g, &groups[0], "the name patterns differ");
     }
+    // Family names: the alternations that open the group (`(?:(?:佐藤|…)` and `|(?:森|林…)`).
+    let families: Vec<&str> = groups[0]
+        .split("(?:")
+        .filter(|part| part.contains('|') && !part.contains('['))
+        .flat_map(|part| part.split(['|', ')']))
+        .filter(|n| !n.is_empty() && !n.contains(' ') && !n.contains('?'))
+        .collect();
+    assert!(families.len() > 300, "{}", families.len());
+    assert!(
+        families.contains(&"佐藤") && families.contains(&"森"),
+        "{families:?}"
+    );
     for d in detectors {
         for w in d
             .get("triggers_not_after")
@@ -297,7 +321,7 @@ fn name_detectors_share_their_family_names_and_skip_no_name() {
             .flatten()
         {
             let w = w.as_str().unwrap();
-            let hidden: Vec<&String> = lists[0].iter().filter(|n| n.ends_with(w)).collect();
+            let hidden: Vec<&&str> = families.iter().filter(|n| n.ends_with(w)).collect();
             assert!(
                 hidden.is_empty(),
                 "triggers_not_after {w:?} hides {hidden:?}"

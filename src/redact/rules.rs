@@ -331,7 +331,6 @@ impl Rules {
         self
     }
 
-    /// The label and action of every rule, for `mamori check` and documentation.
     /// What was loaded, for `mamori check`: files, tag pairs, field names, detectors, labels, and
     /// how much of the keyword search's character budget the rules use.
     pub fn summary(&self) -> String {
@@ -345,13 +344,14 @@ impl Rules {
             self.keyword_chars,
             match self.matcher {
                 Some(super::keywords::Keywords::PerByte(_)) => {
-                    " (too many: searched byte by byte, several times slower)"
+                    " (more than can be coded, or a character outside the BMP: searched byte by byte, several times slower)"
                 }
                 _ => "",
             }
         )
     }
 
+    /// The label and action of every rule, for `mamori check` and documentation.
     pub fn labels(&self) -> Vec<(&str, Action)> {
         let mut v: Vec<(&str, Action)> = self
             .treatments
@@ -730,7 +730,7 @@ impl Builder {
         if matches!(matcher, Some(Keywords::PerByte(_))) {
             tracing::warn!(
                 characters = keyword_chars,
-                "the redaction rules' tags, field names, triggers and keywords use more than 255 distinct characters, so they are searched byte by byte, several times slower; fewer or shorter ones would bring the faster search back"
+                "the redaction rules' tags, field names, triggers and keywords cannot be coded a character per byte (more than 255 distinct characters, or one outside the BMP), so they are searched byte by byte, several times slower; fewer or shorter ones would bring the faster search back"
             );
         }
         Ok(Rules {

@@ -458,54 +458,8 @@ fn field_values(
     }
     let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
     let end = start + rest.find(stops).unwrap_or(rest.len());
-    let (a, b) = trim_value(t, start, before_escape(t, start, end));
-    vec![(a, without_note(t, a, b))]
+    vec![trim_value(t, start, before_escape(t, start, end))]
 }
-
-/// The end of a value without a note in parentheses after it that names a department or a
-/// kind of number (`佐藤健一（経理部）`, `03-1234-5678（代表）`): kanji only, at most eight, ending
-/// in one of [`NOTE_ENDS`]. Anything else in them (a reading, `旧姓佐藤`, `妻花子`, a year in
-/// kanji) stays part of the value.
-fn without_note(t: &str, a: usize, b: usize) -> usize {
-    let Some(v) = t.get(a..b) else {
-        return b;
-    };
-    let Some(inner) = v.strip_suffix([')', '）']) else {
-        return b;
-    };
-    let Some(k) = inner.rfind(['(', '（']) else {
-        return b;
-    };
-    let note = inner.get(k..).unwrap_or("").trim_start_matches(['(', '（']);
-    let kanji = |c: char| matches!(c, '\u{4E00}'..='\u{9FFF}' | '々');
-    let head = inner.get(..k).unwrap_or("").trim_end_matches([' ', '\t']);
-    if head.is_empty()
-        || note.chars().count() > 8
-        || !note.chars().all(kanji)
-        || !NOTE_ENDS.iter().any(|e| note.ends_with(e))
-    {
-        return b;
-    }
-    a + head.len()
-}
-
-/// How notes after a value end that say where or what it is, not who.
-const NOTE_ENDS: &[&str] = &[
-    "部",
-    "課",
-    "室",
-    "係",
-    "店",
-    "社",
-    "所",
-    "局",
-    "代表",
-    "直通",
-    "内線",
-    "自宅",
-    "携帯",
-    "勤務先",
-];
 
 /// The length in bytes of the run of kanji and kana (at most 6) that `before` ends with: words
 /// that begin a key with a field name in it (`契約者` of `"契約者住所"`). ASCII never counts, so
@@ -1484,7 +1438,7 @@ fn judge(
 }
 
 /// Whether one of the detector's `unless_after` labels comes right before the value (spaces,
-/// `:`, `#`, `=` and `No.` between them): `JANコード 4901234561090` is a barcode, however valid
+/// `:`, `#`, `=` and `No.`, `No` or `No:` between them): `JANコード 4901234561090` is a barcode, however valid
 /// its check digit.
 fn labelled_otherwise(d: &Detector, t: &str, vs: usize) -> bool {
     if d.unless_after.is_empty() {
