@@ -246,7 +246,7 @@ fn old_forms(term: &str) -> Vec<String> {
         }
     }
     let all: String = all.into_iter().collect();
-    if out.len() > 1 && !out.contains(&all) {
+    if !out.contains(&all) && all != term {
         out.push(all);
     }
     out

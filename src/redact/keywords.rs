@@ -107,6 +107,16 @@ fn coded(patterns: &[Vec<u8>]) -> Option<(Codes, Vec<Vec<u8>>)> {
     Some((Codes::new(&chars)?, out))
 }
 
+/// How many distinct characters `patterns` use: the per-character search codes at most 255.
+pub(crate) fn distinct_chars(patterns: &[Vec<u8>]) -> usize {
+    patterns
+        .iter()
+        .filter_map(|p| std::str::from_utf8(p).ok())
+        .flat_map(str::chars)
+        .collect::<std::collections::HashSet<char>>()
+        .len()
+}
+
 impl Keywords {
     /// `patterns` are searched as they are (the caller lower-cases both sides). `None` when empty.
     pub(crate) fn new(patterns: &[Vec<u8>]) -> Result<Option<Keywords>, BuildError> {

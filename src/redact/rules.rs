@@ -721,12 +721,7 @@ impl Builder {
         };
         let matcher = Keywords::new(&self.patterns)
             .map_err(|e| anyhow!("the redaction rules are too large to compile: {e}"))?;
-        let keyword_chars = self
-            .patterns
-            .iter()
-            .flat_map(|p| String::from_utf8_lossy(p).chars().collect::<Vec<char>>())
-            .collect::<std::collections::HashSet<char>>()
-            .len();
+        let keyword_chars = super::keywords::distinct_chars(&self.patterns);
         if matches!(matcher, Some(Keywords::PerByte(_))) {
             tracing::warn!(
                 characters = keyword_chars,

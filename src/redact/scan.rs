@@ -1205,13 +1205,9 @@ fn detector_spans(
                     .iter()
                     .filter(|&&(s, _)| {
                         let before = t.get(..s).unwrap_or("");
-                        !d.triggers_not_after.iter().any(|w| {
-                            before
-                                .len()
-                                .checked_sub(w.len())
-                                .and_then(|k| before.get(k..))
-                                .is_some_and(|tail| tail.eq_ignore_ascii_case(w))
-                        })
+                        !d.triggers_not_after
+                            .iter()
+                            .any(|w| ends_with_folded(before, w).is_some())
                     })
                     .map(|&(s, e)| (s.saturating_sub(d.back), e.saturating_add(fwd))),
             );
@@ -1456,20 +1452,21 @@ fn labelled_otherwise(d: &Detector, t: &str, vs: usize) -> bool {
             break;
         }
     }
-    let tail = label
-        .get(floor_boundary(label, label.len().saturating_sub(64))..)
-        .unwrap_or("");
-    let tail = tail.to_ascii_lowercase();
     d.unless_after.iter().any(|w| {
-        tail.ends_with(w.as_str())
-            && tail
-                .get(..tail.len() - w.len())
-                .and_then(|x| x.chars().next_back())
-                .is_none_or(|c| {
-                    !(w.starts_with(|f: char| f.is_ascii_alphanumeric())
-                        && c.is_ascii_alphanumeric())
-                })
+        // An ASCII label must not end another word (`reorder` is not `order`).
+        ends_with_folded(label, w).is_some_and(|rest| {
+            !(w.starts_with(|f: char| f.is_ascii_alphanumeric())
+                && rest.ends_with(|c: char| c.is_ascii_alphanumeric()))
+        })
     })
+}
+
+/// `text` without its ending `w` (folded, ASCII lower case), if it ends so, ASCII case aside.
+fn ends_with_folded<'a>(text: &'a str, w: &str) -> Option<&'a str> {
+    let k = text.len().checked_sub(w.len())?;
+    text.get(k..)
+        .filter(|tail| tail.eq_ignore_ascii_case(w))
+        .and_then(|_| text.get(..k))
 }
 
 fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
