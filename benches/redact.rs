@@ -158,6 +158,33 @@ fn main() -> anyhow::Result<()> {
         messages.len()
     );
 
+    // The gateway benchmark's streamed prompt with personal data (bench/prompt-ja-pii-stream.json):
+    // its message texts as one request's batch, a session each, as the gateway redacts them.
+    let prompt: serde_json::Value =
+        serde_json::from_str(include_str!("../bench/prompt-ja-pii-stream.json"))?;
+    let texts: Vec<String> = prompt["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|x| x["content"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut placeholders = 0;
+    let (best, median) = measure(budget, || {
+        let mut batch = texts.clone();
+        let mut s = rules.session(&contract);
+        black_box(s.redact_strings(batch.iter_mut()).ok());
+        placeholders = s.pseudonyms().len();
+        black_box(&batch);
+    });
+    println!(
+        "redact the PII chat prompt:  {:7.1} µs best, {:7.1} µs median ({} placeholders, pseudonyms frozen)",
+        best * 1e6,
+        median * 1e6,
+        placeholders
+    );
+
     let mut s = rules.session(&contract);
     let redacted = s
         .redact_text(&text)

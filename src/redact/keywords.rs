@@ -10,8 +10,11 @@
 //! Matches are exactly those of the byte search: patterns are whole characters, and in UTF-8 a
 //! pattern's bytes can only match at character boundaries.
 //!
-//! When the patterns use more distinct characters than a byte can code (or a pattern is not
-//! whole characters), the search runs over bytes as before.
+//! When the patterns use more distinct characters than a byte can code, the characters used by
+//! the fewest patterns share the last few codes, and a match of a pattern holding one of them is
+//! checked against the text before it is reported (a code match is then only a candidate). Only
+//! when a pattern is not whole characters, or a character is outside the BMP, does the search run
+//! over bytes.
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{dfa, AhoCorasick, AhoCorasickKind, Anchored, BuildError, MatchKind, StartKind};
 
@@ -68,6 +71,8 @@ pub(crate) struct PerChar {
     /// stays there on any other code, so the search takes no step for it.
     begins: [bool; 256],
     dfa: dfa::DFA,
+    /// The pattern itself, for each pattern holding a shared code: its code matches are checked.
+    checked: Vec<Option<Box<[u8]>>>,
 }
 
 fn automaton<P: AsRef<[u8]>>(patterns: &[P]) -> Result<AhoCorasick, BuildError> {
@@ -78,36 +83,77 @@ fn automaton<P: AsRef<[u8]>>(patterns: &[P]) -> Result<AhoCorasick, BuildError> 
         .build(patterns)
 }
 
-/// Each pattern as character codes, with the codes; `None` when they cannot be coded.
-fn coded(patterns: &[Vec<u8>]) -> Option<(Codes, Vec<Vec<u8>>)> {
-    let mut chars: Vec<(char, u8)> = Vec::new();
-    let mut index: std::collections::HashMap<char, u8> = std::collections::HashMap::new();
-    let mut out = Vec::with_capacity(patterns.len());
+/// Codes given to characters of their own; past that, the rest share [`SHARED`] codes.
+const OWN_CODES: usize = 255 - SHARED;
+const SHARED: usize = 16;
+
+/// Patterns as character codes, and which of them hold a shared code (and must be checked).
+struct Coded {
+    codes: Codes,
+    patterns: Vec<Vec<u8>>,
+    checked: Vec<bool>,
+}
+
+/// Each pattern as character codes; `None` when they cannot be coded.
+fn coded(patterns: &[Vec<u8>]) -> Option<Coded> {
+    // Each character with the number of patterns using it, in order of first use.
+    let mut index: std::collections::HashMap<char, usize> = std::collections::HashMap::new();
+    let mut chars: Vec<(char, usize)> = Vec::new();
+    let mut texts = Vec::with_capacity(patterns.len());
     for p in patterns {
         // An empty pattern matches in the start state, which the search skips through.
         if p.is_empty() {
             return None;
         }
         let text = std::str::from_utf8(p).ok()?;
-        let mut c = Vec::with_capacity(text.len());
-        for ch in text.chars() {
-            let code = match index.get(&ch) {
-                Some(&code) => code,
+        let mut seen = std::collections::HashSet::new();
+        for ch in text.chars().filter(|&ch| seen.insert(ch)) {
+            match index.get(&ch) {
+                Some(&i) => chars[i].1 += 1,
                 None => {
-                    let code = u8::try_from(chars.len() + 1).ok()?;
-                    index.insert(ch, code);
-                    chars.push((ch, code));
-                    code
+                    index.insert(ch, chars.len());
+                    chars.push((ch, 1));
                 }
-            };
-            c.push(code);
+            }
         }
+        texts.push(text);
+    }
+    // Within budget, every character its own code. Past it, the characters most patterns use
+    // (common ones, 番 号 者…) keep theirs, and the rarest share, spread evenly.
+    let mut order: Vec<usize> = (0..chars.len()).collect();
+    if chars.len() > 255 {
+        order.sort_by_key(|&i| std::cmp::Reverse(chars[i].1));
+    }
+    let mut code_of = vec![0u8; chars.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        let code = if chars.len() <= 255 || rank < OWN_CODES {
+            rank + 1
+        } else {
+            OWN_CODES + 1 + (rank - OWN_CODES) % SHARED
+        };
+        code_of[i] = u8::try_from(code).ok()?;
+    }
+    let shared = |code: u8| chars.len() > 255 && usize::from(code) > OWN_CODES;
+    let mut out = Vec::with_capacity(texts.len());
+    let mut checked = Vec::with_capacity(texts.len());
+    for text in texts {
+        let c: Vec<u8> = text.chars().map(|ch| code_of[index[&ch]]).collect();
+        checked.push(c.iter().any(|&code| shared(code)));
         out.push(c);
     }
-    Some((Codes::new(&chars)?, out))
+    let pairs: Vec<(char, u8)> = chars
+        .iter()
+        .zip(&code_of)
+        .map(|(&(ch, _), &code)| (ch, code))
+        .collect();
+    Some(Coded {
+        codes: Codes::new(&pairs)?,
+        patterns: out,
+        checked,
+    })
 }
 
-/// How many distinct characters `patterns` use: the per-character search codes at most 255.
+/// How many distinct characters `patterns` use (past 255, some share a code).
 pub(crate) fn distinct_chars(patterns: &[Vec<u8>]) -> usize {
     patterns
         .iter()
@@ -124,17 +170,27 @@ impl Keywords {
             return Ok(None);
         }
         Ok(Some(match coded(patterns) {
-            Some((codes, coded)) => {
+            Some(c) => {
                 let mut begins = [false; 256];
-                for c in coded.iter().filter_map(|p| p.first()) {
-                    begins[usize::from(*c)] = true;
+                for code in c.patterns.iter().filter_map(|p| p.first()) {
+                    begins[usize::from(*code)] = true;
                 }
                 let dfa = dfa::DFA::builder()
                     .match_kind(MatchKind::Standard)
                     .start_kind(StartKind::Unanchored)
                     .prefilter(false)
-                    .build(&coded)?;
-                Keywords::PerChar(Box::new(PerChar { codes, begins, dfa }))
+                    .build(&c.patterns)?;
+                let checked = patterns
+                    .iter()
+                    .zip(&c.checked)
+                    .map(|(p, &check)| check.then(|| p.clone().into_boxed_slice()))
+                    .collect();
+                Keywords::PerChar(Box::new(PerChar {
+                    codes: c.codes,
+                    begins,
+                    dfa,
+                    checked,
+                }))
             }
             None => Keywords::PerByte(automaton(patterns)?),
         }))
@@ -178,7 +234,12 @@ impl PerChar {
                     .get(..end)
                     .and_then(|t| t.char_indices().rev().nth(chars.saturating_sub(1)))
                     .map(|(b, _)| b);
-                if let Some(begin) = begin {
+                let Some(begin) = begin else { continue };
+                let real = match self.checked.get(p.as_usize()) {
+                    Some(Some(pattern)) => text.as_bytes().get(begin..end) == Some(&pattern[..]),
+                    _ => true,
+                };
+                if real {
                     found(p.as_usize(), begin, end);
                 }
             }
@@ -253,17 +314,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn too_many_characters_search_bytes() {
-        // 300 distinct characters cannot each have a one-byte code.
-        let many: Vec<Vec<u8>> = (0x4E00u32..0x4E00 + 300)
+    /// 300 kanji as patterns of their own, and words made of them and of others.
+    fn many() -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = (0x4E00u32..0x4E00 + 300)
             .filter_map(char::from_u32)
             .map(|c| c.to_string().into_bytes())
             .collect();
+        v.extend(patterns());
+        for w in ["丁七", "七丁", "承認者", "面談者", "者丁", "一一一"] {
+            v.push(w.as_bytes().to_vec());
+        }
+        v
+    }
+
+    #[test]
+    fn more_characters_than_codes_share_codes_and_are_checked() {
+        let many = many();
+        assert!(distinct_chars(&many) > 255);
         let k = Keywords::new(&many).unwrap().unwrap();
-        assert!(matches!(k, Keywords::PerByte(_)));
-        assert_eq!(all(&k, "一丁七"), by_bytes(&many, "一丁七"));
-        // A pattern cut inside a character, or outside the BMP, cannot be coded either.
+        let Keywords::PerChar(per_char) = &k else {
+            panic!("300 characters should still be searched a character at a time");
+        };
+        assert!(per_char.checked.iter().any(Option::is_some));
+        for text in [
+            "一丁七",
+            "承認者は面談者と",
+            "七丁丁七者丁一一一一",
+            "氏名、口座番号",
+        ] {
+            assert_eq!(all(&k, text), by_bytes(&many, text), "{text}");
+        }
+    }
+
+    #[test]
+    fn patterns_not_of_whole_characters_search_bytes() {
+        // A pattern cut inside a character, or outside the BMP, cannot be coded.
         let cut = vec!["口".as_bytes()[..2].to_vec()];
         assert!(matches!(
             Keywords::new(&cut).unwrap().unwrap(),
@@ -292,6 +377,30 @@ mod tests {
             let text: String = picks.iter().map(|&i| PIECES[i]).collect();
             let k = Keywords::new(&patterns()).unwrap().unwrap();
             prop_assert_eq!(all(&k, &text), by_bytes(&patterns(), &text));
+        }
+
+        /// With more characters than codes, the shared codes' candidates are checked: still
+        /// exactly the byte search's matches.
+        #[test]
+        fn shared_codes_match_as_the_byte_search(
+            picks in proptest::collection::vec(0u32..320, 0..80),
+        ) {
+            let text: String = picks
+                .iter()
+                .map(|&i| match i {
+                    300 => '者',
+                    301 => '承',
+                    302 => '認',
+                    303 => '面',
+                    304 => '談',
+                    305..=310 => 'x',
+                    311..=319 => '口',
+                    _ => char::from_u32(0x4E00 + i).unwrap_or('x'),
+                })
+                .collect();
+            let many = many();
+            let k = Keywords::new(&many).unwrap().unwrap();
+            prop_assert_eq!(all(&k, &text), by_bytes(&many, &text));
         }
     }
 }

@@ -16,7 +16,6 @@
 //! it would otherwise end or break the string): use [`Pseudonyms::restore_json_escaped`] or
 //! [`Restorer::json_escaped`] there, and the plain forms for decoded text (message content,
 //! Anthropic `tool_use.input` values, which are already structured).
-use aho_corasick::{AhoCorasick, MatchKind};
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -25,9 +24,9 @@ use std::sync::Arc;
 pub struct Pseudonyms {
     /// (placeholder, original, original JSON-escaped), in minting order.
     entries: Vec<(String, String, String)>,
-    /// Placeholders, sorted, to answer "is this a prefix of one?".
-    sorted: Vec<String>,
-    matcher: Option<AhoCorasick>,
+    /// Placeholders, sorted, with their entry: to look one up, and to answer "is this a prefix
+    /// of one?".
+    sorted: Vec<(String, usize)>,
     longest: usize,
 }
 
@@ -46,25 +45,52 @@ impl Pseudonyms {
             .iter()
             .map(|(p, o)| (p.clone(), o.clone(), json_escape(o)))
             .collect();
-        let mut sorted: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
+        // Placeholders are `[WORD_N_TAG]` with only letters, digits and `_` inside, so a
+        // placeholder in a text is a bracketed run looked up here, with no automaton to build
+        // for every request (an Aho-Corasick DFA of a handful of patterns was a tenth of the CPU
+        // of a request with findings).
+        let mut sorted: Vec<(String, usize)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.0.clone(), i))
+            .collect();
         sorted.sort();
-        let matcher = if entries.is_empty() {
-            None
-        } else {
-            // Placeholders are short ASCII words: building this cannot fail in practice, and if it
-            // did, restoring nothing is the safe side (the client sees placeholders).
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostFirst)
-                .build(entries.iter().map(|e| &e.0))
-                .ok()
-        };
-        let longest = sorted.iter().map(String::len).max().unwrap_or(0);
+        let longest = sorted.iter().map(|p| p.0.len()).max().unwrap_or(0);
         Self {
             entries,
             sorted,
-            matcher,
             longest,
         }
+    }
+
+    /// The placeholders of this session in `text`, left to right: (start, end, entry).
+    fn find_iter<'t>(&'t self, text: &'t str) -> impl Iterator<Item = (usize, usize, usize)> + 't {
+        let bytes = text.as_bytes();
+        let mut from = 0;
+        std::iter::from_fn(move || {
+            while let Some(k) = bytes.get(from..)?.iter().position(|&b| b == b'[') {
+                let at = from + k;
+                from = at + 1;
+                let window = bytes.get(at..)?;
+                let window = window.get(..self.longest).unwrap_or(window);
+                // `[` and `]` are ASCII: both ends are character boundaries.
+                let Some(close) = window.iter().position(|&b| b == b']') else {
+                    continue;
+                };
+                let end = at + close + 1;
+                let Some(candidate) = text.get(at..end) else {
+                    continue;
+                };
+                if let Ok(i) = self
+                    .sorted
+                    .binary_search_by(|p| p.0.as_str().cmp(candidate))
+                {
+                    from = end;
+                    return self.sorted.get(i).map(|p| (at, end, p.1));
+                }
+            }
+            None
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -87,18 +113,15 @@ impl Pseudonyms {
     }
 
     fn replace<'t>(&self, text: &'t str, escaped: bool) -> Cow<'t, str> {
-        let Some(ac) = &self.matcher else {
-            return Cow::Borrowed(text);
-        };
         let mut out = String::new();
         let mut last = 0;
-        for m in ac.find_iter(text) {
+        for (start, end, i) in self.find_iter(text) {
             if out.capacity() == 0 {
                 out.reserve(text.len() + 64);
             }
-            out.push_str(text.get(last..m.start()).unwrap_or(""));
-            out.push_str(self.value(m.pattern().as_usize(), escaped));
-            last = m.end();
+            out.push_str(text.get(last..start).unwrap_or(""));
+            out.push_str(self.value(i, escaped));
+            last = end;
         }
         if last == 0 && out.is_empty() {
             return Cow::Borrowed(text);
@@ -117,10 +140,10 @@ impl Pseudonyms {
 
     /// Whether `s` is a proper beginning of some placeholder, so it must wait for more text.
     fn could_begin(&self, s: &str) -> bool {
-        let i = self.sorted.partition_point(|p| p.as_str() < s);
+        let i = self.sorted.partition_point(|p| p.0.as_str() < s);
         self.sorted
             .get(i)
-            .is_some_and(|p| p.len() > s.len() && p.starts_with(s))
+            .is_some_and(|p| p.0.len() > s.len() && p.0.starts_with(s))
     }
 
     /// A restorer for one stream of the answer.
@@ -183,10 +206,7 @@ impl Restorer {
             Cow::Owned(b)
         };
         // Complete placeholders end before `tail`; the rest may still be the start of one.
-        let tail = match &self.map.matcher {
-            Some(ac) => ac.find_iter(buf.as_ref()).last().map_or(0, |m| m.end()),
-            None => 0,
-        };
+        let tail = self.map.find_iter(&buf).last().map_or(0, |m| m.1);
         let hold = self.hold_from(&buf, tail);
         // `hold` is a `[` or the end, so always a character boundary.
         let (emit, keep) = buf.split_at_checked(hold).unwrap_or((buf.as_ref(), ""));

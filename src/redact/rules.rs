@@ -163,8 +163,8 @@ pub struct Rules {
     pub(crate) contract_field_treatment: usize,
     field_names: usize,
     files: Vec<String>,
-    /// Distinct characters of the keyword search's patterns (see `keywords.rs`: past 255 it
-    /// searches bytes, several times slower).
+    /// Distinct characters of the keyword search's patterns (see `keywords.rs`: past 255, the
+    /// rarest share codes and their matches are checked).
     pub(crate) keyword_chars: usize,
 }
 
@@ -332,10 +332,10 @@ impl Rules {
     }
 
     /// What was loaded, for `mamori check`: files, tag pairs, field names, detectors, labels, and
-    /// how much of the keyword search's character budget the rules use.
+    /// the characters the keyword search codes.
     pub fn summary(&self) -> String {
         format!(
-            "{} files, {} tag pairs, {} field names, {} detectors, {} labels; {} of 255 keyword characters{}",
+            "{} files, {} tag pairs, {} field names, {} detectors, {} labels; {} keyword characters{}",
             self.files.len(),
             self.tags.len(),
             self.field_names,
@@ -344,8 +344,9 @@ impl Rules {
             self.keyword_chars,
             match self.matcher {
                 Some(super::keywords::Keywords::PerByte(_)) => {
-                    " (more than can be coded, or a character outside the BMP: searched byte by byte, several times slower)"
+                    " (a character outside the BMP: searched byte by byte, several times slower)"
                 }
+                _ if self.keyword_chars > 255 => " (more than 255: the rarest share codes)",
                 _ => "",
             }
         )
@@ -725,7 +726,7 @@ impl Builder {
         if matches!(matcher, Some(Keywords::PerByte(_))) {
             tracing::warn!(
                 characters = keyword_chars,
-                "the redaction rules' tags, field names, triggers and keywords cannot be coded a character per byte (more than 255 distinct characters, or one outside the BMP), so they are searched byte by byte, several times slower; fewer or shorter ones would bring the faster search back"
+                "the redaction rules' tags, field names, triggers and keywords cannot be coded a character per byte (a character outside the BMP), so they are searched byte by byte, several times slower; rules without such characters would bring the faster search back"
             );
         }
         Ok(Rules {
