@@ -344,7 +344,7 @@ impl Rules {
             self.keyword_chars,
             match self.matcher {
                 Some(super::keywords::Keywords::PerByte(_)) => {
-                    " (a character outside the BMP: searched byte by byte, several times slower)"
+                    " (a pattern not of whole characters, or a character outside the BMP: searched byte by byte, several times slower)"
                 }
                 _ if self.keyword_chars > 255 => " (more than 255: the rarest share codes)",
                 _ => "",
@@ -726,7 +726,7 @@ impl Builder {
         if matches!(matcher, Some(Keywords::PerByte(_))) {
             tracing::warn!(
                 characters = keyword_chars,
-                "the redaction rules' tags, field names, triggers and keywords cannot be coded a character per byte (a character outside the BMP), so they are searched byte by byte, several times slower; rules without such characters would bring the faster search back"
+                "the redaction rules' tags, field names, triggers and keywords cannot be coded a character per byte (a pattern not of whole characters, or a character outside the BMP), so they are searched byte by byte, several times slower; rules without such characters would bring the faster search back"
             );
         }
         Ok(Rules {

@@ -642,6 +642,8 @@ fn starts_as_prose(rest: &str) -> bool {
     const PARTICLES: &[char] = &[
         'は', 'を', 'が', 'の', 'に', 'と', 'も', 'で', 'へ', 'や', 'か', '様', '殿', '欄', '等',
         ':', '(',
+        // A flow of roles (`申請者 → 承認者 → 決裁者`), not a label and its value.
+        '→', '⇒', '←', '↔', '⇔', '、',
     ];
     !rest.contains(|c: char| !matches!(c, ' ' | '\t' | '\r')) || rest.starts_with(PARTICLES)
 }
