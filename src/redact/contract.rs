@@ -103,8 +103,19 @@ fn anchors(folded: &str) -> [String; 2] {
         .chars()
         .collect();
     let n = part.len();
+    // Two 3-character anchors of a 4-character term (`東雲物産`) overlap in the middle, so one
+    // line break there (`東雲⏎物産`, a wrapped line) splits both: the halves of a 4-kanji term
+    // are its anchors. Not for kana or ASCII, whose 2-character pieces (`セミ` of `カワセミ`,
+    // `かわ`) are everywhere in prose.
+    let kanji =
+        |c: &char| ('\u{4E00}'..='\u{9FFF}').contains(c) || ('\u{3400}'..='\u{4DBF}').contains(c);
+    let size = if n == 4 && part.iter().all(kanji) {
+        2
+    } else {
+        ANCHOR_CHARS
+    };
     let take = |from: usize| -> String {
-        part.get(from..(from + ANCHOR_CHARS).min(n))
+        part.get(from..(from + size).min(n))
             .unwrap_or(&[])
             .iter()
             .collect()
@@ -114,7 +125,7 @@ fn anchors(folded: &str) -> [String; 2] {
             .get(*i)
             .is_some_and(|c| ('\u{3041}'..='\u{309F}').contains(c))
     };
-    let last_start = n.saturating_sub(ANCHOR_CHARS);
+    let last_start = n.saturating_sub(size);
     // Anchors of at least 2 characters (when the term has them).
     let latest = n.saturating_sub(2);
     let first = (0..=latest.max(last_start)).find(rare).unwrap_or(0);
@@ -492,9 +503,14 @@ mod tests {
 
     #[test]
     fn anchors_avoid_starting_with_hiragana() {
+        // A 4-kanji term: its halves, so that a line break in the middle splits neither.
         assert_eq!(
             anchors("東雲物産"),
-            ["東雲物".to_string(), "雲物産".to_string()]
+            ["東雲".to_string(), "物産".to_string()]
+        );
+        assert_eq!(
+            anchors("カワセミ"),
+            ["カワセ".to_string(), "ワセミ".to_string()]
         );
         assert_eq!(
             anchors("みなと商事"),
