@@ -11,8 +11,9 @@ use std::fmt;
 /// A contract's own redaction settings, as stored by the administrator.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ContractRedaction {
-    /// Matched regardless of width and (ASCII) case, through dashes, slashes, spaces and invisible
-    /// characters, and with either form of kanji that have a traditional one (`櫻` and `桜`).
+    /// Matched regardless of width and (ASCII) case, through dashes, slashes, spaces, invisible
+    /// characters and a `+` between letters or digits, and with either form of kanji that have a
+    /// traditional one (`櫻` and `桜`).
     pub terms: Vec<String>,
     /// Field names treated like the shipped ones (`key: value`, embedded JSON…).
     pub extra_fields: Vec<String>,
@@ -344,13 +345,10 @@ impl ContractMatcher {
             .collect();
         let anchors: Vec<String> = spellings.iter().flat_map(|v| shared_anchors(v)).collect();
         let folded: Vec<String> = spellings.into_iter().flatten().collect();
+        // Compacted as the text around an anchor is, so that both leave out the same characters.
         let compact: Vec<String> = folded
             .iter()
-            .map(|t| {
-                t.chars()
-                    .filter(|c| !is_term_separator(*c))
-                    .collect::<String>()
-            })
+            .map(|t| Compact::new(t).text)
             .filter(|t| !t.is_empty())
             .collect();
         let err = |e| anyhow!("cannot compile the contract's term list: {e}");
@@ -410,6 +408,16 @@ pub(crate) fn is_term_separator(c: char) -> bool {
     )
 }
 
+/// Whether the `+` at `i` stands between a letter or digit and another (spaces aside).
+fn plus_joins(b: &[u8], i: usize) -> bool {
+    let alnum = |x: Option<&u8>| x.is_some_and(u8::is_ascii_alphanumeric);
+    let before = b
+        .get(..i)
+        .and_then(|h| h.iter().rev().find(|&&x| x != b' '));
+    let after = b.get(i + 1..).and_then(|t| t.iter().find(|&&x| x != b' '));
+    alnum(before) && alnum(after)
+}
+
 /// `lower` without term separators, and the way back to its offsets.
 pub(crate) struct Compact {
     pub text: String,
@@ -427,6 +435,9 @@ impl Compact {
             // Byte tests: the separators are ASCII, `・` (E3 83 BB) and `·` (C2 B7).
             let len = match x {
                 b' ' | b'\t' | b'\r' | b'\n' | b'-' | b'_' | b'.' | b'/' => 1,
+                // `ORCA+7` (and `ORCA + 7`), but not the `+` of `C++`: only between letters or
+                // digits.
+                b'+' if plus_joins(b, i) => 1,
                 0xE3 if b.get(i + 1..i + 3) == Some(&[0x83, 0xBB]) => 3,
                 0xC2 if b.get(i + 1) == Some(&0xB7) => 2,
                 _ => 0,
