@@ -418,6 +418,27 @@ fn plus_joins(b: &[u8], i: usize) -> bool {
     alnum(before) && alnum(after)
 }
 
+/// The length of the HTML or XML tag (`<b>`, `</span>`, `<span class="x">`) at `i`, or 0.
+fn markup_len(b: &[u8], i: usize) -> usize {
+    const MAX: usize = 64;
+    let mut j = i + 1;
+    if b.get(j) == Some(&b'/') {
+        j += 1;
+    }
+    if !b.get(j).is_some_and(u8::is_ascii_alphabetic) {
+        return 0;
+    }
+    let rest = b.get(j..).unwrap_or(&[]);
+    match rest
+        .iter()
+        .take(MAX)
+        .position(|&x| matches!(x, b'>' | b'<' | b'\n'))
+    {
+        Some(k) if rest.get(k) == Some(&b'>') => j + k + 1 - i,
+        _ => 0,
+    }
+}
+
 /// `lower` without term separators, and the way back to its offsets.
 pub(crate) struct Compact {
     pub text: String,
@@ -438,6 +459,8 @@ impl Compact {
                 // `ORCA+7` (and `ORCA + 7`), but not the `+` of `C++`: only between letters or
                 // digits.
                 b'+' if plus_joins(b, i) => 1,
+                // Markup inside a term pasted from a web page: `<b>東雲</b>物産`.
+                b'<' => markup_len(b, i),
                 0xE3 if b.get(i + 1..i + 3) == Some(&[0x83, 0xBB]) => 3,
                 0xC2 if b.get(i + 1) == Some(&0xB7) => 2,
                 _ => 0,
@@ -510,6 +533,19 @@ mod tests {
         assert!(a.iter().all(|a| a == "株式会" || a == "商事"), "{a:?}");
         let a = shared_anchors(&with_variants("プロジェクト・カワセミ"));
         assert!(a.contains(&"カワセ".to_string()), "{a:?}");
+    }
+
+    #[test]
+    fn compaction_leaves_out_separators_joining_plus_and_markup() {
+        let text =
+            "orca+7 orca + 7 c++ a+ <b>東雲</b>物産 <span class=\"x\">桜</span> 1 < 2 <3 a<b";
+        let c = Compact::new(text);
+        assert_eq!(c.text, "orca7orca7c++a+東雲物産桜1<2<3a<b");
+        // Offsets map back: `物産` in the compact text is `物産` in the original.
+        let at = c.text.find("物産").unwrap();
+        assert_eq!(&text[c.to_lower(at)..], &text[text.find("物産").unwrap()..]);
+        // A `<` never closed within the line is kept.
+        assert_eq!(Compact::new("<b\n>x").text, "<b>x");
     }
 
     #[test]
