@@ -81,13 +81,20 @@ impl Terms {
             let Some(window) = lower.get(a..b) else {
                 continue;
             };
-            let compact = Compact::new(window);
-            for (_, cs, ce) in self.compact.find_iter(&compact.text) {
-                if let Some(last) = ce.checked_sub(1) {
-                    out.push((a + compact.to_lower(cs), a + compact.to_lower(last) + 1));
+            let mut views = vec![Compact::new(window)];
+            if window.contains('(') {
+                views.push(Compact::without_readings(window));
+            }
+            for compact in &views {
+                for (_, cs, ce) in self.compact.find_iter(&compact.text) {
+                    if let Some(last) = ce.checked_sub(1) {
+                        out.push((a + compact.to_lower(cs), a + compact.to_lower(last) + 1));
+                    }
                 }
             }
         }
+        out.sort_unstable();
+        out.dedup();
         out
     }
 }
@@ -418,6 +425,24 @@ fn plus_joins(b: &[u8], i: usize) -> bool {
     alnum(before) && alnum(after)
 }
 
+/// The length of a kana reading in parentheses (`(しののめ)`, `(シノノメ)`) at `i`, or 0.
+fn reading_len(b: &[u8], i: usize) -> usize {
+    const MAX_CHARS: usize = 16;
+    let mut j = i + 1;
+    // Hiragana and katakana (U+3041–U+30FF) are E3 81–83 xx in UTF-8.
+    while j - i <= MAX_CHARS * 3
+        && b.get(j) == Some(&0xE3)
+        && b.get(j + 1).is_some_and(|x| (0x81..=0x83).contains(x))
+    {
+        j += 3;
+    }
+    if j > i + 1 && b.get(j) == Some(&b')') {
+        j + 1 - i
+    } else {
+        0
+    }
+}
+
 /// The length of the HTML or XML tag (`<b>`, `</span>`, `<span class="x">`) at `i`, or 0.
 fn markup_len(b: &[u8], i: usize) -> usize {
     const MAX: usize = 64;
@@ -448,6 +473,17 @@ pub(crate) struct Compact {
 
 impl Compact {
     pub(crate) fn new(lower: &str) -> Self {
+        Self::build(lower, false)
+    }
+
+    /// Also without kana readings in parentheses (`東雲（しののめ）物産`; full-width folds to
+    /// ASCII). A second view, not the only one: `（プロジェクト・カワセミ）` is a term in
+    /// parentheses, not a reading.
+    pub(crate) fn without_readings(lower: &str) -> Self {
+        Self::build(lower, true)
+    }
+
+    fn build(lower: &str, readings: bool) -> Self {
         let b = lower.as_bytes();
         let mut text = String::new();
         let mut gaps = Vec::new();
@@ -461,6 +497,7 @@ impl Compact {
                 b'+' if plus_joins(b, i) => 1,
                 // Markup inside a term pasted from a web page: `<b>東雲</b>物産`.
                 b'<' => markup_len(b, i),
+                b'(' if readings => reading_len(b, i),
                 0xE3 if b.get(i + 1..i + 3) == Some(&[0x83, 0xBB]) => 3,
                 0xC2 if b.get(i + 1) == Some(&0xB7) => 2,
                 _ => 0,
@@ -544,6 +581,10 @@ mod tests {
         // Offsets map back: `物産` in the compact text is `物産` in the original.
         let at = c.text.find("物産").unwrap();
         assert_eq!(&text[c.to_lower(at)..], &text[text.find("物産").unwrap()..]);
+        // A reading in parentheses goes in the second view; other parentheses stay.
+        let t = "東雲(しののめ)物産(株) (ア)(x)";
+        assert_eq!(Compact::new(t).text, "東雲(しののめ)物産(株)(ア)(x)");
+        assert_eq!(Compact::without_readings(t).text, "東雲物産(株)(x)");
         // A `<` never closed within the line is kept.
         assert_eq!(Compact::new("<b\n>x").text, "<b>x");
     }
