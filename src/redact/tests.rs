@@ -312,6 +312,17 @@ const SOUP: &[&str] = &[
     "氏名,電話番号\\n",
     "é",
     "\u{200B}",
+    // Terms through markup, readings and a joining `+` (contract.rs's compaction).
+    "東雲",
+    "物産",
+    "(しののめ)",
+    "（シノノメ）",
+    "<b>",
+    "</span>",
+    "<span class=\"x\">",
+    "ORCA",
+    "+",
+    "7",
 ];
 
 fn prose() -> impl Strategy<Value = String> {
