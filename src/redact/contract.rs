@@ -330,6 +330,15 @@ fn shared_anchors(spellings: &[String]) -> Vec<String> {
     out
 }
 
+/// A Japanese term spaced out a character at a time, as headings and letterheads set names
+/// (`東　雲　物　産`), has no anchor left whole: its first two characters with a space between
+/// (full-width spaces fold to it) are one more. Not for ASCII, where `o r` is prose.
+fn spaced_anchor(folded: &str) -> Option<String> {
+    let mut chars = folded.chars().filter(|&c| !is_term_separator(c));
+    let (a, b) = (chars.next()?, chars.next()?);
+    (!a.is_ascii() && !b.is_ascii()).then(|| format!("{a} {b}"))
+}
+
 /// Short enough that a separator inside an anchor is rare, long enough to be rare in prose.
 const ANCHOR_CHARS: usize = 3;
 
@@ -350,7 +359,12 @@ impl ContractMatcher {
             .iter()
             .map(|t| with_variants(t))
             .collect();
-        let anchors: Vec<String> = spellings.iter().flat_map(|v| shared_anchors(v)).collect();
+        let mut anchors: Vec<String> = spellings.iter().flat_map(|v| shared_anchors(v)).collect();
+        anchors.extend(
+            spellings
+                .iter()
+                .filter_map(|v| v.first().and_then(|t| spaced_anchor(t))),
+        );
         let folded: Vec<String> = spellings.into_iter().flatten().collect();
         // Compacted as the text around an anchor is, so that both leave out the same characters.
         let compact: Vec<String> = folded
