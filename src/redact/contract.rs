@@ -82,13 +82,16 @@ impl Terms {
                 continue;
             };
             let mut views = vec![Compact::new(window)];
-            if window.contains('(') {
-                views.push(Compact::without_readings(window));
+            if may_loosen(window.as_bytes()) {
+                views.push(Compact::loose(window));
             }
             for compact in &views {
                 for (_, cs, ce) in self.compact.find_iter(&compact.text) {
                     if let Some(last) = ce.checked_sub(1) {
-                        out.push((a + compact.to_lower(cs), a + compact.to_lower(last) + 1));
+                        let end = a + compact.to_lower(last) + 1;
+                        // A reading right after the term names it as well: `東雲物産（シノノメ）`.
+                        let end = end + reading_len(lower.as_bytes(), end);
+                        out.push((a + compact.to_lower(cs), end));
                     }
                 }
             }
@@ -380,8 +383,9 @@ impl ContractMatcher {
             (Some(anchors), Some(compact)) => Some(Terms {
                 anchors,
                 compact,
-                // A term with a separator between every two characters, and a little more.
-                reach: folded.iter().map(String::len).max().unwrap_or(0) * 2 + 16,
+                // A term with a separator between every two characters, and room for markup
+                // or a reading inside it (`<span class="code">ORCA</span>-7`).
+                reach: folded.iter().map(String::len).max().unwrap_or(0) * 2 + 40,
             }),
             _ => None,
         };
@@ -439,6 +443,20 @@ fn plus_joins(b: &[u8], i: usize) -> bool {
     alnum(before) && alnum(after)
 }
 
+/// Whether the loose view can differ: a tag or a reading may begin somewhere in `b` (a `(` of
+/// prose, `（注）`, does not make it worth a second compaction).
+fn may_loosen(b: &[u8]) -> bool {
+    b.iter().enumerate().any(|(i, &x)| match x {
+        b'<' => b
+            .get(i + 1)
+            .is_some_and(|&y| y == b'/' || y.is_ascii_alphabetic()),
+        b'(' => {
+            b.get(i + 1) == Some(&0xE3) && b.get(i + 2).is_some_and(|y| (0x81..=0x83).contains(y))
+        }
+        _ => false,
+    })
+}
+
 /// The length of a kana reading in parentheses (`(しののめ)`, `(シノノメ)`) at `i`, or 0.
 fn reading_len(b: &[u8], i: usize) -> usize {
     const MAX_CHARS: usize = 16;
@@ -490,14 +508,15 @@ impl Compact {
         Self::build(lower, false)
     }
 
-    /// Also without kana readings in parentheses (`東雲（しののめ）物産`; full-width folds to
-    /// ASCII). A second view, not the only one: `（プロジェクト・カワセミ）` is a term in
-    /// parentheses, not a reading.
-    pub(crate) fn without_readings(lower: &str) -> Self {
+    /// Also without markup (`<b>東雲</b>物産`, pasted from a web page) and kana readings in
+    /// parentheses (`東雲（しののめ）物産`; full-width folds to ASCII). A second view, not the
+    /// only one: `（プロジェクト・カワセミ）` is a term in parentheses, not a reading, and
+    /// `<ORCA-7>` a term in angle brackets, not a tag.
+    pub(crate) fn loose(lower: &str) -> Self {
         Self::build(lower, true)
     }
 
-    fn build(lower: &str, readings: bool) -> Self {
+    fn build(lower: &str, loose: bool) -> Self {
         let b = lower.as_bytes();
         let mut text = String::new();
         let mut gaps = Vec::new();
@@ -510,8 +529,8 @@ impl Compact {
                 // digits.
                 b'+' if plus_joins(b, i) => 1,
                 // Markup inside a term pasted from a web page: `<b>東雲</b>物産`.
-                b'<' => markup_len(b, i),
-                b'(' if readings => reading_len(b, i),
+                b'<' if loose => markup_len(b, i),
+                b'(' if loose => reading_len(b, i),
                 0xE3 if b.get(i + 1..i + 3) == Some(&[0x83, 0xBB]) => 3,
                 0xC2 if b.get(i + 1) == Some(&0xB7) => 2,
                 _ => 0,
@@ -590,17 +609,19 @@ mod tests {
     fn compaction_leaves_out_separators_joining_plus_and_markup() {
         let text =
             "orca+7 orca + 7 c++ a+ <b>東雲</b>物産 <span class=\"x\">桜</span> 1 < 2 <3 a<b";
-        let c = Compact::new(text);
+        let c = Compact::loose(text);
         assert_eq!(c.text, "orca7orca7c++a+東雲物産桜1<2<3a<b");
+        // Markup goes only in the loose view: `<orca-7>` is a term in angle brackets.
+        assert_eq!(Compact::new("<orca-7>").text, "<orca7>");
         // Offsets map back: `物産` in the compact text is `物産` in the original.
         let at = c.text.find("物産").unwrap();
         assert_eq!(&text[c.to_lower(at)..], &text[text.find("物産").unwrap()..]);
         // A reading in parentheses goes in the second view; other parentheses stay.
         let t = "東雲(しののめ)物産(株) (ア)(x)";
         assert_eq!(Compact::new(t).text, "東雲(しののめ)物産(株)(ア)(x)");
-        assert_eq!(Compact::without_readings(t).text, "東雲物産(株)(x)");
+        assert_eq!(Compact::loose(t).text, "東雲物産(株)(x)");
         // A `<` never closed within the line is kept.
-        assert_eq!(Compact::new("<b\n>x").text, "<b>x");
+        assert_eq!(Compact::loose("<b\n>x").text, "<b>x");
     }
 
     #[test]
