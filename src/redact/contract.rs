@@ -450,22 +450,21 @@ fn may_loosen(b: &[u8]) -> bool {
         b'<' => b
             .get(i + 1)
             .is_some_and(|&y| y == b'/' || y.is_ascii_alphabetic()),
-        b'(' => {
-            b.get(i + 1) == Some(&0xE3) && b.get(i + 2).is_some_and(|y| (0x81..=0x83).contains(y))
-        }
+        b'(' => kana_at(b, i + 1),
         _ => false,
     })
+}
+
+/// Whether a hiragana or katakana character (U+3040–U+30FF: E3 81–83 xx in UTF-8) begins at `j`.
+fn kana_at(b: &[u8], j: usize) -> bool {
+    b.get(j) == Some(&0xE3) && b.get(j + 1).is_some_and(|x| (0x81..=0x83).contains(x))
 }
 
 /// The length of a kana reading in parentheses (`(しののめ)`, `(シノノメ)`) at `i`, or 0.
 fn reading_len(b: &[u8], i: usize) -> usize {
     const MAX_CHARS: usize = 16;
     let mut j = i + 1;
-    // Hiragana and katakana (U+3041–U+30FF) are E3 81–83 xx in UTF-8.
-    while j - i <= MAX_CHARS * 3
-        && b.get(j) == Some(&0xE3)
-        && b.get(j + 1).is_some_and(|x| (0x81..=0x83).contains(x))
-    {
+    while j - i <= MAX_CHARS * 3 && kana_at(b, j) {
         j += 3;
     }
     if j > i + 1 && b.get(j) == Some(&b')') {

@@ -24,9 +24,9 @@ use std::sync::Arc;
 pub struct Pseudonyms {
     /// (placeholder, original, original JSON-escaped), in minting order.
     entries: Vec<(String, String, String)>,
-    /// Placeholders, sorted, with their entry: to look one up, and to answer "is this a prefix
-    /// of one?".
-    sorted: Vec<(String, usize)>,
+    /// Entries in the order of their placeholders: to look one up, and to answer "is this a
+    /// prefix of one?".
+    sorted: Vec<usize>,
     longest: usize,
 }
 
@@ -49,13 +49,9 @@ impl Pseudonyms {
         // placeholder in a text is a bracketed run looked up here, with no automaton to build
         // for every request (an Aho-Corasick DFA of a handful of patterns was a tenth of the CPU
         // of a request with findings).
-        let mut sorted: Vec<(String, usize)> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.0.clone(), i))
-            .collect();
-        sorted.sort();
-        let longest = sorted.iter().map(|p| p.0.len()).max().unwrap_or(0);
+        let mut sorted: Vec<usize> = (0..entries.len()).collect();
+        sorted.sort_by(|&a, &b| entries[a].0.cmp(&entries[b].0));
+        let longest = entries.iter().map(|e| e.0.len()).max().unwrap_or(0);
         Self {
             entries,
             sorted,
@@ -83,10 +79,10 @@ impl Pseudonyms {
                 };
                 if let Ok(i) = self
                     .sorted
-                    .binary_search_by(|p| p.0.as_str().cmp(candidate))
+                    .binary_search_by(|&e| self.placeholder(e).cmp(candidate))
                 {
                     from = end;
-                    return self.sorted.get(i).map(|p| (at, end, p.1));
+                    return self.sorted.get(i).map(|&e| (at, end, e));
                 }
             }
             None
@@ -140,10 +136,15 @@ impl Pseudonyms {
 
     /// Whether `s` is a proper beginning of some placeholder, so it must wait for more text.
     fn could_begin(&self, s: &str) -> bool {
-        let i = self.sorted.partition_point(|p| p.0.as_str() < s);
-        self.sorted
-            .get(i)
-            .is_some_and(|p| p.0.len() > s.len() && p.0.starts_with(s))
+        let i = self.sorted.partition_point(|&e| self.placeholder(e) < s);
+        self.sorted.get(i).is_some_and(|&e| {
+            let p = self.placeholder(e);
+            p.len() > s.len() && p.starts_with(s)
+        })
+    }
+
+    fn placeholder(&self, i: usize) -> &str {
+        self.entries.get(i).map_or("", |e| e.0.as_str())
     }
 
     /// A restorer for one stream of the answer.
