@@ -31,37 +31,53 @@ pub(crate) enum Keywords {
 /// hundred characters fall in a few dozen blocks.
 struct Codes {
     blocks: [u8; 256],
-    table: Vec<u8>,
+    table: Vec<[u8; 256]>,
 }
 
 impl Codes {
     /// `None` when a code point is outside the BMP or the table would need more than 255 blocks.
     fn new(chars: &[(char, u8)]) -> Option<Codes> {
         let mut blocks = [0u8; 256];
-        let mut table = vec![OTHER; 256];
+        let mut table = vec![[OTHER; 256]];
         for &(ch, code) in chars {
             let cp = u32::from(ch);
             let hi = usize::try_from(cp >> 8).ok().filter(|&h| h < 256)?;
             if blocks[hi] == 0 {
-                blocks[hi] = u8::try_from(table.len() / 256).ok()?;
-                table.resize(table.len() + 256, OTHER);
+                blocks[hi] = u8::try_from(table.len()).ok()?;
+                table.push([OTHER; 256]);
             }
-            let at = usize::from(blocks[hi]) * 256 + (cp & 0xff) as usize;
-            *table.get_mut(at)? = code;
+            *table
+                .get_mut(usize::from(blocks[hi]))?
+                .get_mut((cp & 0xff) as usize)? = code;
         }
         Some(Codes { blocks, table })
     }
 
+    /// The code of a code point of the BMP (every pattern character is one).
     #[inline]
-    fn of(&self, ch: char) -> u8 {
-        let cp = u32::from(ch);
-        let Some(&block) = self.blocks.get((cp >> 8) as usize) else {
-            return OTHER;
-        };
+    fn of(&self, cp: u32) -> u8 {
+        let block = self.blocks[usize::from((cp >> 8) as u8)];
         self.table
-            .get(usize::from(block) * 256 + (cp & 0xff) as usize)
-            .copied()
-            .unwrap_or(OTHER)
+            .get(usize::from(block))
+            .map_or(OTHER, |t| t[usize::from(cp as u8)])
+    }
+
+    /// The code of the character starting at `i` of valid UTF-8 `b`, and its length. Decoded by
+    /// hand: this runs for every character of every text, and `char_indices` took twice the
+    /// instructions. A character outside the BMP is no pattern's.
+    #[inline]
+    fn at(&self, b: &[u8], i: usize) -> Option<(u8, usize)> {
+        let lead = *b.get(i)?;
+        let cont = |k: usize| u32::from(b.get(i + k).copied().unwrap_or(0) & 0x3f);
+        Some(match lead {
+            0x00..=0x7f => (self.of(u32::from(lead)), 1),
+            0xe0..=0xef => (
+                self.of(u32::from(lead & 0x0f) << 12 | cont(1) << 6 | cont(2)),
+                3,
+            ),
+            0xc0..=0xdf => (self.of(u32::from(lead & 0x1f) << 6 | cont(1)), 2),
+            _ => (OTHER, 4),
+        })
     }
 }
 
@@ -215,9 +231,11 @@ impl PerChar {
         let Ok(start) = self.dfa.start_state(Anchored::No) else {
             return;
         };
+        let b = text.as_bytes();
         let mut sid = start;
-        for (at, ch) in text.char_indices() {
-            let code = self.codes.of(ch);
+        let mut end = 0;
+        while let Some((code, len)) = self.codes.at(b, end) {
+            end += len;
             if sid == start && !self.begins[usize::from(code)] {
                 continue;
             }
@@ -225,7 +243,6 @@ impl PerChar {
             if !self.dfa.is_match(sid) {
                 continue;
             }
-            let end = at + ch.len_utf8();
             for k in 0..self.dfa.match_len(sid) {
                 let p = self.dfa.match_pattern(sid, k);
                 // The pattern's length is in characters: walk back that many.

@@ -20,13 +20,15 @@ pub(super) fn values(t: &str, s: usize, e: usize) -> Option<Vec<(usize, usize)>>
     if before.ends_with('<') {
         return element(t, s, e);
     }
-    let attribute = |q: char| {
+    // Every field name in the text passes here: no allocation.
+    let attribute = |q: u8| {
         before
+            .as_bytes()
             .get(before.len().saturating_sub(6)..)
-            .is_some_and(|b| b.eq_ignore_ascii_case(&format!("name={q}")))
-            && after.starts_with(q)
+            .is_some_and(|b| b.eq_ignore_ascii_case(&[b'n', b'a', b'm', b'e', b'=', q]))
+            && after.as_bytes().first() == Some(&q)
     };
-    if attribute('"') || attribute('\'') {
+    if attribute(b'"') || attribute(b'\'') {
         return Some(input_value(t, s, e).into_iter().collect());
     }
     let (open, close) = enclosing_cell(t, s, e)?;
