@@ -604,9 +604,27 @@ mod tests {
     #[test]
     fn kana_spellings_are_found_through_the_anchors_they_share() {
         let a = shared_anchors(&with_variants("株式会社みなと商事"));
-        assert!(a.iter().all(|a| a == "株式会" || a == "商事"), "{a:?}");
+        assert!(a.iter().all(|a| a == "商事"), "{a:?}");
         let a = shared_anchors(&with_variants("プロジェクト・カワセミ"));
         assert!(a.contains(&"カワセ".to_string()), "{a:?}");
+    }
+
+    #[test]
+    fn anchors_come_from_the_distinctive_part_of_a_term() {
+        // Not from the legal form or the code-name prefix: those are in every other text.
+        for (term, generic) in [
+            ("株式会社みなと商事", "株式会社"),
+            ("北斗システムズ株式会社", "株式会社"),
+            ("プロジェクト・カワセミ", "プロジェクト"),
+            ("案件コードKAGURA", "案件コード"),
+        ] {
+            let a = shared_anchors(&with_variants(&fold_list(&[term.to_string()])[0]));
+            assert!(!a.is_empty(), "{term}");
+            assert!(
+                a.iter().all(|a| !generic.contains(a.as_str())),
+                "{term}: {a:?}"
+            );
+        }
     }
 
     #[test]
