@@ -6,7 +6,7 @@
 //! ```toml
 //! [[tag]]       # open, close, label, action, placeholder?, mask?, description?
 //! [[field]]     # names, label, action, placeholder?, mask?, space_separated?, one_word?,
-//!               # description?
+//!               # code?, description?
 //! [[detector]]  # label, action, pattern, triggers?, validator?, keywords?, keyword_mode?,
 //!               # keyword_window?, unless_after?, triggers_not_after?, boundary?,
 //!               # value_runs_on?, placeholder?, mask?, description?
@@ -91,6 +91,9 @@ pub(crate) struct Treatment {
     pub space_separated: bool,
     /// A field whose value is one word (a password): it ends at a space.
     pub one_word: bool,
+    /// A field whose value is a number or code (`カード番号`): it ends with its run of ASCII
+    /// letters, digits and separators, so `（本人確認済み）` or `、有効期限 12/29` after it stays.
+    pub code: bool,
 }
 
 pub(crate) struct Detector {
@@ -227,6 +230,8 @@ struct RawField {
     space_separated: bool,
     #[serde(default)]
     one_word: bool,
+    #[serde(default)]
+    code: bool,
     #[serde(default, rename = "description")]
     _description: Option<String>,
 }
@@ -438,6 +443,7 @@ impl Builder {
             action,
             space_separated: false,
             one_word: false,
+            code: false,
         });
         Ok(self.treatments.len() - 1)
     }
@@ -492,6 +498,7 @@ impl Builder {
             if let Some(t) = self.treatments.get_mut(treatment) {
                 t.space_separated = f.space_separated;
                 t.one_word = f.one_word;
+                t.code = f.code;
             }
             if f.names.is_empty() {
                 bail!("{at}: key `names`: give at least one field name");

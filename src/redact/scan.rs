@@ -36,6 +36,8 @@ struct FieldHit {
     spaced: bool,
     /// The value is one word: it ends at a space.
     one_word: bool,
+    /// The value is a number or code: it ends with its ASCII run.
+    code: bool,
 }
 
 /// Every confidential span of `t` (overlapping ones included), or why the text must be refused.
@@ -68,6 +70,7 @@ pub(crate) fn detect(
                         treatment: tr,
                         spaced: rules.treatments.get(tr).is_some_and(|t| t.space_separated),
                         one_word: rules.treatments.get(tr).is_some_and(|t| t.one_word),
+                        code: rules.treatments.get(tr).is_some_and(|t| t.code),
                     }),
                     Role::Trigger(d) => {
                         if let Some(v) = triggers.get_mut(d) {
@@ -91,6 +94,7 @@ pub(crate) fn detect(
                 treatment: rules.contract_field_treatment,
                 spaced: false,
                 one_word: false,
+                code: false,
             });
         }
     }
@@ -310,6 +314,10 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
                 }
                 false => b,
             };
+            let b = match h.code {
+                true => a + t.get(a..b).and_then(code_len).unwrap_or(b - a),
+                false => b,
+            };
             // A value on a later line must not be the next label (`氏名⏎生年月日⏎…`).
             let later_label = a > line_end && hits.binary_search_by_key(&a, |x| x.start).is_ok();
             // Whatever was read counts as covered, kept or not, so names inside it are not read
@@ -327,6 +335,33 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             }
         }
     }
+}
+
+/// The length of the number or code `v` begins with: ASCII letters and digits, joined by up to
+/// three of `-`, `/`, `.`, `_` and spaces before more of them (`4532 0151 1283 0366`,
+/// `7291  5926  5352`). `None` when `v` does not begin with one (`別紙参照`): the whole value
+/// stays the value.
+fn code_len(v: &str) -> Option<usize> {
+    let b = v.as_bytes();
+    let sep = |c: &u8| matches!(c, b'-' | b'/' | b'.' | b'_' | b' ');
+    let mut end = 0;
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c.is_ascii_alphanumeric() {
+            i += 1;
+            end = i;
+            continue;
+        }
+        let run = b
+            .get(i..)
+            .map_or(0, |r| r.iter().take(4).take_while(|c| sep(c)).count());
+        if end == 0 || run == 0 || run > 3 || !b.get(i + run).is_some_and(u8::is_ascii_alphanumeric)
+        {
+            break;
+        }
+        i += run;
+    }
+    (end > 0).then_some(end)
 }
 
 /// Field names may follow `_` or `-` (`DB_PASSWORD`) but not a letter or digit; they may not be
@@ -786,13 +821,21 @@ fn table_spans(
         }
         // `| 氏名 | 山田太郎 |` over `|---|---|` may be a name/value table whose first row is a
         // value: in two columns, the cell after a name is taken too unless it is a name itself
-        // (at worst a header word such as 部署 is masked).
+        // or a word that heads a column (`| 担当 | 備考 |`); at worst another header word is
+        // masked.
+        let header_word = |c: &(usize, usize)| {
+            t.get(c.0..c.1)
+                .is_some_and(|w| HEADER_WORDS.iter().any(|h| w.eq_ignore_ascii_case(h)))
+        };
         if let [_, second] = head.as_slice() {
             let first_is_name = columns.iter().any(|&(col, _)| col == 0);
             let second_is_name = columns.iter().any(|&(col, _)| col == 1);
-            if let (true, false, Some(&(_, treatment))) =
-                (first_is_name, second_is_name, columns.first())
-            {
+            if let (true, false, false, Some(&(_, treatment))) = (
+                first_is_name,
+                second_is_name,
+                header_word(second),
+                columns.first(),
+            ) {
                 if second.0 < second.1 && !placeholder(t.get(second.0..second.1).unwrap_or("")) {
                     out.push(Span {
                         start: second.0,
@@ -890,6 +933,52 @@ fn on_next_line_is_name(hits: &[FieldHit], from: usize, c: (usize, usize)) -> bo
         .take_while(|h| h.start <= c.0)
         .any(|h| (h.start, h.end) == c)
 }
+
+/// Words that head a table's column (`| 担当 | 備考 |`): after a field name in a two-column
+/// header row, such a word is not the field's value.
+const HEADER_WORDS: &[&str] = &[
+    "備考",
+    "内容",
+    "説明",
+    "詳細",
+    "概要",
+    "役割",
+    "役職",
+    "部署",
+    "所属",
+    "日付",
+    "日時",
+    "期限",
+    "状態",
+    "ステータス",
+    "区分",
+    "種別",
+    "項目",
+    "値",
+    "金額",
+    "数量",
+    "件数",
+    "時間",
+    "場所",
+    "メモ",
+    "コメント",
+    "結果",
+    "対応",
+    "理由",
+    "目的",
+    "用途",
+    "担当業務",
+    "note",
+    "notes",
+    "remarks",
+    "description",
+    "role",
+    "department",
+    "status",
+    "date",
+    "value",
+    "comment",
+];
 
 /// Longer than any header row: `MAX_COLUMNS` cells of up to 64 bytes would not fit a screen.
 const MAX_HEADER_LINE: usize = 1024;

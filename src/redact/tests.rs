@@ -618,3 +618,31 @@ fn clean_texts_are_per_list_and_scope_bounded_and_can_be_turned_off() {
     off.session(&a).redact_text(&text).unwrap();
     assert_eq!(off.clean.len(), 0);
 }
+
+#[test]
+fn a_number_field_ends_with_its_number() {
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    let out = s
+        .redact_text("カード番号：4532015112830366、有効期限 12/29\nマイナンバー：7291  5926  5352（本人）\n口座番号：別紙参照")
+        .unwrap();
+    assert_eq!(
+        out,
+        "カード番号：[番号]、有効期限 12/29\nマイナンバー：[個人番号]（本人）\n口座番号：[番号]"
+    );
+}
+
+#[test]
+fn a_header_word_after_a_field_name_is_not_its_value() {
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    let out = s
+        .redact_text("| 氏名 | 備考 |\n|---|---|\n| 山田太郎 | 平日のみ |")
+        .unwrap();
+    assert_eq!(
+        out,
+        "| 氏名 | 備考 |\n|---|---|\n| [PERSON_NAME_1_TEST] | 平日のみ |"
+    );
+    // A vertical list of names and values: its first value is still taken (its next label is
+    // read as a cell of the name column: the safe mistake).
+    let out = s.redact_text("氏名\t佐藤花子\n部署\t営業部").unwrap();
+    assert!(out.starts_with("氏名\t[PERSON_NAME_2_TEST]\n"), "{out}");
+}
