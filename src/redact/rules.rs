@@ -6,7 +6,7 @@
 //! ```toml
 //! [[tag]]       # open, close, label, action, placeholder?, mask?, description?
 //! [[field]]     # names, label, action, placeholder?, mask?, space_separated?, one_word?,
-//!               # code?, description?
+//!               # code?, people?, description?
 //! [[detector]]  # label, action, pattern, triggers?, validator?, keywords?, keyword_mode?,
 //!               # keyword_window?, unless_after?, triggers_not_after?, boundary?,
 //!               # value_runs_on?, placeholder?, mask?, description?
@@ -94,6 +94,9 @@ pub(crate) struct Treatment {
     /// A field whose value is a number or code (`カード番号`): it ends with its run of ASCII
     /// letters, digits and separators, so `（本人確認済み）` or `、有効期限 12/29` after it stays.
     pub code: bool,
+    /// A field whose value names people: a value that only lists roles, departments or counts
+    /// (`営業部 課長、担当者二名`, `未定`) is not one.
+    pub people: bool,
 }
 
 pub(crate) struct Detector {
@@ -232,6 +235,8 @@ struct RawField {
     one_word: bool,
     #[serde(default)]
     code: bool,
+    #[serde(default)]
+    people: bool,
     #[serde(default, rename = "description")]
     _description: Option<String>,
 }
@@ -444,6 +449,7 @@ impl Builder {
             space_separated: false,
             one_word: false,
             code: false,
+            people: false,
         });
         Ok(self.treatments.len() - 1)
     }
@@ -499,6 +505,7 @@ impl Builder {
                 t.space_separated = f.space_separated;
                 t.one_word = f.one_word;
                 t.code = f.code;
+                t.people = f.people;
             }
             if f.names.is_empty() {
                 bail!("{at}: key `names`: give at least one field name");

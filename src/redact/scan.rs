@@ -38,6 +38,8 @@ struct FieldHit {
     one_word: bool,
     /// The value is a number or code: it ends with its ASCII run.
     code: bool,
+    /// The value names people: one listing only roles is not taken.
+    people: bool,
 }
 
 /// Every confidential span of `t` (overlapping ones included), or why the text must be refused.
@@ -71,6 +73,7 @@ pub(crate) fn detect(
                         spaced: rules.treatments.get(tr).is_some_and(|t| t.space_separated),
                         one_word: rules.treatments.get(tr).is_some_and(|t| t.one_word),
                         code: rules.treatments.get(tr).is_some_and(|t| t.code),
+                        people: rules.treatments.get(tr).is_some_and(|t| t.people),
                     }),
                     Role::Trigger(d) => {
                         if let Some(v) = triggers.get_mut(d) {
@@ -95,6 +98,7 @@ pub(crate) fn detect(
                 spaced: false,
                 one_word: false,
                 code: false,
+                people: false,
             });
         }
     }
@@ -325,7 +329,9 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             if !later_label {
                 covered = covered.max(full_end);
             }
-            if a < b && !later_label && !placeholder(t.get(a..b).unwrap_or("")) {
+            let value = t.get(a..b).unwrap_or("");
+            let roles_only = h.people && only_roles(value);
+            if a < b && !later_label && !placeholder(value) && !roles_only {
                 out.push(Span {
                     start: a,
                     end: b,
@@ -335,6 +341,76 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             }
         }
     }
+}
+
+/// Words that stand for a person without naming one.
+const ROLE_WORDS: &[&str] = &[
+    "部長",
+    "副部長",
+    "次長",
+    "課長",
+    "係長",
+    "室長",
+    "所長",
+    "支店長",
+    "社長",
+    "副社長",
+    "会長",
+    "主任",
+    "主査",
+    "担当者",
+    "担当",
+    "責任者",
+    "リーダー",
+    "マネージャー",
+    "マネジャー",
+    "メンバー",
+    "役員",
+    "全員",
+    "一同",
+    "各位",
+    "関係者",
+    "委員",
+    "事務局",
+    "未定",
+    "なし",
+    "同上",
+];
+
+/// What ends the name of a department or an organisation (`物流管理部`, `外部委託先`).
+const UNIT_ENDINGS: &[&str] = &[
+    "部",
+    "課",
+    "室",
+    "係",
+    "グループ",
+    "チーム",
+    "センター",
+    "支店",
+    "支社",
+    "本社",
+    "営業所",
+    "事業所",
+    "先",
+];
+
+/// A person field's value that lists only roles, departments and counts (`【出席者】営業部 課長、
+/// 情報システム部 主任、物流管理部 担当者二名`, `担当者：未定`): minutes often name roles, not
+/// people. A name anywhere in it (`営業部 部長 石田`, or `山田部長` written as one word) keeps the
+/// whole value.
+fn only_roles(v: &str) -> bool {
+    let is_count = |c: char| c.is_ascii_digit() || "一二三四五六七八九十数若干".contains(c);
+    let mut words = v
+        .split(['、', ',', '，', '/', '・', ' ', '\t', '。'])
+        .filter(|w| !w.is_empty())
+        .peekable();
+    words.peek().is_some()
+        && words.all(|w| {
+            let w = w
+                .strip_suffix(['名', '人'])
+                .map_or(w, |s| s.trim_end_matches(is_count));
+            w.is_empty() || ROLE_WORDS.contains(&w) || UNIT_ENDINGS.iter().any(|e| w.ends_with(e))
+        })
 }
 
 /// The length of the number or code `v` begins with: ASCII letters and digits, joined by up to
