@@ -106,6 +106,13 @@ pub(crate) fn detect(
     let mut out = Vec::new();
     tag_spans(rules, t, tags, &mut out)?;
     field_spans(t, &mut fields, &mut out);
+    if let Some(person) = rules
+        .treatments
+        .iter()
+        .position(|x| x.label == "person_name")
+    {
+        sibling_names(t, &fields, person, &mut out);
+    }
 
     let runs = digit_runs(t);
     for (i, d) in rules.detectors.iter().enumerate() {
@@ -438,6 +445,63 @@ fn code_len(v: &str) -> Option<usize> {
         i += run;
     }
     (end > 0).then_some(end)
+}
+
+/// How far around a personal JSON key its object's `"name"` is looked for.
+const SIBLING_WINDOW: usize = 256;
+
+/// The bare JSON key `name` is no field of its own (tool schemas are full of `"name":
+/// "get_weather"`), but beside a personal key in the same flat object it is a person's name:
+/// `{"name": "坂本 大樹", "email": "…", "phone": "…"}`, as tool arguments and CRM records write
+/// it. The object's bounds are the nearest braces around the key, so a schema's `"name"` one level
+/// up (around `"properties": {"email": …}`) is not its sibling.
+fn sibling_names(t: &str, hits: &[FieldHit], person: usize, out: &mut Vec<Span>) {
+    let mut done = 0;
+    for h in hits {
+        let before = t.get(..h.start).unwrap_or("");
+        let Some(q) = ["\\\"", "\""]
+            .into_iter()
+            .find(|q| before.ends_with(q) && t.get(h.end..).is_some_and(|a| a.starts_with(q)))
+        else {
+            continue;
+        };
+        let lo = floor_boundary(t, h.start.saturating_sub(SIBLING_WINDOW));
+        let hi = ceil_boundary(t, h.end + SIBLING_WINDOW);
+        let (Some(back), Some(ahead)) = (t.get(lo..h.start), t.get(h.end..hi)) else {
+            continue;
+        };
+        let from = lo + back.rfind(['{', '}']).map_or(0, |k| k + 1);
+        let to = h.end + ahead.find(['{', '}']).unwrap_or(ahead.len());
+        if from < done {
+            continue;
+        }
+        let Some(object) = t.get(from..to) else {
+            continue;
+        };
+        let key = match q {
+            "\"" => "\"name\"",
+            _ => "\\\"name\\\"",
+        };
+        for (k, _) in object.match_indices(key) {
+            let Some(c) = colon_after(t, from + k + key.len()) else {
+                continue;
+            };
+            for (a, b) in json_value(t, skip_spaces(t, c), q) {
+                let v = t.get(a..b).unwrap_or("");
+                // A function's or a file's name, not a person's.
+                let identifier = v.is_ascii() && !v.contains(' ');
+                if a < b && !identifier && !placeholder(v) {
+                    out.push(Span {
+                        start: a,
+                        end: b,
+                        treatment: person,
+                        rank: RANK_FIELD,
+                    });
+                }
+            }
+        }
+        done = to;
+    }
 }
 
 /// Field names may follow `_` or `-` (`DB_PASSWORD`) but not a letter or digit; they may not be
