@@ -325,8 +325,18 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
                 }
                 false => b,
             };
+            // A number field's value ends with its number, unless another field name follows
+            // in the rest (`口座番号：1234567 口座名義 ヤマダ タロウ`): a label without a colon in
+            // mid-line has no value of its own, so the rest stays in this one.
             let b = match h.code {
-                true => a + t.get(a..b).and_then(code_len).unwrap_or(b - a),
+                true => {
+                    let n = a + t.get(a..b).and_then(code_len).unwrap_or(b - a);
+                    let k = hits.partition_point(|x| x.start < n);
+                    match hits.get(k).is_some_and(|x| x.start < b) {
+                        true => b,
+                        false => n,
+                    }
+                }
                 false => b,
             };
             // A value on a later line must not be the next label (`氏名⏎生年月日⏎…`).
@@ -384,11 +394,9 @@ const ROLE_WORDS: &[&str] = &[
     "同上",
 ];
 
-/// What ends the name of a department or an organisation (`物流管理部`, `外部委託先`).
+/// What ends the name of a department or an organisation (`開発グループ`, `外部委託先`).
 const UNIT_ENDINGS: &[&str] = &[
-    "部",
     "課",
-    "室",
     "係",
     "グループ",
     "チーム",
@@ -398,8 +406,27 @@ const UNIT_ENDINGS: &[&str] = &[
     "本社",
     "営業所",
     "事業所",
-    "先",
+    "委託先",
+    "取引先",
+    "協力会社",
 ];
+
+/// Before a final `部` or `室`, what a department's name has (`営業部`, `情報システム部`,
+/// `研究室`) and a family name does not (`岡部`, `矢部`, `服部`, `日下部`, `小室`).
+const DEPARTMENT_BEFORE: &str =
+    "業発務事理画報術造品売援査本通材買略修計設産送流究外伝際営保守質広総財管企販購施議書長";
+
+fn unit(w: &str) -> bool {
+    if UNIT_ENDINGS.iter().any(|e| w.ends_with(e)) {
+        return true;
+    }
+    let Some(stem) = w.strip_suffix(['部', '室']) else {
+        return false;
+    };
+    stem.chars()
+        .next_back()
+        .is_some_and(|c| ('\u{30A1}'..='\u{30FA}').contains(&c) || DEPARTMENT_BEFORE.contains(c))
+}
 
 /// A person field's value that lists only roles, departments and counts (`【出席者】営業部 課長、
 /// 情報システム部 主任、物流管理部 担当者二名`, `担当者：未定`): minutes often name roles, not
@@ -416,33 +443,35 @@ fn only_roles(v: &str) -> bool {
             let w = w
                 .strip_suffix(['名', '人'])
                 .map_or(w, |s| s.trim_end_matches(is_count));
-            w.is_empty() || ROLE_WORDS.contains(&w) || UNIT_ENDINGS.iter().any(|e| w.ends_with(e))
+            w.is_empty() || ROLE_WORDS.contains(&w) || unit(w)
         })
 }
 
 /// The length of the number or code `v` begins with: ASCII letters and digits, joined by up to
-/// three of `-`, `/`, `.`, `_` and spaces before more of them (`4532 0151 1283 0366`,
-/// `7291  5926  5352`). `None` when `v` does not begin with one (`別紙参照`): the whole value
-/// stays the value.
+/// three of `-`, `/`, `.`, `_`, `・`, spaces and tabs before more of them (`4532 0151 1283 0366`,
+/// `7291  5926  5352`, `1234\t5678\t9012`). `None` when `v` does not begin with one (`別紙参照`):
+/// the whole value stays the value.
 fn code_len(v: &str) -> Option<usize> {
-    let b = v.as_bytes();
-    let sep = |c: &u8| matches!(c, b'-' | b'/' | b'.' | b'_' | b' ');
+    let sep = |c: char| matches!(c, '-' | '/' | '.' | '_' | ' ' | '\t' | '・');
     let mut end = 0;
     let mut i = 0;
-    while let Some(&c) = b.get(i) {
+    while let Some(c) = v.get(i..).and_then(|r| r.chars().next()) {
         if c.is_ascii_alphanumeric() {
             i += 1;
             end = i;
             continue;
         }
-        let run = b
-            .get(i..)
-            .map_or(0, |r| r.iter().take(4).take_while(|c| sep(c)).count());
-        if end == 0 || run == 0 || run > 3 || !b.get(i + run).is_some_and(u8::is_ascii_alphanumeric)
-        {
+        let rest = v.get(i..).unwrap_or("");
+        let run: Vec<char> = rest.chars().take(4).take_while(|&c| sep(c)).collect();
+        let len: usize = run.iter().map(|c| c.len_utf8()).sum();
+        let more = rest
+            .get(len..)
+            .and_then(|r| r.chars().next())
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+        if end == 0 || run.is_empty() || run.len() > 3 || !more {
             break;
         }
-        i += run;
+        i += len;
     }
     (end > 0).then_some(end)
 }
@@ -488,8 +517,12 @@ fn sibling_names(t: &str, hits: &[FieldHit], person: usize, out: &mut Vec<Span>)
             };
             for (a, b) in json_value(t, skip_spaces(t, c), q) {
                 let v = t.get(a..b).unwrap_or("");
-                // A function's or a file's name, not a person's.
-                let identifier = v.is_ascii() && !v.contains(' ');
+                // A function's or a file's name (`lookup_customer`, `get`, `v2.json`), not a
+                // person's (`Tanaka`).
+                let identifier = v.is_ascii()
+                    && !v.contains(' ')
+                    && (v.starts_with(|c: char| !c.is_ascii_uppercase())
+                        || v.contains(|c: char| !c.is_ascii_alphabetic()));
                 if a < b && !identifier && !placeholder(v) {
                     out.push(Span {
                         start: a,
