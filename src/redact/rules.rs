@@ -167,6 +167,9 @@ pub struct Rules {
     pub(crate) clean: CleanTexts,
     pub(crate) term_treatment: usize,
     pub(crate) contract_field_treatment: usize,
+    /// The first field whose values name people (`people = true`): a JSON `"name"` beside a
+    /// personal key gets its treatment (`scan.rs`, `sibling_names`).
+    pub(crate) people_treatment: Option<usize>,
     field_names: usize,
     files: Vec<String>,
     /// Distinct characters of the keyword search's patterns (see `keywords.rs`: past 255, the
@@ -743,7 +746,9 @@ impl Builder {
                 "the redaction rules' tags, field names, triggers and keywords cannot be coded a character per byte (a pattern not of whole characters, or a character outside the BMP), so they are searched byte by byte, several times slower; rules without such characters would bring the faster search back"
             );
         }
+        let people_treatment = self.treatments.iter().position(|t| t.people);
         Ok(Rules {
+            people_treatment,
             treatments: self.treatments,
             tags: self.tags,
             detectors: self.detectors,

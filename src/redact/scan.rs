@@ -106,11 +106,7 @@ pub(crate) fn detect(
     let mut out = Vec::new();
     tag_spans(rules, t, tags, &mut out)?;
     field_spans(t, &mut fields, &mut out);
-    if let Some(person) = rules
-        .treatments
-        .iter()
-        .position(|x| x.label == "person_name")
-    {
+    if let Some(person) = rules.people_treatment {
         sibling_names(t, &fields, person, &mut out);
     }
 
@@ -462,13 +458,16 @@ fn code_len(v: &str) -> Option<usize> {
             continue;
         }
         let rest = v.get(i..).unwrap_or("");
-        let run: Vec<char> = rest.chars().take(4).take_while(|&c| sep(c)).collect();
-        let len: usize = run.iter().map(|c| c.len_utf8()).sum();
+        let (count, len) = rest
+            .chars()
+            .take(4)
+            .take_while(|&c| sep(c))
+            .fold((0, 0), |(n, l), c| (n + 1, l + c.len_utf8()));
         let more = rest
             .get(len..)
             .and_then(|r| r.chars().next())
             .is_some_and(|c| c.is_ascii_alphanumeric());
-        if end == 0 || run.is_empty() || run.len() > 3 || !more {
+        if end == 0 || count == 0 || count > 3 || !more {
             break;
         }
         i += len;
