@@ -7,6 +7,7 @@ pub mod digest;
 pub mod disclose;
 pub mod gateway;
 pub mod http;
+pub mod memory;
 pub mod mock;
 pub mod policy;
 pub mod proxy;

@@ -9,6 +9,7 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    mamori::memory::keep_large_buffers();
     let cli = mamori::cli::Cli::parse();
     mamori::commands::run(cli)
 }
