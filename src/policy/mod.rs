@@ -141,9 +141,27 @@ pub struct Route {
     pub model: String,
 }
 
-/// A stored date (`YYYY-MM-DD`, or a time whose first ten characters are one).
+/// A stored date (`YYYY-MM-DD`, or a time whose first ten characters are one). Read on every
+/// request (key expiry, training, contract end): the usual form directly, anything else by
+/// chrono's format parser, which accepts the same dates and more.
 pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d").ok()
+    let head = s.get(..10).unwrap_or(s);
+    let b = head.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b.get(r).and_then(|d| {
+            d.iter().try_fold(0u32, |n, c| {
+                c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+            })
+        })
+    };
+    if b.len() == 10 && b.get(4) == Some(&b'-') && b.get(7) == Some(&b'-') {
+        if let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10)) {
+            return i32::try_from(y)
+                .ok()
+                .and_then(|y| NaiveDate::from_ymd_opt(y, m, d));
+        }
+    }
+    NaiveDate::parse_from_str(head, "%Y-%m-%d").ok()
 }
 
 impl Snapshot {
@@ -521,6 +539,35 @@ impl Policy {
 mod tests {
     use super::*;
     use crate::config::SecretRef;
+
+    #[test]
+    fn dates_read_quickly_are_read_as_chrono_reads_them() {
+        for s in [
+            "2026-12-07",
+            "2026-12-07T09:30:00Z",
+            "2024-02-29",
+            "2026-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "0000-01-01",
+            "2026-1-5",
+            "2026-01-5x",
+            "2026/01/05",
+            "２０２６-01-05",
+            "-202-01-05",
+            "+2026-01-0",
+            "",
+            "2026",
+        ] {
+            let head = s.get(..10).unwrap_or(s);
+            let chrono = NaiveDate::parse_from_str(head, "%Y-%m-%d").ok();
+            assert_eq!(parse_date(s), chrono, "{s:?}");
+        }
+        assert_eq!(
+            parse_date("2026-12-07"),
+            NaiveDate::from_ymd_opt(2026, 12, 7)
+        );
+    }
 
     fn secret(dir: &std::path::Path, value: &str) -> Result<Option<Secret>, String> {
         let path = dir.join("key");

@@ -14,10 +14,12 @@
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
-/// Shorter texts cost less to scan than to hash and look up.
-const MIN_BYTES: usize = 256;
+/// Shorter texts cost less to scan than to hash and look up. A system prompt of two sentences
+/// (138 bytes in the gateway benchmark) took 0.8 µs to scan and 0.15 µs to hash.
+const MIN_BYTES: usize = 64;
 
 pub(crate) type Key = [u8; 32];
 
@@ -36,7 +38,7 @@ pub(crate) struct CleanTexts {
 
 #[derive(Default)]
 struct Seen {
-    set: HashSet<Key>,
+    set: HashSet<Key, BuildHasherDefault<FirstBytes>>,
     /// Insertion order: the oldest goes first when the set is full.
     order: VecDeque<Key>,
 }
@@ -96,5 +98,24 @@ impl CleanTexts {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.seen.lock().map_or(0, |s| s.set.len())
+    }
+}
+
+/// The set's hasher: a key is already a keyed SHA-256, uniform and unknown to callers, so its
+/// first eight bytes are as good a hash as SipHash's of all 32, at no cost.
+#[derive(Default)]
+struct FirstBytes(u64);
+
+impl Hasher for FirstBytes {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // A `[u8; 32]` comes as its length, then its bytes: the first eight of each suffice.
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
     }
 }
