@@ -851,6 +851,53 @@ async fn answers_do_not_wait_for_a_database_that_another_writer_holds() {
     assert_eq!(report.records, 14, "{report:?}");
 }
 
+/// Answers queued for their insert while the storing task had just begun a batch do not wait
+/// behind that batch when it stalls on another writer's lock: past a few milliseconds they are
+/// committed to the journal instead, and stored after it.
+#[tokio::test]
+async fn answers_queued_behind_a_stalled_batch_are_committed_to_the_journal() {
+    let app = spawn_app().await;
+    // The contract's data key, made before the lock is taken.
+    app.gw.log.data_keys.get("c1", true).await.unwrap().unwrap();
+    let mut other = raw(&app).await;
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("UPDATE chain_head SET updated_at = updated_at WHERE id = 1")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    // One answer, committed to the journal; a flush makes the storing task insert it at once,
+    // and that insert waits for the lock.
+    let (lone, acks) = commit_together(&app, "lone", 1).await;
+    assert_eq!(acks, [true]);
+    let log = app.gw.log.clone();
+    let flushed = tokio::spawn(async move { log.flush().await });
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    // A group arriving now finds a batch just begun, so is queued for its insert.
+    let sent = std::time::Instant::now();
+    let (group, acks) = commit_together(&app, "queued", 8).await;
+    assert!(acks.iter().all(|a| *a), "{acks:?}");
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(1),
+        "answers waited {:?} behind a stalled batch",
+        sent.elapsed()
+    );
+    for id in &group {
+        assert!(
+            app.committed_in_journal(id),
+            "{id} was acknowledged with its record nowhere"
+        );
+    }
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    assert!(flushed.await.unwrap(), "the stalled batch was not stored");
+    assert!(app.gw.log.flush().await);
+    for id in lone.iter().chain(&group) {
+        assert_eq!(app.record(id).await.0.outcome, "ok");
+    }
+    let report = check(&app, &[]).await;
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.records, 9, "{report:?}");
+}
+
 /// Answers of `n` requests that arrive together, noted and then committed at once; whether
 /// each was acknowledged as committed.
 async fn commit_together(app: &TestApp, tag: &str, n: usize) -> (Vec<String>, Vec<bool>) {

@@ -749,15 +749,46 @@ async fn store_loop(
         waited_for = false;
         let n = records.len();
         progress.begin();
-        let unstored = store_batch(
+        let batch = store_batch(
             &store,
             (&journal, journal_sync),
             &healthy,
             &mut cp,
             std::mem::take(&mut records),
             std::mem::take(&mut acks),
-        )
-        .await;
+        );
+        tokio::pin!(batch);
+        let stall = tokio::time::sleep(STORE_STALL);
+        tokio::pin!(stall);
+        let mut stalled = false;
+        // What arrives while the batch stalls: answers queued for their insert were promised
+        // no wait behind a stall, so they are committed to the journal now, and everything is
+        // stored with the next batch, after this one's records (commit order).
+        let mut later = (Vec::new(), Vec::new(), Vec::new());
+        let unstored = loop {
+            tokio::select! {
+                biased;
+                unstored = &mut batch => break unstored,
+                () = &mut stall, if !stalled => stalled = true,
+                m = rx.recv(), if stalled && !closing => match m {
+                    Some(ToStore::Records(mut r, mut a)) => {
+                        to_journal(&mut a);
+                        commit_to_journal(&journal, journal_sync, &r, &mut a).await;
+                        fresh += r.len();
+                        waited_for |= a
+                            .iter()
+                            .any(|a| matches!(a, Ack::Durable(_) | Ack::Stored(_)));
+                        later.0.append(&mut r);
+                        later.1.append(&mut a);
+                    }
+                    Some(ToStore::Flush(done)) => {
+                        waited_for = true;
+                        later.2.push(done);
+                    }
+                    None => closing = true,
+                },
+            }
+        };
         let left = unstored.len();
         progress.end(left > 0);
         room.add_permits(n - left);
@@ -770,7 +801,16 @@ async fn store_loop(
             records = unstored;
             due = Some(tokio::time::Instant::now() + RETRY_EVERY);
         }
-        if closing {
+        let (mut r, mut a, mut f) = later;
+        let diverted = !r.is_empty() || !f.is_empty();
+        if diverted {
+            records.append(&mut r);
+            acks.append(&mut a);
+            flushes.append(&mut f);
+            let soon = tokio::time::Instant::now() + STORE_DELAY;
+            due = Some(due.map_or(soon, |d| d.min(soon)));
+        }
+        if closing && !diverted {
             // What is left is in the journal: recovery stores it.
             break;
         }
@@ -877,17 +917,22 @@ async fn commit_by_database(
         r.prev_hash.clear();
         r.record_hash.clear();
     }
-    for ack in acks.iter_mut() {
-        *ack = match std::mem::replace(ack, Ack::None) {
-            Ack::Database(done) => Ack::Durable(done),
-            other => other,
-        };
-    }
+    to_journal(acks);
     // Those whose journal commit fails too stay `Durable`: they wait for the insert below.
     if records.len() == n {
         commit_to_journal(journal, journal_sync, &records, acks).await;
     }
     write_batch(store, records).await
+}
+
+/// Answers that were to be committed by their insert are to be committed by the journal.
+fn to_journal(acks: &mut [Ack]) {
+    for ack in acks {
+        *ack = match std::mem::replace(ack, Ack::None) {
+            Ack::Database(done) => Ack::Durable(done),
+            other => other,
+        };
+    }
 }
 
 /// Appends the records waiting for a durable acknowledgement to the journal as committed

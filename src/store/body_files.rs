@@ -74,23 +74,30 @@ fn day_ok(day: &str) -> bool {
         })
 }
 
-/// Lets the kernel drop a synced body file's pages from its cache. Bodies are written once and
-/// read rarely (`log show`, a disclosure); kept cached, every append takes a page the kernel has
-/// not used yet, which in a virtual machine whose free memory goes back to the host costs a
+/// Lets the kernel drop a synced body file's whole pages from its cache. Bodies are written once
+/// and read rarely (`log show`, a disclosure); kept cached, every append takes a page the kernel
+/// has not used yet, which in a virtual machine whose free memory goes back to the host costs a
 /// fault to the host per page (docs/BENCHMARKS.md). Dropped, the next appends reuse the pages
-/// just freed. Only advice: a failure changes nothing.
-fn drop_cached(f: &File) {
+/// just freed. `synced`: the file's length when it was synced. The last page, which the next
+/// append fills further, stays: dropped, it would be read back from disk inside that append's
+/// transaction. Only advice: a failure changes nothing.
+fn drop_cached(f: &File, synced: u64) {
+    const PAGE: u64 = 4096;
+    let whole = synced - synced % PAGE;
     #[cfg(target_os = "linux")]
-    {
+    if let Ok(len) = libc::off_t::try_from(whole) {
+        if len == 0 {
+            return;
+        }
         use std::os::fd::AsRawFd;
         // SAFETY: a plain system call on a descriptor `f` keeps open for its duration.
-        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, len, libc::POSIX_FADV_DONTNEED) };
         if rc != 0 {
             tracing::debug!(errno = rc, "posix_fadvise(DONTNEED) on a body file failed");
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = f;
+    let _ = (f, whole);
 }
 
 impl BodyFiles {
@@ -143,7 +150,11 @@ impl BodyFiles {
             .collect();
         for (i, path) in pending.iter().enumerate() {
             let synced = match File::open(path) {
-                Ok(f) => self.sync_file(path, &f).map(|()| drop_cached(&f)),
+                Ok(f) => {
+                    // Taken before the sync: what is appended meanwhile stays cached.
+                    let len = f.metadata().map_or(0, |m| m.len());
+                    self.sync_file(path, &f).map(|()| drop_cached(&f, len))
+                }
                 // Deleted meanwhile (retention, contract close): nothing to keep.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(e).with_context(|| format!("cannot open {}", path.display())),

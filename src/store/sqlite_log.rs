@@ -45,8 +45,10 @@ fn open(path: &str, full_sync: bool) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
-/// Past this many frames (128 MiB of 4 KiB pages) the WAL is started over, not only copied back.
-const WAL_RESTART_FRAMES: i64 = 32768;
+/// Past this many frames (64 MiB of 4 KiB pages, the `journal_size_limit`) the WAL is started
+/// over, not only copied back: past the limit, SQLite would cut it at its next rewind and the
+/// frames beyond would take fresh pages again.
+const WAL_RESTART_FRAMES: i64 = 16384;
 
 /// Copies the WAL back into the database without stopping writers. Under steady writes that
 /// alone never lets the WAL start over (new frames always follow the copied ones) and the file
@@ -64,8 +66,22 @@ const WAL_RESTART_FRAMES: i64 = 32768;
 /// inside the commit; under load the WAL is rewritten every half second, so its pages stay
 /// cached, and that commit is the storing task's, which no answer waits for but a group's.
 /// With `full_sync` a WAL that keeps its size also spares each fsync a change of the file's size.
-fn checkpoint(c: &Connection) -> rusqlite::Result<()> {
-    let frames: i64 = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+///
+/// Once the WAL holds no new frames since the last call and all of them are copied back, the
+/// log is idle: the WAL is then cut to nothing, so that old frames (a closed contract's wrapped
+/// key among them, see `Store::close_contract`) do not stay in a rewound file.
+fn checkpoint(c: &Connection, last: &mut i64) -> rusqlite::Result<()> {
+    let (frames, copied): (i64, i64) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get(1)?, r.get(2)?))
+    })?;
+    let idle = frames > 0 && frames == copied && frames == *last;
+    *last = frames;
+    if idle {
+        c.busy_timeout(Duration::from_millis(50))?;
+        let r = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        c.busy_timeout(BUSY_WAIT)?;
+        return r;
+    }
     if frames > WAL_RESTART_FRAMES {
         // This holds writers back while it waits for readers: a long read (an audit
         // verify, a disclosure) must make it give up quickly, not stall the log for seconds.
@@ -109,7 +125,9 @@ impl SqliteLog {
         let pending = bodies.clone();
         std::thread::Builder::new()
             .name("mamori-log-checkpoint".into())
-            .spawn(move || loop {
+            .spawn(move || {
+                let mut frames = 0;
+                loop {
                 std::thread::sleep(Duration::from_millis(500));
                 if alive.upgrade().is_none() {
                     return;
@@ -119,8 +137,9 @@ impl SqliteLog {
                     tracing::warn!(error = %format!("{e:#}"), "cannot sync log body files; WAL checkpoint postponed");
                     continue;
                 }
-                if let Err(e) = checkpoint(&cp) {
+                if let Err(e) = checkpoint(&cp, &mut frames) {
                     tracing::debug!(error = %e, "WAL checkpoint skipped");
+                }
                 }
             })?;
         Ok(Self {
@@ -156,9 +175,24 @@ impl SqliteLog {
         let conn = Arc::clone(&self.conn);
         let (bodies, sync) = (self.bodies.clone(), self.full_sync);
         let blocking = tokio::task::spawn_blocking(move || {
-            let mut c = conn
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Not waiting means for the connection too: another write of this process (the
+            // upkeep's recovery) may hold it while it waits for another process's lock.
+            let mut c = if wait {
+                conn.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            } else {
+                match conn.try_lock() {
+                    Ok(c) => c,
+                    Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => {
+                        let busy = rusqlite::Error::SqliteFailure(
+                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                            Some("the log connection is in use".into()),
+                        );
+                        return (records, Err(busy.into()));
+                    }
+                }
+            };
             let r = match c.busy_timeout(if wait { BUSY_WAIT } else { Duration::ZERO }) {
                 Ok(()) => write(&mut c, &bodies, sync, &mut records, link),
                 Err(e) => Err(e.into()),
@@ -287,19 +321,27 @@ mod tests {
             let grown = wal_len(&db);
             assert!(grown > 2_000_000, "the WAL did not grow: {grown}");
             let cp = open(path, full_sync).unwrap();
-            checkpoint(&cp).unwrap();
+            let mut last = 0;
+            checkpoint(&cp, &mut last).unwrap();
             fill(&mut c, 1);
             assert_eq!(
                 wal_len(&db),
                 grown,
                 "full_sync {full_sync}: the WAL was not rewound"
             );
-            let frames: i64 = cp
-                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
-                .unwrap();
+            // The commit's frames copied back: not idle yet (they are new since the last look).
+            checkpoint(&cp, &mut last).unwrap();
             assert!(
-                frames < 10,
-                "full_sync {full_sync}: the commit did not start the WAL over ({frames} frames)"
+                last < 10,
+                "full_sync {full_sync}: the commit did not start the WAL over ({last} frames)"
+            );
+            assert_eq!(wal_len(&db), grown, "new frames do not make the log idle");
+            // Nothing new since: idle, so the WAL is cut to nothing.
+            checkpoint(&cp, &mut last).unwrap();
+            assert_eq!(
+                wal_len(&db),
+                0,
+                "full_sync {full_sync}: the idle WAL was not cut"
             );
         }
     }
