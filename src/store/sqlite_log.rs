@@ -32,8 +32,10 @@ pub(crate) struct SqliteLog {
 fn open(path: &str, full_sync: bool) -> rusqlite::Result<Connection> {
     let c = Connection::open(path)?;
     c.busy_timeout(BUSY_WAIT)?;
+    // 1 MiB of page cache: appends touch a few pages at the right edge of the table and its
+    // indexes; a larger cache only fills with pages no later insert reads, and stays resident.
     c.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA secure_delete=ON; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-2048;",
+        "PRAGMA journal_mode=WAL; PRAGMA secure_delete=ON; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-1024;",
     )?;
     c.execute_batch(if full_sync {
         "PRAGMA synchronous=FULL;"
