@@ -518,16 +518,18 @@ impl Store {
                 // A reader's snapshot keeps the WAL from being cut (its first column, `busy`):
                 // wait for it, since the log rewinds its WAL rather than cutting it, and old
                 // frames, a wrapped key among them, would otherwise stay in the file.
-                for attempt in 0..50 {
+                let started = std::time::Instant::now();
+                loop {
                     let busy: i64 = sqlx::query_scalar("PRAGMA wal_checkpoint(TRUNCATE)")
                         .fetch_one(self.pool())
                         .await?;
                     if busy == 0 {
                         return Ok(());
                     }
-                    if attempt < 49 {
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    if started.elapsed() >= std::time::Duration::from_secs(5) {
+                        break;
                     }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
                 anyhow::bail!("the contract is closed, its keys revoked and its data key destroyed, but for 5 s a reader kept the database's write-ahead log from being cleared, so an old copy of the wrapped key may remain in it until it is; a running gateway clears it once its log has been idle for a second — stop long-running readers (`audit verify`, disclosures) so that it can");
             }
