@@ -898,6 +898,46 @@ async fn answers_queued_behind_a_stalled_batch_are_committed_to_the_journal() {
     assert_eq!(report.records, 9, "{report:?}");
 }
 
+/// Records that piled up behind a lock are stored in batches of a bounded size once it goes, in
+/// order, and a flush waits for all of them.
+#[tokio::test]
+async fn a_backlog_is_stored_in_order_once_the_lock_goes() {
+    let app = spawn_app().await;
+    let mut other = raw(&app).await;
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("UPDATE chain_head SET updated_at = updated_at WHERE id = 1")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let ids: Vec<String> = (0..1300).map(|i| format!("req_backlog_{i:04}")).collect();
+    for id in &ids {
+        app.gw.log.submit(Box::new(rec(id)));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let log = app.gw.log.clone();
+    let flushed = tokio::spawn(async move { log.flush().await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    assert!(flushed.await.unwrap(), "the backlog was not stored");
+    let mut seqs = Vec::new();
+    for id in &ids {
+        let r = app
+            .store
+            .log_record(id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id} was not stored"));
+        seqs.push(r.seq);
+    }
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "the backlog was stored out of order"
+    );
+    let report = check(&app, &[]).await;
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.records, 1300, "{report:?}");
+}
+
 /// Answers of `n` requests that arrive together, noted and then committed at once; whether
 /// each was acknowledged as committed.
 async fn commit_together(app: &TestApp, tag: &str, n: usize) -> (Vec<String>, Vec<bool>) {

@@ -747,6 +747,14 @@ async fn store_loop(
         due = None;
         fresh = 0;
         waited_for = false;
+        // At most a batch's worth at once (after a stall or an outage, thousands may wait, and a
+        // small-bodied batch is written in place, on the runtime's worker); the rest follows at
+        // once, and flushes are answered when everything before them is stored.
+        let (rest, rest_acks) = if records.len() > MAX_BATCH {
+            (records.split_off(MAX_BATCH), acks.split_off(MAX_BATCH))
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let n = records.len();
         progress.begin();
         let batch = store_batch(
@@ -793,24 +801,35 @@ async fn store_loop(
         progress.end(left > 0);
         room.add_permits(n - left);
         metrics::gauge!("mamori_log_unstored_records").set(awaiting_store(&room) as f64);
-        for done in flushes.drain(..) {
-            let _ = done.send(left == 0);
+        if rest.is_empty() {
+            for done in flushes.drain(..) {
+                let _ = done.send(left == 0);
+            }
         }
+        let now = tokio::time::Instant::now();
         if left > 0 {
             acks = unstored.iter().map(|_| Ack::Given).collect();
             records = unstored;
-            due = Some(tokio::time::Instant::now() + RETRY_EVERY);
+            due = Some(now + RETRY_EVERY);
         }
         let (mut r, mut a, mut f) = later;
-        let diverted = !r.is_empty() || !f.is_empty();
-        if diverted {
-            records.append(&mut r);
-            acks.append(&mut a);
-            flushes.append(&mut f);
-            let soon = tokio::time::Instant::now() + STORE_DELAY;
+        let split = !rest.is_empty();
+        let pending = split || !r.is_empty() || !f.is_empty();
+        records.extend(rest);
+        acks.extend(rest_acks);
+        records.append(&mut r);
+        acks.append(&mut a);
+        flushes.append(&mut f);
+        if pending && left == 0 {
+            // The rest of a large batch, or someone waits: at once; else with the next few.
+            let soon = if split || waited_for {
+                now
+            } else {
+                now + STORE_DELAY
+            };
             due = Some(due.map_or(soon, |d| d.min(soon)));
         }
-        if closing && !diverted {
+        if closing && !pending {
             // What is left is in the journal: recovery stores it.
             break;
         }

@@ -484,7 +484,9 @@ impl Store {
         bump_generation(&mut *tx).await?;
         tx.commit().await?;
         self.shred_body_files(id).await?;
-        self.scrub_freed_space().await?;
+        if let Err(e) = self.scrub_freed_space().await {
+            bail!("closed contract `{id}` and revoked {revoked} key(s), but {e:#}");
+        }
         Ok(revoked)
     }
 
@@ -515,23 +517,35 @@ impl Store {
     async fn scrub_freed_space(&self) -> anyhow::Result<()> {
         match self.dialect() {
             super::Dialect::Sqlite => {
-                // A reader's snapshot keeps the WAL from being cut (its first column, `busy`):
-                // wait for it, since the log rewinds its WAL rather than cutting it, and old
-                // frames, a wrapped key among them, would otherwise stay in the file.
+                // A reader, a writer or another checkpoint keeps the WAL from being cut (the
+                // first column, `busy`): try again for up to 5 s, since the log rewinds its WAL
+                // rather than cutting it, and old frames, a wrapped key among them, would
+                // otherwise stay in the file. Each try waits at most 50 ms for the lock, which a
+                // TRUNCATE holds while it waits for readers: writers (a gateway's log) get it
+                // between tries.
+                let mut conn = self.pool().acquire().await?;
+                sqlx::query("PRAGMA busy_timeout=50")
+                    .execute(&mut *conn)
+                    .await?;
                 let started = std::time::Instant::now();
-                loop {
+                let cleared = loop {
                     let busy: i64 = sqlx::query_scalar("PRAGMA wal_checkpoint(TRUNCATE)")
-                        .fetch_one(self.pool())
+                        .fetch_one(&mut *conn)
                         .await?;
                     if busy == 0 {
-                        return Ok(());
+                        break true;
                     }
                     if started.elapsed() >= std::time::Duration::from_secs(5) {
-                        break;
+                        break false;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                };
+                sqlx::query("PRAGMA busy_timeout=5000")
+                    .execute(&mut *conn)
+                    .await?;
+                if !cleared {
+                    anyhow::bail!("for 5 s the database's write-ahead log could not be cleared (readers such as `audit verify` or a disclosure, or a busy gateway, held it), so an old copy of the contract's wrapped data key may remain in it until it is; a running gateway clears it once its log has been idle for a second");
                 }
-                anyhow::bail!("the contract is closed, its keys revoked and its data key destroyed, but for 5 s a reader kept the database's write-ahead log from being cleared, so an old copy of the wrapped key may remain in it until it is; a running gateway clears it once its log has been idle for a second — stop long-running readers (`audit verify`, disclosures) so that it can");
             }
             super::Dialect::Postgres => {
                 sqlx::query("VACUUM FULL data_keys")
