@@ -750,11 +750,17 @@ async fn store_loop(
         // At most a batch's worth at once (after a stall or an outage, thousands may wait, and a
         // small-bodied batch is written in place, on the runtime's worker); the rest follows at
         // once, and flushes are answered when everything before them is stored.
-        let (rest, rest_acks) = if records.len() > MAX_BATCH {
+        let (rest, mut rest_acks) = if records.len() > MAX_BATCH {
             (records.split_off(MAX_BATCH), acks.split_off(MAX_BATCH))
         } else {
             (Vec::new(), Vec::new())
         };
+        // Answers left for a later batch would wait behind this one, stall or not: commit
+        // them by the journal now.
+        if rest_acks.iter().any(|a| matches!(a, Ack::Database(_))) {
+            to_journal(&mut rest_acks);
+            commit_to_journal(&journal, journal_sync, &rest, &mut rest_acks).await;
+        }
         let n = records.len();
         progress.begin();
         let batch = store_batch(
