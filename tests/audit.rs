@@ -14,6 +14,28 @@ async fn raw(app: &TestApp) -> sqlx::AnyConnection {
     sqlx::AnyConnection::connect(&app.db.url).await.unwrap()
 }
 
+/// Another writer (an admin command, another instance) holding the log's write lock: on SQLite
+/// the database's, on PostgreSQL the chain head's row. Rolled back by the caller.
+async fn hold_log_lock(app: &TestApp) -> sqlx::AnyConnection {
+    let mut other = raw(app).await;
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("UPDATE chain_head SET updated_at = updated_at WHERE id = 1")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    other
+}
+
+/// Every answer in `ids` was acknowledged with its record committed to the journal.
+fn assert_in_journal(app: &TestApp, ids: &[String]) {
+    for id in ids {
+        assert!(
+            app.committed_in_journal(id),
+            "{id} was acknowledged with its record nowhere"
+        );
+    }
+}
+
 /// An app with `n` served requests in its log.
 async fn app_with_log(n: usize) -> TestApp {
     let app = spawn_app().await;
@@ -802,14 +824,7 @@ async fn a_record_committed_during_a_contract_close_is_shredded_too() {
 #[tokio::test]
 async fn answers_do_not_wait_for_a_database_that_another_writer_holds() {
     let app = app_with_log(1).await;
-    // Another writer (an admin command, another instance) holds the log's write lock: on
-    // SQLite the database's, on PostgreSQL the chain head's row.
-    let mut other = raw(&app).await;
-    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
-    sqlx::query("UPDATE chain_head SET updated_at = updated_at WHERE id = 1")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let mut other = hold_log_lock(&app).await;
     let body =
         json!({"model": "gpt-test", "messages": [{"role": "user", "content": "ロック中の依頼"}]});
     let started = std::time::Instant::now();
@@ -836,12 +851,7 @@ async fn answers_do_not_wait_for_a_database_that_another_writer_holds() {
         "answers arriving together waited {:?} for the database",
         sent.elapsed()
     );
-    for id in &group {
-        assert!(
-            app.committed_in_journal(id),
-            "{id} was acknowledged with its record nowhere"
-        );
-    }
+    assert_in_journal(&app, &group);
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
     // Once the lock is gone, every record reaches the database, in one verified chain.
     app.wait_for_records(14).await;
@@ -859,12 +869,7 @@ async fn answers_queued_behind_a_stalled_batch_are_committed_to_the_journal() {
     let app = spawn_app().await;
     // The contract's data key, made before the lock is taken.
     app.gw.log.data_keys.get("c1", true).await.unwrap().unwrap();
-    let mut other = raw(&app).await;
-    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
-    sqlx::query("UPDATE chain_head SET updated_at = updated_at WHERE id = 1")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let mut other = hold_log_lock(&app).await;
     // One answer, committed to the journal; a flush makes the storing task insert it at once,
     // and that insert waits for the lock.
     let (lone, acks) = commit_together(&app, "lone", 1).await;
@@ -881,12 +886,7 @@ async fn answers_queued_behind_a_stalled_batch_are_committed_to_the_journal() {
         "answers waited {:?} behind a stalled batch",
         sent.elapsed()
     );
-    for id in &group {
-        assert!(
-            app.committed_in_journal(id),
-            "{id} was acknowledged with its record nowhere"
-        );
-    }
+    assert_in_journal(&app, &group);
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
     assert!(flushed.await.unwrap(), "the stalled batch was not stored");
     assert!(app.gw.log.flush().await);
@@ -903,12 +903,7 @@ async fn answers_queued_behind_a_stalled_batch_are_committed_to_the_journal() {
 #[tokio::test]
 async fn a_backlog_is_stored_in_order_once_the_lock_goes() {
     let app = spawn_app().await;
-    let mut other = raw(&app).await;
-    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
-    sqlx::query("UPDATE chain_head SET updated_at = updated_at WHERE id = 1")
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let mut other = hold_log_lock(&app).await;
     let ids: Vec<String> = (0..1300).map(|i| format!("req_backlog_{i:04}")).collect();
     for id in &ids {
         app.gw.log.submit(Box::new(rec(id)));
@@ -994,12 +989,7 @@ async fn answers_that_arrive_together_are_committed_by_the_database_or_else_the_
 
     // Another writer holds the lock of an idle store: the insert is not waited for, the group
     // is committed to the journal instead, and stored once the lock is gone.
-    let mut conn = raw(&app).await;
-    sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-    sqlx::query("UPDATE chain_head SET updated_at = updated_at WHERE id = 1")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let mut conn = hold_log_lock(&app).await;
     let sent = std::time::Instant::now();
     let (held, acks) = commit_together(&app, "held", 8).await;
     assert!(acks.iter().all(|a| *a), "{acks:?}");
@@ -1008,9 +998,7 @@ async fn answers_that_arrive_together_are_committed_by_the_database_or_else_the_
         "answers waited {:?} for another writer's lock",
         sent.elapsed()
     );
-    for id in &held {
-        assert!(app.committed_in_journal(id), "{id} is in no journal line");
-    }
+    assert_in_journal(&app, &held);
     sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
     for id in &held {
         assert_eq!(app.record(id).await.0.outcome, "ok");
@@ -1023,12 +1011,7 @@ async fn answers_that_arrive_together_are_committed_by_the_database_or_else_the_
         .unwrap();
     let (late, acks) = commit_together(&app, "late", 8).await;
     assert!(acks.iter().all(|a| *a), "{acks:?}");
-    for id in &late {
-        assert!(
-            app.committed_in_journal(id),
-            "{id} was acknowledged with its record nowhere"
-        );
-    }
+    assert_in_journal(&app, &late);
     for _ in 0..200 {
         if !app.gw.log.is_healthy() {
             break;

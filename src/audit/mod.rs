@@ -758,8 +758,7 @@ async fn store_loop(
         // Answers left for a later batch would wait behind this one, stall or not: commit
         // them by the journal now.
         if rest_acks.iter().any(|a| matches!(a, Ack::Database(_))) {
-            to_journal(&mut rest_acks);
-            commit_to_journal(&journal, journal_sync, &rest, &mut rest_acks).await;
+            journal_instead(&journal, journal_sync, &rest, &mut rest_acks).await;
         }
         let n = records.len();
         progress.begin();
@@ -786,8 +785,7 @@ async fn store_loop(
                 () = &mut stall, if !stalled => stalled = true,
                 m = rx.recv(), if stalled && !closing => match m {
                     Some(ToStore::Records(mut r, mut a)) => {
-                        to_journal(&mut a);
-                        commit_to_journal(&journal, journal_sync, &r, &mut a).await;
+                        journal_instead(&journal, journal_sync, &r, &mut a).await;
                         fresh += r.len();
                         waited_for |= a
                             .iter()
@@ -958,6 +956,18 @@ fn to_journal(acks: &mut [Ack]) {
             other => other,
         };
     }
+}
+
+/// Commits by the journal, now, the answers that were to be committed by their insert (and
+/// any still waiting for a durable acknowledgement), when the insert would have to wait.
+async fn journal_instead(
+    journal: &Arc<Journal>,
+    sync: bool,
+    records: &[LogRecord],
+    acks: &mut [Ack],
+) {
+    to_journal(acks);
+    commit_to_journal(journal, sync, records, acks).await;
 }
 
 /// Appends the records waiting for a durable acknowledgement to the journal as committed

@@ -117,6 +117,40 @@ fn is_busy(e: &anyhow::Error) -> bool {
         if f.code == ErrorCode::DatabaseBusy || f.code == ErrorCode::DatabaseLocked)
 }
 
+/// The checkpoint thread: every half second, until the log's connection goes, syncs the body
+/// files and then copies the WAL back.
+fn checkpoint_loop(
+    alive: &std::sync::Weak<Mutex<Connection>>,
+    cp: &Connection,
+    pending: &BodyFiles,
+) {
+    let mut version = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        if alive.upgrade().is_none() {
+            return;
+        }
+        // Rows become durable at a checkpoint; the bodies they point to must be first.
+        if let Err(e) = pending.sync_pending() {
+            tracing::warn!(error = %format!("{e:#}"), "cannot sync log body files; WAL checkpoint postponed");
+            continue;
+        }
+        if let Err(e) = checkpoint(cp, &mut version) {
+            tracing::debug!(error = %e, "WAL checkpoint skipped");
+        }
+    }
+}
+
+/// The log's connection if no one else holds it. A panic mid-write left no transaction open
+/// (rusqlite rolls back on drop), so a poisoned lock is taken as it is.
+fn try_conn(conn: &Mutex<Connection>) -> Option<std::sync::MutexGuard<'_, Connection>> {
+    match conn.try_lock() {
+        Ok(c) => Some(c),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 impl SqliteLog {
     /// Opens the log's connection and starts the checkpoint thread for the file at `path`.
     pub(crate) fn start(path: &str, full_sync: bool) -> anyhow::Result<Self> {
@@ -131,23 +165,7 @@ impl SqliteLog {
         let pending = bodies.clone();
         std::thread::Builder::new()
             .name("mamori-log-checkpoint".into())
-            .spawn(move || {
-                let mut frames = 0;
-                loop {
-                std::thread::sleep(Duration::from_millis(500));
-                if alive.upgrade().is_none() {
-                    return;
-                }
-                // Rows become durable at a checkpoint; the bodies they point to must be first.
-                if let Err(e) = pending.sync_pending() {
-                    tracing::warn!(error = %format!("{e:#}"), "cannot sync log body files; WAL checkpoint postponed");
-                    continue;
-                }
-                if let Err(e) = checkpoint(&cp, &mut frames) {
-                    tracing::debug!(error = %e, "WAL checkpoint skipped");
-                }
-                }
-            })?;
+            .spawn(move || checkpoint_loop(&alive, &cp, &pending))?;
         Ok(Self {
             conn,
             full_sync,
@@ -165,13 +183,7 @@ impl SqliteLog {
         wait: bool,
     ) -> (Vec<LogRecord>, anyhow::Result<(i64, String)>) {
         if !self.full_sync && body_bytes(&records) <= IN_PLACE_BYTES {
-            let guard = match self.conn.try_lock() {
-                Ok(c) => Some(c),
-                // A panic mid-write left no transaction open (rusqlite rolls back on drop).
-                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            };
-            if let Some(mut c) = guard {
+            if let Some(mut c) = try_conn(&self.conn) {
                 match write(&mut c, &self.bodies, false, &mut records, link) {
                     Err(e) if is_busy(&e) => {}
                     r => return (records, r),
@@ -186,18 +198,14 @@ impl SqliteLog {
             let mut c = if wait {
                 conn.lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
+            } else if let Some(c) = try_conn(&conn) {
+                c
             } else {
-                match conn.try_lock() {
-                    Ok(c) => c,
-                    Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                    Err(std::sync::TryLockError::WouldBlock) => {
-                        let busy = rusqlite::Error::SqliteFailure(
-                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-                            Some("the log connection is in use".into()),
-                        );
-                        return (records, Err(busy.into()));
-                    }
-                }
+                let busy = rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    Some("the log connection is in use".into()),
+                );
+                return (records, Err(busy.into()));
             };
             let r = match c.busy_timeout(if wait { BUSY_WAIT } else { Duration::ZERO }) {
                 Ok(()) => write(&mut c, &bodies, sync, &mut records, link),
