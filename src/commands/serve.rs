@@ -52,11 +52,7 @@ async fn release_free_memory() {
         let now = crate::proxy::requests_seen();
         if now == seen && now != trimmed {
             trimmed = now;
-            #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            // SAFETY: malloc_trim only returns free heap pages to the kernel; it takes no pointers.
-            unsafe {
-                libc::malloc_trim(0);
-            }
+            crate::memory::release_free();
         }
         seen = now;
     }

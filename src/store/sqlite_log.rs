@@ -75,7 +75,8 @@ const WAL_RESTART_FRAMES: i64 = 16384;
 /// and every frame is copied back, the log is idle: the WAL is then cut to nothing, so that
 /// old frames (a closed contract's wrapped key among them, see `Store::close_contract`) do not
 /// stay in a rewound file. `last`: the `data_version` of the last call.
-fn checkpoint(c: &Connection, last: &mut i64) -> rusqlite::Result<()> {
+/// Returns whether the log was found idle (and the WAL cut).
+fn checkpoint(c: &Connection, last: &mut i64) -> rusqlite::Result<bool> {
     let version: i64 = c.query_row("PRAGMA data_version", [], |r| r.get(0))?;
     let (frames, copied): (i64, i64) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
         Ok((r.get(1)?, r.get(2)?))
@@ -86,7 +87,7 @@ fn checkpoint(c: &Connection, last: &mut i64) -> rusqlite::Result<()> {
         c.busy_timeout(Duration::from_millis(50))?;
         let r = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         c.busy_timeout(BUSY_WAIT)?;
-        return r;
+        return r.map(|()| true);
     }
     if frames > WAL_RESTART_FRAMES {
         // This holds writers back while it waits for readers: a long read (an audit
@@ -96,7 +97,19 @@ fn checkpoint(c: &Connection, last: &mut i64) -> rusqlite::Result<()> {
         c.busy_timeout(BUSY_WAIT)?;
         r?;
     }
-    Ok(())
+    Ok(false)
+}
+
+/// Once the log is idle, its connections hand back the page cache that appends filled (up to
+/// `cache_size` each: new pages at the right edge of the table and its indexes, which no later
+/// insert reads again), and the process returns it to the system, so that an idle gateway does
+/// not keep the cache of its last burst resident. Skipped if a write holds the log meanwhile.
+fn release_memory(log: &Mutex<Connection>, cp: &Connection) {
+    if let Some(c) = try_conn(log) {
+        let _ = c.execute_batch("PRAGMA shrink_memory;");
+    }
+    let _ = cp.execute_batch("PRAGMA shrink_memory;");
+    crate::memory::release_free();
 }
 
 /// Bodies above this many bytes in one batch are written on a blocking thread: in place, the
@@ -112,7 +125,9 @@ fn body_bytes(records: &[LogRecord]) -> usize {
         .sum()
 }
 
-fn is_busy(e: &anyhow::Error) -> bool {
+/// Whether `e` is SQLite saying another connection holds the lock (not a fault: a WAL restart
+/// holds writers back for a moment, see `checkpoint`).
+pub(crate) fn is_busy(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<rusqlite::Error>(), Some(rusqlite::Error::SqliteFailure(f, _))
         if f.code == ErrorCode::DatabaseBusy || f.code == ErrorCode::DatabaseLocked)
 }
@@ -127,16 +142,18 @@ fn checkpoint_loop(
     let mut version = 0;
     loop {
         std::thread::sleep(Duration::from_millis(500));
-        if alive.upgrade().is_none() {
+        let Some(log) = alive.upgrade() else {
             return;
-        }
+        };
         // Rows become durable at a checkpoint; the bodies they point to must be first.
         if let Err(e) = pending.sync_pending() {
             tracing::warn!(error = %format!("{e:#}"), "cannot sync log body files; WAL checkpoint postponed");
             continue;
         }
-        if let Err(e) = checkpoint(cp, &mut version) {
-            tracing::debug!(error = %e, "WAL checkpoint skipped");
+        match checkpoint(cp, &mut version) {
+            Ok(true) => release_memory(&log, cp),
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e, "WAL checkpoint skipped"),
         }
     }
 }
@@ -346,7 +363,10 @@ mod tests {
             // Commits between looks, one frame each: never idle, though a rewound WAL's frame
             // count comes back to the same number.
             for _ in 0..5 {
-                checkpoint(&cp, &mut last).unwrap();
+                assert!(
+                    !checkpoint(&cp, &mut last).unwrap(),
+                    "a log in use is not idle"
+                );
                 assert_eq!(
                     wal_len(&db),
                     grown,
@@ -361,12 +381,62 @@ mod tests {
                 "the last commit does not make the log idle"
             );
             // Nothing committed since: idle, so the WAL is cut to nothing.
-            checkpoint(&cp, &mut last).unwrap();
+            assert!(
+                checkpoint(&cp, &mut last).unwrap(),
+                "an unchanged log is idle"
+            );
             assert_eq!(
                 wal_len(&db),
                 0,
                 "full_sync {full_sync}: the idle WAL was not cut"
             );
         }
+    }
+
+    fn cache_used(c: &Connection) -> i32 {
+        let (mut now, mut high) = (0, 0);
+        // SAFETY: the handle stays valid while `c` is borrowed; sqlite3_db_status only reads it.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                c.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_CACHE_USED,
+                &mut now,
+                &mut high,
+                0,
+            )
+        };
+        assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+        now
+    }
+
+    /// What the appends filled the log connection's page cache with is handed back once the
+    /// log is idle, not kept resident until the next burst.
+    #[test]
+    fn an_idle_log_hands_back_its_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db");
+        let path = path.to_str().unwrap();
+        let mut c = open(path, false).unwrap();
+        c.execute_batch("CREATE TABLE t (v BLOB)").unwrap();
+        fill(&mut c, 2000);
+        let filled = cache_used(&c);
+        assert!(
+            filled > 512 * 1024,
+            "the appends filled only {filled} bytes of cache"
+        );
+        let log = Mutex::new(c);
+        let cp = open(path, false).unwrap();
+        release_memory(&log, &cp);
+        let c = log.lock().unwrap();
+        let left = cache_used(&c);
+        assert!(
+            left < filled / 8,
+            "{left} of {filled} bytes of cache still held"
+        );
+        // The connection still works, reading back what it handed over.
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2000);
     }
 }
