@@ -932,7 +932,7 @@ async fn commit_by_database(
         ),
         // The checkpoint thread's WAL restart holds writers back for a moment every few seconds
         // under load: expected, and the journal takes over, so not worth a warning each time.
-        Err(e) if crate::store::is_busy(&e) => {
+        Err(e) if crate::store::is_held_elsewhere(&e) => {
             metrics::counter!("mamori_log_database_commits_deferred_total").increment(1);
             tracing::debug!(error = %format!("{e:#}"), records = n, "answers' insert met a lock; committing them to the journal");
         }

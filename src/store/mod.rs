@@ -5,7 +5,7 @@ mod body_files;
 mod log;
 mod registry;
 mod sqlite_log;
-pub(crate) use sqlite_log::is_busy;
+pub(crate) use sqlite_log::is_held_elsewhere;
 
 pub use log::{Checkpoint, DataKeyRow, Link, LogFilter, LogRecord, LogRecordSummary};
 pub use registry::*;

@@ -74,8 +74,9 @@ const WAL_RESTART_FRAMES: i64 = 16384;
 /// other connection's commit; a frame count can come back to the same number after a rewind)
 /// and every frame is copied back, the log is idle: the WAL is then cut to nothing, so that
 /// old frames (a closed contract's wrapped key among them, see `Store::close_contract`) do not
-/// stay in a rewound file. `last`: the `data_version` of the last call.
-/// Returns whether the log was found idle (and the WAL cut).
+/// stay in a rewound file (a reader still on the WAL holds the cut back: SQLite reports it as
+/// busy, not as an error, and the next look tries again). `last`: the `data_version` of the
+/// last call. Returns whether the log was found idle.
 fn checkpoint(c: &Connection, last: &mut i64) -> rusqlite::Result<bool> {
     let version: i64 = c.query_row("PRAGMA data_version", [], |r| r.get(0))?;
     let (frames, copied): (i64, i64) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
@@ -85,9 +86,14 @@ fn checkpoint(c: &Connection, last: &mut i64) -> rusqlite::Result<bool> {
     *last = version;
     if idle {
         c.busy_timeout(Duration::from_millis(50))?;
-        let r = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let r = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        });
         c.busy_timeout(BUSY_WAIT)?;
-        return r.map(|()| true);
+        if r? != 0 {
+            tracing::debug!("idle WAL not cut yet: a reader is still on it");
+        }
+        return Ok(true);
     }
     if frames > WAL_RESTART_FRAMES {
         // This holds writers back while it waits for readers: a long read (an audit
@@ -125,9 +131,15 @@ fn body_bytes(records: &[LogRecord]) -> usize {
         .sum()
 }
 
-/// Whether `e` is SQLite saying another connection holds the lock (not a fault: a WAL restart
-/// holds writers back for a moment, see `checkpoint`).
-pub(crate) fn is_busy(e: &anyhow::Error) -> bool {
+/// Whether `e` says another connection holds the database's lock (`SQLITE_BUSY`): not a fault,
+/// a WAL restart holds writers back for a moment (see `checkpoint`). `SQLITE_LOCKED`, a conflict
+/// within one connection, is not this.
+pub(crate) fn is_held_elsewhere(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<rusqlite::Error>(), Some(rusqlite::Error::SqliteFailure(f, _))
+        if f.code == ErrorCode::DatabaseBusy)
+}
+
+fn is_busy(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<rusqlite::Error>(), Some(rusqlite::Error::SqliteFailure(f, _))
         if f.code == ErrorCode::DatabaseBusy || f.code == ErrorCode::DatabaseLocked)
 }
@@ -140,19 +152,27 @@ fn checkpoint_loop(
     pending: &BodyFiles,
 ) {
     let mut version = 0;
+    // Whether this idle spell's memory was released already: once a spell, not every look.
+    let mut released = false;
     loop {
         std::thread::sleep(Duration::from_millis(500));
-        let Some(log) = alive.upgrade() else {
+        if alive.strong_count() == 0 {
             return;
-        };
+        }
         // Rows become durable at a checkpoint; the bodies they point to must be first.
         if let Err(e) = pending.sync_pending() {
             tracing::warn!(error = %format!("{e:#}"), "cannot sync log body files; WAL checkpoint postponed");
             continue;
         }
         match checkpoint(cp, &mut version) {
-            Ok(true) => release_memory(&log, cp),
-            Ok(false) => {}
+            Ok(true) if !released => {
+                if let Some(log) = alive.upgrade() {
+                    release_memory(&log, cp);
+                }
+                released = true;
+            }
+            Ok(true) => {}
+            Ok(false) => released = false,
             Err(e) => tracing::debug!(error = %e, "WAL checkpoint skipped"),
         }
     }
@@ -391,6 +411,38 @@ mod tests {
                 "full_sync {full_sync}: the idle WAL was not cut"
             );
         }
+    }
+
+    /// A reader still on the WAL when the log turns idle holds the cut back; the log is idle
+    /// all the same, and the WAL is cut at the first look after the reader is gone.
+    #[test]
+    fn a_reader_on_the_wal_holds_back_its_cut_until_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("log.db");
+        let path = db.to_str().unwrap();
+        let mut c = open(path, false).unwrap();
+        c.execute_batch("CREATE TABLE t (v BLOB)").unwrap();
+        fill(&mut c, 100);
+        let reader = open(path, false).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let n: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 100);
+        let cp = open(path, false).unwrap();
+        let mut last = 0;
+        assert!(
+            !checkpoint(&cp, &mut last).unwrap(),
+            "the first look only records the version"
+        );
+        assert!(
+            checkpoint(&cp, &mut last).unwrap(),
+            "nothing committed since: idle"
+        );
+        assert!(wal_len(&db) > 0, "the WAL was cut under a reader");
+        reader.execute_batch("COMMIT").unwrap();
+        assert!(checkpoint(&cp, &mut last).unwrap());
+        assert_eq!(wal_len(&db), 0, "the WAL was not cut once the reader ended");
     }
 
     fn cache_used(c: &Connection) -> i32 {
