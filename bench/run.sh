@@ -280,12 +280,16 @@ PER_C1=$(((N_C1 + ROUNDS - 1) / ROUNDS))
 log "c=1: warm-up, then $ROUNDS alternating slices of $PER_C1 requests per side"
 run_oha warm-direct-c1 "$DIRECT" -c 1 -n "$WARM_C1"
 run_oha warm-gateway-c1 "$GATEWAY" -c 1 -n "$WARM_C1"
+# The pass-through reference is warmed like the gateway: its first slice would otherwise open
+# its upstream connections and fault in its code inside the measurement.
+if [[ -n "$PT_BIN" ]]; then run_oha warm-passthrough-c1 "$PASSTHROUGH" -c 1 -n "$WARM_C1"; fi
 run_pair 1 -n "$PER_C1"
 
 # --- concurrency 32 ----------------------------------------------------------------------------
 log "c=32: warm-up, then $ROUNDS alternating slices of ${SLICE_C32}s per side"
 run_oha warm-direct-c32 "$DIRECT" -c 32 -z "$WARM_C32" -w
 run_oha warm-gateway-c32 "$GATEWAY" -c 32 -z "$WARM_C32" -w
+if [[ -n "$PT_BIN" ]]; then run_oha warm-passthrough-c32 "$PASSTHROUGH" -c 32 -z "$WARM_C32" -w; fi
 run_pair 32 -z "${SLICE_C32}s" -w
 GW_SENT=$((GW_SENT + $(count_sent "$WORK/out/warm-gateway-c1.json") + $(count_sent "$WORK/out/warm-gateway-c32.json")))
 for f in "$WORK"/out/slices/gateway-*.json; do
