@@ -36,6 +36,26 @@ fn assert_in_journal(app: &TestApp, ids: &[String]) {
     }
 }
 
+/// Commits `n` answers together while the database is held and checks each was acknowledged
+/// within `within` (far below the writer's 5 s wait for the lock), from the journal.
+async fn committed_by_journal_while_held(
+    app: &TestApp,
+    tag: &str,
+    n: usize,
+    within: std::time::Duration,
+) -> Vec<String> {
+    let sent = std::time::Instant::now();
+    let (ids, acks) = commit_together(app, tag, n).await;
+    assert!(acks.iter().all(|a| *a), "{acks:?}");
+    assert!(
+        sent.elapsed() < within,
+        "answers `{tag}` waited {:?} for the database",
+        sent.elapsed()
+    );
+    assert_in_journal(app, &ids);
+    ids
+}
+
 /// An app with `n` served requests in its log.
 async fn app_with_log(n: usize) -> TestApp {
     let app = spawn_app().await;
@@ -843,15 +863,8 @@ async fn answers_do_not_wait_for_a_database_that_another_writer_holds() {
     assert!(started.elapsed() < std::time::Duration::from_secs(4));
     // Nor do answers that arrive together (on SQLite committed by their insert when it can
     // be made at once): held up by the lock, they are committed to the journal instead.
-    let sent = std::time::Instant::now();
-    let (group, acks) = commit_together(&app, "held", 8).await;
-    assert!(acks.iter().all(|a| *a), "{acks:?}");
-    assert!(
-        sent.elapsed() < std::time::Duration::from_secs(2),
-        "answers arriving together waited {:?} for the database",
-        sent.elapsed()
-    );
-    assert_in_journal(&app, &group);
+    let group =
+        committed_by_journal_while_held(&app, "held", 8, std::time::Duration::from_secs(2)).await;
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
     // Once the lock is gone, every record reaches the database, in one verified chain.
     app.wait_for_records(14).await;
@@ -878,15 +891,8 @@ async fn answers_queued_behind_a_stalled_batch_are_committed_to_the_journal() {
     let flushed = tokio::spawn(async move { log.flush().await });
     tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     // A group arriving now finds a batch just begun, so is queued for its insert.
-    let sent = std::time::Instant::now();
-    let (group, acks) = commit_together(&app, "queued", 8).await;
-    assert!(acks.iter().all(|a| *a), "{acks:?}");
-    assert!(
-        sent.elapsed() < std::time::Duration::from_secs(1),
-        "answers waited {:?} behind a stalled batch",
-        sent.elapsed()
-    );
-    assert_in_journal(&app, &group);
+    let group =
+        committed_by_journal_while_held(&app, "queued", 8, std::time::Duration::from_secs(1)).await;
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
     assert!(flushed.await.unwrap(), "the stalled batch was not stored");
     assert!(app.gw.log.flush().await);
@@ -990,15 +996,8 @@ async fn answers_that_arrive_together_are_committed_by_the_database_or_else_the_
     // Another writer holds the lock of an idle store: the insert is not waited for, the group
     // is committed to the journal instead, and stored once the lock is gone.
     let mut conn = hold_log_lock(&app).await;
-    let sent = std::time::Instant::now();
-    let (held, acks) = commit_together(&app, "held", 8).await;
-    assert!(acks.iter().all(|a| *a), "{acks:?}");
-    assert!(
-        sent.elapsed() < std::time::Duration::from_secs(2),
-        "answers waited {:?} for another writer's lock",
-        sent.elapsed()
-    );
-    assert_in_journal(&app, &held);
+    let held =
+        committed_by_journal_while_held(&app, "held", 8, std::time::Duration::from_secs(2)).await;
     sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
     for id in &held {
         assert_eq!(app.record(id).await.0.outcome, "ok");

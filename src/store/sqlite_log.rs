@@ -135,13 +135,22 @@ fn body_bytes(records: &[LogRecord]) -> usize {
 /// a WAL restart holds writers back for a moment (see `checkpoint`). `SQLITE_LOCKED`, a conflict
 /// within one connection, is not this.
 pub(crate) fn is_held_elsewhere(e: &anyhow::Error) -> bool {
-    matches!(e.downcast_ref::<rusqlite::Error>(), Some(rusqlite::Error::SqliteFailure(f, _))
-        if f.code == ErrorCode::DatabaseBusy)
+    sqlite_code(e) == Some(ErrorCode::DatabaseBusy)
 }
 
+/// Either kind of lock: an in-place write that meets one is retried where it may wait.
 fn is_busy(e: &anyhow::Error) -> bool {
-    matches!(e.downcast_ref::<rusqlite::Error>(), Some(rusqlite::Error::SqliteFailure(f, _))
-        if f.code == ErrorCode::DatabaseBusy || f.code == ErrorCode::DatabaseLocked)
+    matches!(
+        sqlite_code(e),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+fn sqlite_code(e: &anyhow::Error) -> Option<ErrorCode> {
+    match e.downcast_ref::<rusqlite::Error>() {
+        Some(rusqlite::Error::SqliteFailure(f, _)) => Some(f.code),
+        _ => None,
+    }
 }
 
 /// The checkpoint thread: every half second, until the log's connection goes, syncs the body
@@ -347,6 +356,16 @@ mod tests {
         std::fs::metadata(db.with_extension("db-wal")).map_or(0, |m| m.len())
     }
 
+    /// A log database in a temporary folder, its table holding `rows` rows of 1 KiB.
+    fn log_with_rows(rows: usize, full_sync: bool) -> (tempfile::TempDir, String, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db").to_str().unwrap().to_string();
+        let mut c = open(&path, full_sync).unwrap();
+        c.execute_batch("CREATE TABLE t (v BLOB)").unwrap();
+        fill(&mut c, rows);
+        (dir, path, c)
+    }
+
     /// Writes `n` rows of 1 KiB in one transaction.
     fn fill(c: &mut Connection, n: usize) {
         let tx = c.transaction().unwrap();
@@ -363,12 +382,8 @@ mod tests {
     #[test]
     fn the_wal_is_rewound_when_it_starts_over() {
         for full_sync in [false, true] {
-            let dir = tempfile::tempdir().unwrap();
-            let db = dir.path().join("log.db");
-            let path = db.to_str().unwrap();
-            let mut c = open(path, full_sync).unwrap();
-            c.execute_batch("CREATE TABLE t (v BLOB)").unwrap();
-            fill(&mut c, 2000);
+            let (_dir, path, mut c) = log_with_rows(2000, full_sync);
+            let (path, db) = (path.as_str(), std::path::Path::new(&path));
             let grown = wal_len(&db);
             assert!(grown > 2_000_000, "the WAL did not grow: {grown}");
             let cp = open(path, full_sync).unwrap();
@@ -417,12 +432,8 @@ mod tests {
     /// all the same, and the WAL is cut at the first look after the reader is gone.
     #[test]
     fn a_reader_on_the_wal_holds_back_its_cut_until_it_ends() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("log.db");
-        let path = db.to_str().unwrap();
-        let mut c = open(path, false).unwrap();
-        c.execute_batch("CREATE TABLE t (v BLOB)").unwrap();
-        fill(&mut c, 100);
+        let (_dir, path, _c) = log_with_rows(100, false);
+        let (path, db) = (path.as_str(), std::path::Path::new(&path));
         let reader = open(path, false).unwrap();
         reader.execute_batch("BEGIN").unwrap();
         let n: i64 = reader
@@ -465,12 +476,8 @@ mod tests {
     /// log is idle, not kept resident until the next burst.
     #[test]
     fn an_idle_log_hands_back_its_page_cache() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.db");
-        let path = path.to_str().unwrap();
-        let mut c = open(path, false).unwrap();
-        c.execute_batch("CREATE TABLE t (v BLOB)").unwrap();
-        fill(&mut c, 2000);
+        let (_dir, path, c) = log_with_rows(2000, false);
+        let path = path.as_str();
         let filled = cache_used(&c);
         assert!(
             filled > 512 * 1024,
