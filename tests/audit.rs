@@ -863,8 +863,7 @@ async fn answers_do_not_wait_for_a_database_that_another_writer_holds() {
     assert!(started.elapsed() < std::time::Duration::from_secs(4));
     // Nor do answers that arrive together (on SQLite committed by their insert when it can
     // be made at once): held up by the lock, they are committed to the journal instead.
-    let group =
-        committed_by_journal_while_held(&app, "held", 8, std::time::Duration::from_secs(2)).await;
+    committed_by_journal_while_held(&app, "held", 8, std::time::Duration::from_secs(2)).await;
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
     // Once the lock is gone, every record reaches the database, in one verified chain.
     app.wait_for_records(14).await;

@@ -384,14 +384,14 @@ mod tests {
         for full_sync in [false, true] {
             let (_dir, path, mut c) = log_with_rows(2000, full_sync);
             let (path, db) = (path.as_str(), std::path::Path::new(&path));
-            let grown = wal_len(&db);
+            let grown = wal_len(db);
             assert!(grown > 2_000_000, "the WAL did not grow: {grown}");
             let cp = open(path, full_sync).unwrap();
             let mut last = 0;
             checkpoint(&cp, &mut last).unwrap();
             fill(&mut c, 1);
             assert_eq!(
-                wal_len(&db),
+                wal_len(db),
                 grown,
                 "full_sync {full_sync}: the WAL was not rewound"
             );
@@ -403,7 +403,7 @@ mod tests {
                     "a log in use is not idle"
                 );
                 assert_eq!(
-                    wal_len(&db),
+                    wal_len(db),
                     grown,
                     "full_sync {full_sync}: a WAL in use was cut"
                 );
@@ -411,7 +411,7 @@ mod tests {
             }
             checkpoint(&cp, &mut last).unwrap();
             assert_eq!(
-                wal_len(&db),
+                wal_len(db),
                 grown,
                 "the last commit does not make the log idle"
             );
@@ -421,7 +421,7 @@ mod tests {
                 "an unchanged log is idle"
             );
             assert_eq!(
-                wal_len(&db),
+                wal_len(db),
                 0,
                 "full_sync {full_sync}: the idle WAL was not cut"
             );
@@ -450,10 +450,10 @@ mod tests {
             checkpoint(&cp, &mut last).unwrap(),
             "nothing committed since: idle"
         );
-        assert!(wal_len(&db) > 0, "the WAL was cut under a reader");
+        assert!(wal_len(db) > 0, "the WAL was cut under a reader");
         reader.execute_batch("COMMIT").unwrap();
         assert!(checkpoint(&cp, &mut last).unwrap());
-        assert_eq!(wal_len(&db), 0, "the WAL was not cut once the reader ended");
+        assert_eq!(wal_len(db), 0, "the WAL was not cut once the reader ended");
     }
 
     fn cache_used(c: &Connection) -> i32 {
