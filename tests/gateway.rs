@@ -209,6 +209,47 @@ async fn stream_events_reach_the_client_before_the_provider_has_finished() {
 }
 
 #[tokio::test]
+async fn events_that_arrive_together_are_all_sent_before_the_provider_goes_on() {
+    // The provider sends four events at once, then pauses: the gateway writes what arrived
+    // together in one go, but none of it may wait for the provider's next event.
+    let app = spawn_app().await;
+    let body = json!({"model": "mock-gated-late", "stream": true, "messages": [{"role": "user", "content": "一二三四五六七八九十"}]});
+    let mut resp = app.post("/v1/chat/completions", &body).await;
+    assert_eq!(resp.status(), 200);
+    let mut got = String::new();
+    while got.matches("data: ").count() < 4 {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("held back while the provider paused; got {got:?}"))
+            .unwrap()
+            .expect("the stream ended early");
+        got.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let text = |sse: &str| -> String {
+        sse.split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect()
+    };
+    // The role event and the first three pieces of the echo, whole and in order.
+    assert!(got.ends_with("\n\n"), "{got:?}");
+    assert_eq!(text(&got), "受け取りました: 一二三", "{got:?}");
+    app.mock.release();
+    let mut rest = Vec::new();
+    while let Some(c) = resp.chunk().await.unwrap() {
+        rest.extend_from_slice(&c);
+    }
+    let all = got + &String::from_utf8(rest).unwrap();
+    assert_eq!(text(&all), "受け取りました: 一二三四五六七八九十");
+    assert!(all.ends_with("data: [DONE]\n\n"), "{all}");
+}
+
+#[tokio::test]
 async fn tool_calls_round_trip_on_both_apis() {
     let app = spawn_app().await;
     let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "天気", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);

@@ -5,6 +5,7 @@
 //! `mock-error` answers 500 in the API's error shape; `mock-unauthorized` (chat) answers 401 as for a
 //! wrong provider key; `mock-gated` streams its first event, then
 //! waits for [`MockProvider::release`] before the rest (to prove events are not buffered);
+//! `mock-gated-late` the same after its first four events (none of them may wait either);
 //! `mock-hang` (chat) never answers (a request in flight when the gateway is killed).
 use axum::body::Body;
 use axum::extract::State;
@@ -185,7 +186,7 @@ const TOOL_ARGS: &str = "{\"city\":\"東京\",\"days\":3}";
 fn sse(
     events: Vec<(Option<&'static str>, Value)>,
     done: bool,
-    gate: Option<Arc<MockProvider>>,
+    gate: Option<(Arc<MockProvider>, usize)>,
 ) -> Response {
     let mut frames: Vec<String> = events
         .into_iter()
@@ -206,20 +207,29 @@ fn sse(
 
 fn async_stream_frames(
     frames: Vec<String>,
-    gate: Option<Arc<MockProvider>>,
+    gate: Option<(Arc<MockProvider>, usize)>,
 ) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
     futures_util::stream::unfold(
         (frames.into_iter(), 0usize, gate),
         |(mut it, i, gate)| async move {
             let frame = it.next()?;
-            if i == 1 {
-                if let Some(g) = &gate {
+            if let Some((g, at)) = &gate {
+                if i == *at {
                     g.gate.notified().await;
                 }
             }
             Some((Ok(frame), (it, i + 1, gate)))
         },
     )
+}
+
+/// Where a `mock-gated…` model's stream waits for [`MockProvider::release`]: before which frame.
+fn gate(model: &str, m: Arc<MockProvider>) -> Option<(Arc<MockProvider>, usize)> {
+    match model {
+        "mock-gated-late" => Some((m, 4)),
+        _ if model.starts_with("mock-gated") => Some((m, 1)),
+        _ => None,
+    }
 }
 
 fn error(status: StatusCode, anthropic: bool) -> Response {
@@ -286,7 +296,7 @@ async fn chat(
         {
             ev.push((None, json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model, "choices": [], "usage": usage})));
         }
-        return sse(ev, true, model.starts_with("mock-gated").then_some(m));
+        return sse(ev, true, gate(&model, m));
     }
     let (message, finish) = match &tool {
         Some(name) => (
@@ -357,7 +367,7 @@ async fn responses(
         ev.push((Some("response.content_part.done"), next(json!({"type": "response.content_part.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": text, "annotations": []}}))));
         ev.push((Some("response.output_item.done"), next(json!({"type": "response.output_item.done", "output_index": 0, "item": item(&text, "completed")}))));
         ev.push((Some("response.completed"), next(json!({"type": "response.completed", "response": response("completed", json!([item(&text, "completed")]))}))));
-        return sse(ev, false, model.starts_with("mock-gated").then_some(m));
+        return sse(ev, false, gate(&model, m));
     }
     Json(response("completed", json!([item(&text, "completed")]))).into_response()
 }
@@ -449,7 +459,7 @@ async fn messages(
         ));
         ev.push((Some("message_delta"), json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": ot}})));
         ev.push((Some("message_stop"), json!({"type": "message_stop"})));
-        return sse(ev, false, model.starts_with("mock-gated").then_some(m));
+        return sse(ev, false, gate(&model, m));
     }
     let content = match &tool {
         Some(name) => {

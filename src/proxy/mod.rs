@@ -15,10 +15,10 @@ use crate::policy::{Caller, Route, WireApi};
 use crate::refusal::{Code, Refusal};
 use crate::store::{now_text, LogRecord};
 use assemble::{Assembler, Usage};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use endpoint::{ClientRequest, Endpoint};
 use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
@@ -597,8 +597,11 @@ async fn forward(
     })
 }
 
-/// Passes the provider's events through one by one as they arrive, assembling the output;
-/// the final event is held until the record is committed.
+/// Events that arrived together are written to the client together, up to about this size.
+const RELAY_BATCH_BYTES: usize = 32 << 10;
+
+/// Passes the provider's events through as they arrive, assembling the output; the final
+/// event is held until the record is committed.
 fn stream_reply(
     gw: &Arc<Gateway>,
     endpoint: Endpoint,
@@ -620,36 +623,66 @@ fn stream_reply(
         let mut held: Vec<Bytes> = Vec::new();
         let mut upstream = resp.stream();
         let mut failure: Option<&str> = None;
-        loop {
-            let chunk = tokio::select! {
-                c = upstream.next() => c,
+        // Events that arrived together go to the client in one write (one `writev` instead of
+        // one per event when a provider's events come in a burst, or pile up while the gateway
+        // is busy); the stream's first event goes alone and at once, so it never waits for the
+        // rest of the burst.
+        let mut batch = BytesMut::new();
+        let mut first = true;
+        'relay: loop {
+            let mut next = tokio::select! {
+                c = upstream.next() => Some(c),
                 _ = tx.closed() => { failure = Some("client_disconnected"); break; }
             };
-            let chunk = match chunk {
-                None => break,
-                Some(Ok(c)) => c,
-                Some(Err(e)) => {
-                    tracing::warn!(request_id = %ex.rec.request_id, error = %e, "upstream stream broke");
-                    failure = Some("upstream_error");
-                    break;
-                }
-            };
-            'events: for ev in framer.push(&chunk) {
-                asm.on_event(&ev);
-                let out = match restorer.as_mut() {
-                    Some(r) => r.on_event(&ev),
-                    None => vec![ev.raw],
+            let mut ended = false;
+            // This chunk, then every other one already received, without waiting for more.
+            while let Some(chunk) = next.take() {
+                let chunk = match chunk {
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                    Some(Ok(c)) => c,
+                    Some(Err(e)) => {
+                        tracing::warn!(request_id = %ex.rec.request_id, error = %e, "upstream stream broke");
+                        failure = Some("upstream_error");
+                        break;
+                    }
                 };
-                for bytes in out {
-                    if asm.saw_terminal {
-                        held.push(bytes);
-                    } else if tx.send(Ok(bytes)).await.is_err() {
-                        failure = Some("client_disconnected");
-                        break 'events;
+                for ev in framer.push(&chunk) {
+                    asm.on_event(&ev);
+                    let out = match restorer.as_mut() {
+                        Some(r) => r.on_event(&ev),
+                        None => vec![ev.raw],
+                    };
+                    for bytes in out {
+                        if asm.saw_terminal {
+                            held.push(bytes);
+                        } else if first {
+                            first = false;
+                            if tx.send(Ok(bytes)).await.is_err() {
+                                failure = Some("client_disconnected");
+                                break 'relay;
+                            }
+                            // Let the connection write the head and this event before the
+                            // rest of what arrived is restored and assembled.
+                            tokio::task::yield_now().await;
+                        } else {
+                            batch.extend_from_slice(&bytes);
+                        }
                     }
                 }
+                if batch.len() < RELAY_BATCH_BYTES {
+                    // The HTTP client hands over one chunk at a time, from its own task: let
+                    // it run, so that what it has already received joins this write.
+                    tokio::task::yield_now().await;
+                    next = upstream.next().now_or_never();
+                }
             }
-            if failure.is_some() {
+            if !batch.is_empty() && tx.send(Ok(batch.split().freeze())).await.is_err() {
+                failure = Some("client_disconnected");
+            }
+            if ended || failure.is_some() {
                 break;
             }
         }

@@ -129,7 +129,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
             "mock-openai",
             "openai",
             &mock_base,
-            &["gpt-test", "embed-test", "mock-error", "mock-gated"],
+            &[
+                "gpt-test",
+                "embed-test",
+                "mock-error",
+                "mock-gated",
+                "mock-gated-late",
+            ],
         ),
     )
     .await;
