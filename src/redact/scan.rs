@@ -335,6 +335,10 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
                 }
                 false => b,
             };
+            let b = match h.people {
+                true => a + name_before_unit_note(t.get(a..b).unwrap_or("")),
+                false => b,
+            };
             // A value on a later line must not be the next label (`氏名⏎生年月日⏎…`).
             let later_label = a > line_end && hits.binary_search_by_key(&a, |x| x.start).is_ok();
             // Whatever was read counts as covered, kept or not, so names inside it are not read
@@ -441,6 +445,34 @@ fn only_roles(v: &str) -> bool {
                 .map_or(w, |s| s.trim_end_matches(is_count));
             w.is_empty() || ROLE_WORDS.contains(&w) || unit(w)
         })
+}
+
+/// How much of a person field's value is the name when an honorific (`スズキ イチロウ 様`) or a
+/// note in brackets that only names a department or a role (`佐藤健一（経理部）`, `田中 (営業部
+/// 課長)`) ends it: neither is anyone's name, and both stay. Any other value is the name whole (a
+/// reading, `小川直樹（おがわ なおき）`, is personal too).
+fn name_before_unit_note(v: &str) -> usize {
+    let whole = v.len();
+    let trimmed = v.trim_end();
+    if let Some(name) = ["様", "さん", "殿"]
+        .iter()
+        .find_map(|h| trimmed.strip_suffix(h))
+        .map(str::trim_end)
+        .filter(|n| !n.is_empty())
+    {
+        return name.len();
+    }
+    let Some(inner) = trimmed.strip_suffix(')') else {
+        return whole;
+    };
+    let Some(open) = inner.rfind('(') else {
+        return whole;
+    };
+    let name = v.get(..open).unwrap_or("").trim_end();
+    match !name.is_empty() && only_roles(inner.get(open + 1..).unwrap_or("")) {
+        true => name.len(),
+        false => whole,
+    }
 }
 
 /// The length of the number or code `v` begins with: ASCII letters and digits, joined by up to
