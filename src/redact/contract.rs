@@ -67,8 +67,20 @@ pub(crate) struct Terms {
 impl Terms {
     /// The terms in `lower` (the ASCII-lower-cased view): (start, end) in its offsets, sorted.
     pub(crate) fn find(&self, lower: &str) -> Vec<(usize, usize)> {
+        // Around each anchor, and around each line break inside a word (`みなと商⏎事`, a line
+        // wrapped where a term's anchors are split), in the order they begin.
+        let mut around: Vec<(usize, usize)> = self
+            .anchors
+            .find_iter(lower)
+            .map(|(_, s, e)| (s, e))
+            .collect();
+        let anchored = around.len();
+        around.extend(wrapped_breaks(lower).map(|p| (p, p + 1)));
+        if around.len() > anchored {
+            around.sort_unstable();
+        }
         let mut windows: Vec<(usize, usize)> = Vec::new();
-        for (_, s, e) in self.anchors.find_iter(lower) {
+        for (s, e) in around {
             let (a, b) = (s.saturating_sub(self.reach), e.saturating_add(self.reach));
             match windows.last_mut() {
                 Some(last) if a <= last.1 => last.1 = last.1.max(b),
@@ -100,6 +112,18 @@ impl Terms {
         out.dedup();
         out
     }
+}
+
+/// Line breaks with a kanji or kana right before (a `\r` aside) and right after: a line wrapped in
+/// the middle of a word, as text pasted from a PDF or a fixed-width mail is. A line that ends a
+/// sentence ends with punctuation, so prose opens few of these.
+fn wrapped_breaks(lower: &str) -> impl Iterator<Item = usize> + '_ {
+    let letter = |c: char| matches!(c, '\u{3041}'..='\u{3096}' | '\u{30A1}'..='\u{30FA}' | '\u{30FC}' | '々' | '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}');
+    memchr::memchr_iter(b'\n', lower.as_bytes()).filter(move |&p| {
+        let before = lower.get(..p).unwrap_or("").trim_end_matches('\r');
+        let after = lower.get(p + 1..).unwrap_or("");
+        before.chars().next_back().is_some_and(letter) && after.chars().next().is_some_and(letter)
+    })
 }
 
 /// The first and the last `ANCHOR_CHARS` characters of the longest separator-free part of a

@@ -50,6 +50,101 @@ pub(crate) fn detect(
     t: &str,
     lower: &str,
 ) -> Result<Vec<Span>, Refused> {
+    let mut out = detect_plain(rules, contract, t, lower)?;
+    encoded_spans(rules, contract, t, &mut out)?;
+    Ok(out)
+}
+
+/// Percent-encoded text (a link's query, `?q=%E6%9D%B1%E9%9B%B2…`, a name in a URL's path): what
+/// the runs of it decode to are scanned as text of their own (all of a text's runs at once, a
+/// line apart), and anything found in a run makes the whole run a span, with the treatment of
+/// the first thing found there. Only runs that encode characters beyond ASCII (two bytes or
+/// more) in UTF-8: ASCII ones (`n.ogawa%40sample.co.jp`) the detectors read as they are. One
+/// level: a run decoded to more percent-encoding is not decoded again.
+fn encoded_spans(
+    rules: &Rules,
+    contract: &ContractMatcher,
+    t: &str,
+    out: &mut Vec<Span>,
+) -> Result<(), Refused> {
+    let b = t.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16);
+    let escape_at = |i: usize| -> Option<u8> {
+        match b.get(i..i + 3)? {
+            [b'%', h, l] => u8::try_from(hex(*h)? * 16 + hex(*l)?).ok(),
+            _ => None,
+        }
+    };
+    let plain = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'~' | b'+' | b'-');
+    // (run's start and end in `t`, where its decoded bytes begin in `joined`)
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    let mut joined: Vec<u8> = Vec::new();
+    let mut from = 0;
+    for p in memchr::memchr_iter(b'%', b) {
+        if p < from || escape_at(p).is_none_or(|x| x < 0x80) {
+            continue;
+        }
+        // The run: unreserved characters and escapes on both sides of this one.
+        let mut start = p;
+        while start > from && b.get(start - 1).copied().is_some_and(plain) {
+            start -= 1;
+        }
+        let (at, mut end, mut high) = (joined.len(), start, 0);
+        while end < b.len() {
+            if let Some(x) = escape_at(end) {
+                joined.push(x);
+                high += usize::from(x >= 0x80);
+                end += 3;
+            } else if let Some(&c) = b.get(end).filter(|&&c| plain(c)) {
+                joined.push(if c == b'+' { b' ' } else { c });
+                end += 1;
+            } else {
+                break;
+            }
+        }
+        from = end;
+        // Not UTF-8 (Shift_JIS, say): not read.
+        if high < 2 || std::str::from_utf8(joined.get(at..).unwrap_or(&[])).is_err() {
+            joined.truncate(at);
+            continue;
+        }
+        joined.extend_from_slice(b"\n\n");
+        runs.push((start, end, at));
+    }
+    if runs.is_empty() {
+        return Ok(());
+    }
+    // Each run was checked to be UTF-8, and so is what joins them.
+    let text = String::from_utf8(joined).unwrap_or_default();
+    let n = super::normalize::normalize(&text);
+    let lower = n.text().to_ascii_lowercase();
+    let mut inner = detect_plain(rules, contract, n.text(), &lower)?;
+    inner.sort_unstable_by_key(|s| (s.start, s.rank));
+    let mut taken = 0;
+    for s in inner {
+        let at = n.to_orig_start(s.start);
+        let k = runs.partition_point(|r| r.2 <= at);
+        if k > taken {
+            if let Some(&(start, end, _)) = runs.get(k - 1) {
+                out.push(Span {
+                    start,
+                    end,
+                    treatment: s.treatment,
+                    rank: s.rank,
+                });
+            }
+            taken = k;
+        }
+    }
+    Ok(())
+}
+
+fn detect_plain(
+    rules: &Rules,
+    contract: &ContractMatcher,
+    t: &str,
+    lower: &str,
+) -> Result<Vec<Span>, Refused> {
     let n = rules.detectors.len();
     let mut triggers: Vec<Vec<Hit>> = vec![Vec::new(); n];
     let mut keywords: Vec<Vec<Hit>> = vec![Vec::new(); n];

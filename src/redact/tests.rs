@@ -646,3 +646,14 @@ fn a_header_word_after_a_field_name_is_not_its_value() {
     let out = s.redact_text("氏名\t佐藤花子\n部署\t営業部").unwrap();
     assert!(out.starts_with("氏名\t[PERSON_NAME_2_TEST]\n"), "{out}");
 }
+
+#[test]
+fn percent_encoded_runs_are_read_decoded_and_replaced_whole() {
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    // 会議 (clean), 東雲物産 (a term), and 山本 in Shift_JIS (not UTF-8: not decoded, not a panic).
+    let text = "a?q=%E4%BC%9A%E8%AD%B0&t=%E6%9D%B1%E9%9B%B2%E7%89%A9%E7%94%A3&s=%8ER%96%7B";
+    let out = s.redact_text(text).unwrap();
+    assert_eq!(out, "a?q=%E4%BC%9A%E8%AD%B0&t=[TERM_1_TEST]&s=%8ER%96%7B");
+    // Pseudonyms give the encoded run back as it was.
+    assert_eq!(s.pseudonyms().restore(&out), text);
+}
