@@ -487,6 +487,26 @@ const ROLE_WORDS: &[&str] = &[
     "未定",
     "なし",
     "同上",
+    // Relationships, as a family form writes them after a name (`山本 健二（夫）`).
+    "本人",
+    "夫",
+    "妻",
+    "配偶者",
+    "父",
+    "母",
+    "長男",
+    "長女",
+    "次男",
+    "次女",
+    "息子",
+    "娘",
+    "子",
+    "兄",
+    "姉",
+    "弟",
+    "妹",
+    "祖父",
+    "祖母",
 ];
 
 /// What ends the name of a department or an organisation (`開発グループ`, `外部委託先`).
@@ -788,6 +808,16 @@ fn field_values(
     if first_on_line {
         if let Some(v) = value_on_next_line(t, start) {
             return vec![v];
+        }
+    }
+    // `name="value"`, `name: 'value'` (attributes, YAML, shell): the quoted part, not the rest.
+    if let Some(quote) = rest.chars().next().filter(|c| matches!(c, '"' | '\'')) {
+        let inner = rest.get(1..).unwrap_or("");
+        if let Some(len) = inner
+            .find([quote, '\n'])
+            .filter(|&l| inner.get(l..).is_some_and(|r| r.starts_with(quote)))
+        {
+            return vec![trim_value(t, start + 1, start + 1 + len)];
         }
     }
     let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
@@ -1411,8 +1441,10 @@ fn at_line_start(t: &str, line_start: usize, s: usize) -> bool {
         })
 }
 
-/// The value of a quoted key: a string (the part between the quotes, escapes kept), a scalar, or
-/// the strings and scalars of a flat array. Objects are left to their own keys.
+/// The value of a quoted key: a string (the part between the quotes, escapes kept), a scalar, the
+/// strings and scalars of a flat array, or every string and scalar inside an object (`"住所":
+/// {"番地": "…", "建物": "…"}`: what a confidential key holds is confidential, whatever its
+/// inner keys are called).
 fn json_value(t: &str, p: usize, q: &str) -> Vec<(usize, usize)> {
     let rest = t.get(p..).unwrap_or("");
     if rest.starts_with(q) {
@@ -1451,7 +1483,7 @@ fn json_value(t: &str, p: usize, q: &str) -> Vec<(usize, usize)> {
         return out;
     }
     if rest.starts_with('{') {
-        return Vec::new();
+        return json_object(t, p, q, JSON_DEPTH).0;
     }
     let end = p + rest.find([',', '}', ']', '\n', '\r']).unwrap_or(rest.len());
     let v = trim_value(t, p, end);
@@ -1459,6 +1491,93 @@ fn json_value(t: &str, p: usize, q: &str) -> Vec<(usize, usize)> {
         return Vec::new();
     }
     vec![v]
+}
+
+/// How deep [`json_object`] reads objects inside objects.
+const JSON_DEPTH: usize = 4;
+
+/// The strings and scalars of the object that opens at `p` (keys left out; objects inside it read
+/// to `depth` more levels, arrays as [`json_value`] reads them), and where the object ends:
+/// `None` when it is cut short or not JSON, with what was read up to there.
+fn json_object(t: &str, p: usize, q: &str, depth: usize) -> (Vec<(usize, usize)>, Option<usize>) {
+    let mut out = Vec::new();
+    let mut i = p + 1;
+    loop {
+        i = skip_ws_all(t, i);
+        let r = t.get(i..).unwrap_or("");
+        if r.starts_with('}') {
+            return (out, Some(i + 1));
+        }
+        let Some(key_end) = r
+            .starts_with(q)
+            .then(|| json_string(t, i + q.len(), q))
+            .flatten()
+        else {
+            return (out, None);
+        };
+        i = skip_ws_all(t, key_end + q.len());
+        if !t.get(i..).unwrap_or("").starts_with(':') {
+            return (out, None);
+        }
+        i = skip_ws_all(t, i + 1);
+        let r = t.get(i..).unwrap_or("");
+        let next = if r.starts_with(q) {
+            json_string(t, i + q.len(), q).map(|end| {
+                out.push((i + q.len(), end));
+                end + q.len()
+            })
+        } else if r.starts_with('{') && depth > 0 {
+            let (inner, end) = json_object(t, i, q, depth - 1);
+            out.extend(inner);
+            end
+        } else if r.starts_with('[') {
+            out.extend(json_value(t, i, q));
+            array_end(t, i, q)
+        } else if r.starts_with('{') || r.is_empty() {
+            None
+        } else {
+            let end = i + r.find([',', '}', ']', '\n', '\r']).unwrap_or(r.len());
+            let v = trim_value(t, i, end);
+            if !is_json_literal(t.get(v.0..v.1).unwrap_or("")) {
+                out.push(v);
+            }
+            Some(end)
+        };
+        let Some(n) = next else {
+            return (out, None);
+        };
+        i = skip_ws_all(t, n);
+        match t.get(i..).and_then(|r| r.chars().next()) {
+            Some(',') => i += 1,
+            Some('}') => return (out, Some(i + 1)),
+            _ => return (out, None),
+        }
+    }
+}
+
+/// Just past the `]` that closes the array opening at `p`, strings skipped whole; `None` when it
+/// is not closed on the text's lines of JSON.
+fn array_end(t: &str, p: usize, q: &str) -> Option<usize> {
+    let mut i = p;
+    let mut depth = 0usize;
+    while let Some(c) = t.get(i..)?.chars().next() {
+        if t.get(i..).is_some_and(|r| r.starts_with(q)) {
+            i = json_string(t, i + q.len(), q)? + q.len();
+            continue;
+        }
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += c.len_utf8();
+    }
+    None
 }
 
 fn is_json_literal(s: &str) -> bool {
