@@ -74,6 +74,10 @@ pub(crate) enum Boundary {
     /// Not inside a URL's authority: `user@host` in `ssh://git@host` or `redis://:pw@host` is
     /// a login and a host, not an e-mail address (the password has its own rule).
     NotUserinfo,
+    /// As `Alnum`, and not inside a URL's authority: `token:` in
+    /// `https://x-access-token:ghs_…@github.com/…` is a login, whose password has its own rule
+    /// (which stops at the `@`; an assignment's value would run on over the host and path).
+    AlnumNotUserinfo,
     None,
 }
 

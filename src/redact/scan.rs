@@ -1983,6 +1983,9 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
     match b {
         Boundary::None => true,
         Boundary::NotUserinfo => !in_authority(t, ms),
+        Boundary::AlnumNotUserinfo => {
+            !before.next().is_some_and(|c| c.is_ascii_alphanumeric()) && !in_authority(t, ms)
+        }
         Boundary::Alnum => !before.next().is_some_and(|c| c.is_ascii_alphanumeric()),
         Boundary::Number | Boundary::Identifier => match before.next() {
             Some(c) if c.is_ascii_digit() => false,
@@ -2021,7 +2024,9 @@ fn right_ok(b: Boundary, t: &str, me: usize) -> bool {
     let mut after = t.get(me..).unwrap_or("").chars();
     match b {
         Boundary::None | Boundary::NotUserinfo => true,
-        Boundary::Alnum => !after.next().is_some_and(|c| c.is_ascii_alphanumeric()),
+        Boundary::Alnum | Boundary::AlnumNotUserinfo => {
+            !after.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        }
         Boundary::Number => match after.next() {
             Some(c) if c.is_ascii_digit() => false,
             Some('-' | '.') => !after.next().is_some_and(|c| c.is_ascii_digit()),
