@@ -5,7 +5,7 @@
 //! contract's term automaton, and then each detector's regex only inside small windows around its
 //! triggers (or keywords) — ordinary prose never reaches a regex.
 use super::contract::ContractMatcher;
-use super::rules::{Boundary, Detector, KeywordMode, Role, Rules};
+use super::rules::{Action, Boundary, Detector, KeywordMode, Role, Rules};
 use super::{Refused, TagProblem};
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
@@ -86,8 +86,14 @@ fn encoded_spans(
         }
         // The run: unreserved characters and escapes on both sides of this one.
         let mut start = p;
-        while start > from && b.get(start - 1).copied().is_some_and(plain) {
-            start -= 1;
+        loop {
+            if start >= from + 3 && escape_at(start - 3).is_some() {
+                start -= 3;
+            } else if start > from && b.get(start - 1).copied().is_some_and(plain) {
+                start -= 1;
+            } else {
+                break;
+            }
         }
         let (at, mut end, mut high) = (joined.len(), start, 0);
         while end < b.len() {
@@ -103,8 +109,12 @@ fn encoded_spans(
             }
         }
         from = end;
-        // Not UTF-8 (Shift_JIS, say): not read.
-        if high < 2 || std::str::from_utf8(joined.get(at..).unwrap_or(&[])).is_err() {
+        // Up to where it stops being UTF-8 (a link cut inside a character); not at all when
+        // it never is (Shift_JIS, say).
+        if let Err(e) = std::str::from_utf8(joined.get(at..).unwrap_or(&[])) {
+            joined.truncate(at + e.valid_up_to());
+        }
+        if high < 2 || joined.len() == at {
             joined.truncate(at);
             continue;
         }
@@ -118,22 +128,43 @@ fn encoded_spans(
     let text = String::from_utf8(joined).unwrap_or_default();
     let n = super::normalize::normalize(&text);
     let lower = n.text().to_ascii_lowercase();
-    let mut inner = detect_plain(rules, contract, n.text(), &lower)?;
-    inner.sort_unstable_by_key(|s| (s.start, s.rank));
-    let mut taken = 0;
+    // A tag left open in a link (a file named `【機密】報告書.docx`) is a name, not the user's
+    // mistake to refuse.
+    let Ok(inner) = detect_plain(rules, contract, n.text(), &lower) else {
+        return Ok(());
+    };
+    // Per run, the strictest of what was found in it: a run is replaced whole, so a password
+    // in it must not come back restored because a name came first.
+    let strictness = |s: &Span| match rules.treatments.get(s.treatment).map(|t| t.action) {
+        Some(Action::Block) => 0,
+        Some(Action::Mask) => 1,
+        _ => 2,
+    };
+    let mut best: Vec<Option<Span>> = vec![None; runs.len()];
     for s in inner {
         let at = n.to_orig_start(s.start);
-        let k = runs.partition_point(|r| r.2 <= at);
-        if k > taken {
-            if let Some(&(start, end, _)) = runs.get(k - 1) {
-                out.push(Span {
-                    start,
-                    end,
-                    treatment: s.treatment,
-                    rank: s.rank,
-                });
-            }
-            taken = k;
+        let Some(slot) = runs
+            .partition_point(|r| r.2 <= at)
+            .checked_sub(1)
+            .and_then(|k| best.get_mut(k))
+        else {
+            continue;
+        };
+        if slot
+            .as_ref()
+            .is_none_or(|b| (strictness(&s), s.rank) < (strictness(b), b.rank))
+        {
+            *slot = Some(s);
+        }
+    }
+    for (&(start, end, _), s) in runs.iter().zip(best) {
+        if let Some(s) = s {
+            out.push(Span {
+                start,
+                end,
+                treatment: s.treatment,
+                rank: s.rank,
+            });
         }
     }
     Ok(())
@@ -407,7 +438,13 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
         let spaced = h.spaced && first_on_line;
         for (a, b) in field_values(t, h.start, h.end, spaced, first_on_line, limit) {
             let full_end = b;
-            let b = match h.one_word {
+            // A quoted value is whole, spaces and all (`password: "correct horse battery"`).
+            let quoted = a > 0
+                && t.as_bytes()
+                    .get(a - 1)
+                    .is_some_and(|&c| matches!(c, b'"' | b'\''))
+                && t.as_bytes().get(b) == t.as_bytes().get(a - 1);
+            let b = match h.one_word && !quoted {
                 true => {
                     a + t
                         .get(a..b)
@@ -487,6 +524,11 @@ const ROLE_WORDS: &[&str] = &[
     "未定",
     "なし",
     "同上",
+    "有",
+    "無",
+    "あり",
+    "無し",
+    "該当なし",
     // Relationships, as a family form writes them after a name (`山本 健二（夫）`).
     "本人",
     "夫",
@@ -810,19 +852,47 @@ fn field_values(
             return vec![v];
         }
     }
-    // `name="value"`, `name: 'value'` (attributes, YAML, shell): the quoted part, not the rest.
+    // `name="value"`, `name: 'value'` (attributes, YAML, shell): the quoted part, when nothing
+    // but the line's end, a comment, the tag's end or the next attribute follows it (`"山田",
+    // "鈴木"` is a list: the rest of the line, as below).
     if let Some(quote) = rest.chars().next().filter(|c| matches!(c, '"' | '\'')) {
         let inner = rest.get(1..).unwrap_or("");
         if let Some(len) = inner
             .find([quote, '\n'])
             .filter(|&l| inner.get(l..).is_some_and(|r| r.starts_with(quote)))
         {
-            return vec![trim_value(t, start + 1, start + 1 + len)];
+            let after = inner.get(len + 1..).unwrap_or("");
+            if quoted_value_ends(after) {
+                return vec![trim_value(t, start + 1, start + 1 + len)];
+            }
         }
     }
     let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
     let end = start + rest.find(stops).unwrap_or(rest.len());
     vec![trim_value(t, start, before_escape(t, start, end))]
+}
+
+/// Whether what follows a quoted value leaves it a value of its own: the line's end, a comment,
+/// a tag's end, or the next `name=` attribute.
+fn quoted_value_ends(after: &str) -> bool {
+    let line = after
+        .split('\n')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('\r');
+    let rest = line.trim_start_matches([' ', '\t']);
+    if rest.is_empty()
+        || rest.starts_with(['#', '>'])
+        || rest.starts_with("/>")
+        || rest.starts_with("//")
+    {
+        return true;
+    }
+    let spaced = rest.len() < line.len();
+    let name_len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '.')))
+        .unwrap_or(rest.len());
+    spaced && name_len > 0 && rest.get(name_len..).is_some_and(|r| r.starts_with('='))
 }
 
 /// The length in bytes of the run of kanji and kana (at most 6) that `before` ends with: words
@@ -1493,6 +1563,20 @@ fn json_value(t: &str, p: usize, q: &str) -> Vec<(usize, usize)> {
     vec![v]
 }
 
+/// Keys of a JSON Schema or an OpenAPI property, not of data.
+const SCHEMA_KEYS: &[&str] = &[
+    "type",
+    "$ref",
+    "properties",
+    "description",
+    "format",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "enum",
+    "items",
+];
+
 /// How deep [`json_object`] reads objects inside objects.
 const JSON_DEPTH: usize = 4;
 
@@ -1515,6 +1599,11 @@ fn json_object(t: &str, p: usize, q: &str, depth: usize) -> (Vec<(usize, usize)>
         else {
             return (out, None);
         };
+        // A schema describes the field (`"email": {"type": "string", "description": …}`): its
+        // words are no one's data.
+        if SCHEMA_KEYS.contains(&t.get(i + q.len()..key_end).unwrap_or("")) {
+            return (Vec::new(), None);
+        }
         i = skip_ws_all(t, key_end + q.len());
         if !t.get(i..).unwrap_or("").starts_with(':') {
             return (out, None);
@@ -1555,12 +1644,19 @@ fn json_object(t: &str, p: usize, q: &str, depth: usize) -> (Vec<(usize, usize)>
     }
 }
 
+/// How far [`array_end`] looks for the end of an array: a text of keys over arrays never closed
+/// (`{"住所":{"k":[` again and again) would otherwise be read to its end once per key.
+const ARRAY_BUDGET: usize = 4096;
+
 /// Just past the `]` that closes the array opening at `p`, strings skipped whole; `None` when it
-/// is not closed on the text's lines of JSON.
+/// is not closed within [`ARRAY_BUDGET`] bytes.
 fn array_end(t: &str, p: usize, q: &str) -> Option<usize> {
     let mut i = p;
     let mut depth = 0usize;
     while let Some(c) = t.get(i..)?.chars().next() {
+        if i - p > ARRAY_BUDGET {
+            return None;
+        }
         if t.get(i..).is_some_and(|r| r.starts_with(q)) {
             i = json_string(t, i + q.len(), q)? + q.len();
             continue;
@@ -1858,7 +1954,11 @@ fn retry_from(b: Boundary, t: &str, ms: usize) -> usize {
             {
                 p += 1
             }
-            (Boundary::Alnum, Some(c), _) if c.is_ascii_alphanumeric() => p += 1,
+            (Boundary::Alnum | Boundary::AlnumNotUserinfo, Some(c), _)
+                if c.is_ascii_alphanumeric() =>
+            {
+                p += 1
+            }
             _ => break,
         }
     }
@@ -1984,7 +2084,7 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
         Boundary::None => true,
         Boundary::NotUserinfo => !in_authority(t, ms),
         Boundary::AlnumNotUserinfo => {
-            !before.next().is_some_and(|c| c.is_ascii_alphanumeric()) && !in_authority(t, ms)
+            !before.next().is_some_and(|c| c.is_ascii_alphanumeric()) && !in_userinfo(t, ms)
         }
         Boundary::Alnum => !before.next().is_some_and(|c| c.is_ascii_alphanumeric()),
         Boundary::Number | Boundary::Identifier => match before.next() {
@@ -2011,13 +2111,27 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
 fn in_authority(t: &str, ms: usize) -> bool {
     let from = floor_boundary(t, ms.saturating_sub(256));
     let word = t.get(from..ms).unwrap_or("");
+    // A URL is ASCII: Japanese text written right after one (`https://example.jp、連絡は…`)
+    // ends it, though no space does.
     let word = word
-        .rsplit(|c: char| c.is_whitespace() || "\"'<>`(".contains(c))
+        .rsplit(|c: char| c.is_whitespace() || !c.is_ascii() || "\"'<>`(".contains(c))
         .next()
         .unwrap_or("");
     word.rfind("://")
         .and_then(|k| word.get(k + 3..))
         .is_some_and(|rest| !rest.contains(['/', '?', '#', '@']))
+}
+
+/// Inside a URL's authority with a `@` still to come before it ends: the login part
+/// (`https://x-access-token:ghs_…@github.com`), not a host and port followed by settings
+/// (`jdbc:sqlserver://db:1433;…;secret=…`).
+fn in_userinfo(t: &str, ms: usize) -> bool {
+    in_authority(t, ms)
+        && t.get(ms..)
+            .unwrap_or("")
+            .chars()
+            .take_while(|&c| c.is_ascii() && !c.is_whitespace() && !"/?#\"'<>`".contains(c))
+            .any(|c| c == '@')
 }
 
 fn right_ok(b: Boundary, t: &str, me: usize) -> bool {

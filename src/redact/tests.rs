@@ -657,3 +657,18 @@ fn percent_encoded_runs_are_read_decoded_and_replaced_whole() {
     // Pseudonyms give the encoded run back as it was.
     assert_eq!(s.pseudonyms().restore(&out), text);
 }
+
+#[test]
+fn an_encoded_run_takes_the_strictest_treatment_found_in_it() {
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    // 山田太郎様 (a pseudonym) before a card number (masked), in one run: the run is masked, so
+    // restoring cannot give the card number back.
+    let text = "q=%E5%B1%B1%E7%94%B0%E5%A4%AA%E9%83%8E%E6%A7%98%20%E3%82%AB%E3%83%BC%E3%83%89%E7%95%AA%E5%8F%B7%204111%201111%201111%201111&p=1";
+    let out = s.redact_text(text).unwrap();
+    // A mask (the card's, or My Number's for its first twelve digits), not a placeholder.
+    assert!(
+        out.starts_with("q=[") && out.ends_with("]&p=1") && !out.contains("_TEST]"),
+        "{out}"
+    );
+    assert_eq!(s.pseudonyms().restore(&out), out);
+}
