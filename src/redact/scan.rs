@@ -50,7 +50,7 @@ pub(crate) fn detect(
     t: &str,
     lower: &str,
 ) -> Result<Vec<Span>, Refused> {
-    let mut out = detect_plain(rules, contract, t, lower)?;
+    let mut out = detect_plain(rules, contract, t, lower, true)?;
     encoded_spans(rules, contract, t, &mut out)?;
     Ok(out)
 }
@@ -128,10 +128,11 @@ fn encoded_spans(
     let text = String::from_utf8(joined).unwrap_or_default();
     let n = super::normalize::normalize(&text);
     let lower = n.text().to_ascii_lowercase();
-    // A tag left open in a link (a file named `【機密】報告書.docx`) is a name, not the user's
-    // mistake to refuse.
-    let Ok(inner) = detect_plain(rules, contract, n.text(), &lower) else {
-        return Ok(());
+    // A tag left open in a link (a file named `【機密】報告書.docx`) is part of a name, not the
+    // user's mistake to refuse: then the runs are read again without tags, for the rest.
+    let inner = match detect_plain(rules, contract, n.text(), &lower, true) {
+        Ok(spans) => spans,
+        Err(_) => detect_plain(rules, contract, n.text(), &lower, false)?,
     };
     // Per run, the strictest of what was found in it: a run is replaced whole, so a password
     // in it must not come back restored because a name came first.
@@ -170,11 +171,13 @@ fn encoded_spans(
     Ok(())
 }
 
+/// `tags`: whether author tags are read (and an unclosed one refused).
 fn detect_plain(
     rules: &Rules,
     contract: &ContractMatcher,
     t: &str,
     lower: &str,
+    tags_on: bool,
 ) -> Result<Vec<Span>, Refused> {
     let n = rules.detectors.len();
     let mut triggers: Vec<Vec<Hit>> = vec![Vec::new(); n];
@@ -230,7 +233,9 @@ fn detect_plain(
     }
 
     let mut out = Vec::new();
-    tag_spans(rules, t, tags, &mut out)?;
+    if tags_on {
+        tag_spans(rules, t, tags, &mut out)?;
+    }
     field_spans(t, &mut fields, &mut out);
     if let Some(person) = rules.people_treatment {
         sibling_names(t, &fields, person, &mut out);
@@ -438,18 +443,21 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
         let spaced = h.spaced && first_on_line;
         for (a, b) in field_values(t, h.start, h.end, spaced, first_on_line, limit) {
             let full_end = b;
-            // A quoted value is whole, spaces and all (`password: "correct horse battery"`).
-            let quoted = a > 0
-                && t.as_bytes()
-                    .get(a - 1)
-                    .is_some_and(|&c| matches!(c, b'"' | b'\''))
-                && t.as_bytes().get(b) == t.as_bytes().get(a - 1);
+            // A quoted value is whole, spaces and all (`password: "correct horse battery"`,
+            // `パスワード：「correct horse」`), and so is a quoted word a value begins with.
+            let quoted = t
+                .get(..a)
+                .and_then(|s| s.chars().next_back())
+                .zip(t.get(b..).and_then(|s| s.chars().next()))
+                .is_some_and(|pair| QUOTE_PAIRS.contains(&pair));
             let b = match h.one_word && !quoted {
                 true => {
-                    a + t
-                        .get(a..b)
-                        .and_then(|v| v.find([' ', '\t']))
-                        .unwrap_or(b - a)
+                    let v = t.get(a..b).unwrap_or("");
+                    let from = quoted_prefix_len(v);
+                    a + from
+                        + v.get(from..)
+                            .and_then(|r| r.find([' ', '\t']))
+                            .unwrap_or(v.len() - from)
                 }
                 false => b,
             };
@@ -868,8 +876,34 @@ fn field_values(
         }
     }
     let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
-    let end = start + rest.find(stops).unwrap_or(rest.len());
+    // A value that begins with a quoted part takes at least all of it (`"Tk9;m2Qx" に変更`).
+    let quoted = quoted_prefix_len(rest);
+    let end = start
+        + quoted
+        + rest
+            .get(quoted..)
+            .and_then(|r| r.find(stops))
+            .unwrap_or(rest.len() - quoted);
     vec![trim_value(t, start, before_escape(t, start, end))]
+}
+
+/// Quotes and their closing ones, as values are written in code, YAML and Japanese prose.
+const QUOTE_PAIRS: &[(char, char)] = &[('"', '"'), ('\'', '\''), ('「', '」'), ('『', '』')];
+
+/// The length of the quoted part `v` begins with, closing quote included (0 when it does not
+/// begin with a quote closed on its line).
+fn quoted_prefix_len(v: &str) -> usize {
+    let Some(open) = v.chars().next() else {
+        return 0;
+    };
+    let Some(&(_, close)) = QUOTE_PAIRS.iter().find(|(o, _)| *o == open) else {
+        return 0;
+    };
+    let inner = v.get(open.len_utf8()..).unwrap_or("");
+    inner
+        .find([close, '\n'])
+        .filter(|&l| inner.get(l..).is_some_and(|r| r.starts_with(close)))
+        .map_or(0, |l| open.len_utf8() + l + close.len_utf8())
 }
 
 /// Whether what follows a quoted value leaves it a value of its own: the line's end, a comment,
@@ -1563,18 +1597,10 @@ fn json_value(t: &str, p: usize, q: &str) -> Vec<(usize, usize)> {
     vec![v]
 }
 
-/// Keys of a JSON Schema or an OpenAPI property, not of data.
-const SCHEMA_KEYS: &[&str] = &[
-    "type",
-    "$ref",
-    "properties",
-    "description",
-    "format",
-    "maxLength",
-    "minLength",
-    "pattern",
-    "enum",
-    "items",
+/// A JSON Schema's types: an object whose `type` is one of these describes data (with
+/// `description`, `maxLength`…), as does one with `$ref` or `properties`.
+const SCHEMA_TYPES: &[&str] = &[
+    "string", "number", "integer", "boolean", "object", "array", "null",
 ];
 
 /// How deep [`json_object`] reads objects inside objects.
@@ -1585,12 +1611,14 @@ const JSON_DEPTH: usize = 4;
 /// `None` when it is cut short or not JSON, with what was read up to there.
 fn json_object(t: &str, p: usize, q: &str, depth: usize) -> (Vec<(usize, usize)>, Option<usize>) {
     let mut out = Vec::new();
+    let mut schema = false;
+    let keep = |out: Vec<(usize, usize)>, schema: bool| if schema { Vec::new() } else { out };
     let mut i = p + 1;
     loop {
         i = skip_ws_all(t, i);
         let r = t.get(i..).unwrap_or("");
         if r.starts_with('}') {
-            return (out, Some(i + 1));
+            return (keep(out, schema), Some(i + 1));
         }
         let Some(key_end) = r
             .starts_with(q)
@@ -1599,11 +1627,7 @@ fn json_object(t: &str, p: usize, q: &str, depth: usize) -> (Vec<(usize, usize)>
         else {
             return (out, None);
         };
-        // A schema describes the field (`"email": {"type": "string", "description": …}`): its
-        // words are no one's data.
-        if SCHEMA_KEYS.contains(&t.get(i + q.len()..key_end).unwrap_or("")) {
-            return (Vec::new(), None);
-        }
+        let key = t.get(i + q.len()..key_end).unwrap_or("");
         i = skip_ws_all(t, key_end + q.len());
         if !t.get(i..).unwrap_or("").starts_with(':') {
             return (out, None);
@@ -1612,6 +1636,10 @@ fn json_object(t: &str, p: usize, q: &str, depth: usize) -> (Vec<(usize, usize)>
         let r = t.get(i..).unwrap_or("");
         let next = if r.starts_with(q) {
             json_string(t, i + q.len(), q).map(|end| {
+                // A schema describes the field (`"email": {"type": "string", "description": …}`):
+                // its words are no one's data.
+                let value = t.get(i + q.len()..end).unwrap_or("");
+                schema |= key == "type" && SCHEMA_TYPES.contains(&value);
                 out.push((i + q.len(), end));
                 end + q.len()
             })
@@ -1636,10 +1664,11 @@ fn json_object(t: &str, p: usize, q: &str, depth: usize) -> (Vec<(usize, usize)>
             return (out, None);
         };
         i = skip_ws_all(t, n);
+        schema |= matches!(key, "$ref" | "properties");
         match t.get(i..).and_then(|r| r.chars().next()) {
             Some(',') => i += 1,
-            Some('}') => return (out, Some(i + 1)),
-            _ => return (out, None),
+            Some('}') => return (keep(out, schema), Some(i + 1)),
+            _ => return (keep(out, schema), None),
         }
     }
 }
@@ -2111,10 +2140,12 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
 fn in_authority(t: &str, ms: usize) -> bool {
     let from = floor_boundary(t, ms.saturating_sub(256));
     let word = t.get(from..ms).unwrap_or("");
-    // A URL is ASCII: Japanese text written right after one (`https://example.jp、連絡は…`)
-    // ends it, though no space does.
+    // Japanese punctuation or hiragana written right after a URL (`https://example.jp、連絡は…`)
+    // ends it, though no space does; a login may still be kanji (`postgres://山田:…@db`).
     let word = word
-        .rsplit(|c: char| c.is_whitespace() || !c.is_ascii() || "\"'<>`(".contains(c))
+        .rsplit(|c: char| {
+            c.is_whitespace() || matches!(c, '\u{3000}'..='\u{309F}') || "\"'<>`(".contains(c)
+        })
         .next()
         .unwrap_or("");
     word.rfind("://")
@@ -2126,11 +2157,19 @@ fn in_authority(t: &str, ms: usize) -> bool {
 /// (`https://x-access-token:ghs_…@github.com`), not a host and port followed by settings
 /// (`jdbc:sqlserver://db:1433;…;secret=…`).
 fn in_userinfo(t: &str, ms: usize) -> bool {
+    let settings_before = t
+        .get(floor_boundary(t, ms.saturating_sub(256))..ms)
+        .and_then(|w| {
+            w.rfind("://")
+                .map(|k| w.get(k..).unwrap_or("").contains(';'))
+        })
+        .unwrap_or(false);
     in_authority(t, ms)
+        && !settings_before
         && t.get(ms..)
             .unwrap_or("")
             .chars()
-            .take_while(|&c| c.is_ascii() && !c.is_whitespace() && !"/?#\"'<>`".contains(c))
+            .take_while(|&c| c.is_ascii() && !c.is_whitespace() && !"/?#;\"'<>`".contains(c))
             .any(|c| c == '@')
 }
 
