@@ -57,8 +57,8 @@ pub(crate) fn detect(
 
 /// Percent-encoded text (a link's query, `?q=%E6%9D%B1%E9%9B%B2…`, a name in a URL's path): what
 /// the runs of it decode to are scanned as text of their own (all of a text's runs at once, a
-/// line apart), and anything found in a run makes the whole run a span, with the treatment of
-/// the first thing found there. Only runs that encode characters beyond ASCII (two bytes or
+/// line apart), and anything found in a run makes the whole run a span, with the strictest
+/// treatment found there (block, then mask, then pseudonymize). Only runs that encode characters beyond ASCII (two bytes or
 /// more) in UTF-8: ASCII ones (`n.ogawa%40sample.co.jp`) the detectors read as they are. One
 /// level: a run decoded to more percent-encoding is not decoded again.
 fn encoded_spans(
@@ -171,7 +171,8 @@ fn encoded_spans(
     Ok(())
 }
 
-/// `tags`: whether author tags are read (and an unclosed one refused).
+/// [`detect`] without percent-encoded runs; `tags_on`: whether author tags are read (and an
+/// unclosed one refused).
 fn detect_plain(
     rules: &Rules,
     contract: &ContractMatcher,
@@ -863,21 +864,15 @@ fn field_values(
     // `name="value"`, `name: 'value'` (attributes, YAML, shell): the quoted part, when nothing
     // but the line's end, a comment, the tag's end or the next attribute follows it (`"山田",
     // "鈴木"` is a list: the rest of the line, as below).
-    if let Some(quote) = rest.chars().next().filter(|c| matches!(c, '"' | '\'')) {
-        let inner = rest.get(1..).unwrap_or("");
-        if let Some(len) = inner
-            .find([quote, '\n'])
-            .filter(|&l| inner.get(l..).is_some_and(|r| r.starts_with(quote)))
-        {
-            let after = inner.get(len + 1..).unwrap_or("");
-            if quoted_value_ends(after) {
-                return vec![trim_value(t, start + 1, start + 1 + len)];
-            }
-        }
+    let quoted = quoted_prefix_len(rest);
+    if quoted > 0
+        && rest.starts_with(['"', '\''])
+        && quoted_value_ends(rest.get(quoted..).unwrap_or(""))
+    {
+        return vec![trim_value(t, start + 1, start + quoted - 1)];
     }
     let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
     // A value that begins with a quoted part takes at least all of it (`"Tk9;m2Qx" に変更`).
-    let quoted = quoted_prefix_len(rest);
     let end = start
         + quoted
         + rest
@@ -2136,8 +2131,14 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
 }
 
 /// Whether `ms` is inside the authority of a URL that begins on the same word (`scheme://` with
-/// no `/`, `?` or `#` after it yet). Looks back a bounded way, so a retry per start stays linear.
+/// no `/`, `?` or `#` after it yet).
 fn in_authority(t: &str, ms: usize) -> bool {
+    authority_before(t, ms).is_some()
+}
+
+/// The part of a URL's authority before `ms` (after its `scheme://`), when `ms` is inside one.
+/// Looks back a bounded way, so a retry per start stays linear.
+fn authority_before(t: &str, ms: usize) -> Option<&str> {
     let from = floor_boundary(t, ms.saturating_sub(256));
     let word = t.get(from..ms).unwrap_or("");
     // Japanese punctuation or hiragana written right after a URL (`https://example.jp、連絡は…`)
@@ -2150,22 +2151,14 @@ fn in_authority(t: &str, ms: usize) -> bool {
         .unwrap_or("");
     word.rfind("://")
         .and_then(|k| word.get(k + 3..))
-        .is_some_and(|rest| !rest.contains(['/', '?', '#', '@']))
+        .filter(|rest| !rest.contains(['/', '?', '#', '@']))
 }
 
 /// Inside a URL's authority with a `@` still to come before it ends: the login part
 /// (`https://x-access-token:ghs_…@github.com`), not a host and port followed by settings
 /// (`jdbc:sqlserver://db:1433;…;secret=…`).
 fn in_userinfo(t: &str, ms: usize) -> bool {
-    let settings_before = t
-        .get(floor_boundary(t, ms.saturating_sub(256))..ms)
-        .and_then(|w| {
-            w.rfind("://")
-                .map(|k| w.get(k..).unwrap_or("").contains(';'))
-        })
-        .unwrap_or(false);
-    in_authority(t, ms)
-        && !settings_before
+    authority_before(t, ms).is_some_and(|a| !a.contains(';'))
         && t.get(ms..)
             .unwrap_or("")
             .chars()
