@@ -11,6 +11,8 @@
 //! Instructions, which do not vary with the host's load (each phase runs 1 + 5 times):
 //!
 //!     REDACT_BENCH_RUNS=5 valgrind --tool=callgrind target/release/deps/redact-*
+//!
+//! `REDACT_BENCH_ONLY=text` runs the 1 MB text alone (for a profiler).
 use mamori::redact::{ContractMatcher, ContractRedaction, Rules};
 use std::hint::black_box;
 use std::path::Path;
@@ -136,6 +138,10 @@ fn main() -> anyhow::Result<()> {
         redactions,
         mb
     );
+
+    if std::env::var("REDACT_BENCH_ONLY").is_ok_and(|v| v == "text") {
+        return Ok(());
+    }
 
     let messages: Vec<String> = {
         let mut v = Vec::new();

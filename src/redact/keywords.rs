@@ -53,39 +53,40 @@ impl Codes {
         Some(Codes { blocks, table })
     }
 
-    /// The code of a code point of the BMP (every pattern character is one).
+    /// The code of a code point (`OTHER` outside the BMP: every pattern character is in it).
     #[inline]
     fn of(&self, cp: u32) -> u8 {
-        let block = self.blocks[usize::from((cp >> 8) as u8)];
+        let block = self.blocks.get(cp as usize >> 8).copied().unwrap_or(0);
         self.table
             .get(usize::from(block))
             .map_or(OTHER, |t| t[usize::from(cp as u8)])
     }
+}
 
-    /// The code of the character starting at `i` of valid UTF-8 `b`, and its length. Decoded by
-    /// hand: this runs for every character of every text, and `char_indices` took twice the
-    /// instructions. A character outside the BMP is no pattern's.
-    #[inline]
-    fn at(&self, b: &[u8], i: usize) -> Option<(u8, usize)> {
-        let lead = *b.get(i)?;
-        let cont = |k: usize| u32::from(b.get(i + k).copied().unwrap_or(0) & 0x3f);
-        Some(match lead {
-            0x00..=0x7f => (self.of(u32::from(lead)), 1),
-            0xe0..=0xef => (
-                self.of(u32::from(lead & 0x0f) << 12 | cont(1) << 6 | cont(2)),
-                3,
-            ),
-            0xc0..=0xdf => (self.of(u32::from(lead & 0x1f) << 6 | cont(1)), 2),
-            _ => (OTHER, 4),
-        })
-    }
+/// The code point of the character starting at `i` of valid UTF-8 `b`, and its length; past the
+/// BMP, 0x10000 stands for every character, as no pattern has one. Decoded by hand: this runs
+/// for every character of every text, and `char_indices` took twice the instructions.
+#[inline]
+fn decode(b: &[u8], i: usize) -> Option<(u32, usize)> {
+    let cont = |x: u8| u32::from(x & 0x3f);
+    Some(match *b.get(i..)? {
+        [lead @ 0x00..=0x7f, ..] => (u32::from(lead), 1),
+        [lead @ 0xe0..=0xef, c1, c2, ..] => {
+            (u32::from(lead & 0x0f) << 12 | cont(c1) << 6 | cont(c2), 3)
+        }
+        [lead @ 0xc0..=0xdf, c1, ..] => (u32::from(lead & 0x1f) << 6 | cont(c1), 2),
+        [] => return None,
+        _ => (0x10000, 4),
+    })
 }
 
 pub(crate) struct PerChar {
     codes: Codes,
-    /// Whether a code is the first character of some pattern. In the start state the automaton
-    /// stays there on any other code, so the search takes no step for it.
-    begins: [bool; 256],
+    /// One bit per code point of the BMP: whether it is the first character of some pattern. In
+    /// the start state the automaton stays there on any other character, so the search neither
+    /// looks up its code nor takes a step for it: one load on each character's chain of
+    /// dependent steps instead of three.
+    begins: Box<[u64]>,
     dfa: dfa::DFA,
     /// The pattern itself, for each pattern holding a shared code: its code matches are checked.
     checked: Vec<Option<Box<[u8]>>>,
@@ -187,9 +188,14 @@ impl Keywords {
         }
         Ok(Some(match coded(patterns) {
             Some(c) => {
-                let mut begins = [false; 256];
-                for code in c.patterns.iter().filter_map(|p| p.first()) {
-                    begins[usize::from(*code)] = true;
+                let mut begins = vec![0u64; 0x10000 / 64].into_boxed_slice();
+                let firsts = patterns
+                    .iter()
+                    .filter_map(|p| std::str::from_utf8(p).ok()?.chars().next());
+                for cp in firsts.map(u32::from) {
+                    if let Some(w) = begins.get_mut(cp as usize / 64) {
+                        *w |= 1 << (cp % 64);
+                    }
                 }
                 let dfa = dfa::DFA::builder()
                     .match_kind(MatchKind::Standard)
@@ -234,12 +240,17 @@ impl PerChar {
         let b = text.as_bytes();
         let mut sid = start;
         let mut end = 0;
-        while let Some((code, len)) = self.codes.at(b, end) {
+        while let Some((cp, len)) = decode(b, end) {
             end += len;
-            if sid == start && !self.begins[usize::from(code)] {
+            if sid == start
+                && self
+                    .begins
+                    .get(cp as usize / 64)
+                    .is_none_or(|w| w & (1 << (cp % 64)) == 0)
+            {
                 continue;
             }
-            sid = self.dfa.next_state(Anchored::No, sid, code);
+            sid = self.dfa.next_state(Anchored::No, sid, self.codes.of(cp));
             if !self.dfa.is_match(sid) {
                 continue;
             }

@@ -168,6 +168,24 @@ pub(crate) fn normalize(src: &str) -> Normalized<'_> {
             i += 1;
             continue;
         }
+        // Runs of kanji and of kana, most of a Japanese text, are unchanged: stepped through
+        // with one test per character.
+        if (0xE4..=0xE9).contains(&lead) {
+            let mut j = i + 3;
+            while b.get(j).is_some_and(|x| (0xE4..=0xE9).contains(x)) {
+                j += 3;
+            }
+            (unit, kana, i) = (j - 3, false, j);
+            continue;
+        }
+        if kana_at(b, i, kana) {
+            let mut j = i + 3;
+            while kana_at(b, j, true) {
+                j += 3;
+            }
+            (unit, kana, i) = (j - 3, true, j);
+            continue;
+        }
         // Valid UTF-8: the continuation bytes are there.
         let b1 = b.get(i + 1).copied().unwrap_or(0);
         let b2 = b.get(i + 2).copied().unwrap_or(0);
@@ -231,6 +249,19 @@ pub(crate) fn normalize(src: &str) -> Normalized<'_> {
         i = end;
     }
     w.finish()
+}
+
+/// Whether a hiragana or katakana character that folding leaves alone begins at `i` (`ー` too
+/// when it follows kana, `after_kana`): the cases of the loop's byte match that keep kana.
+#[inline]
+fn kana_at(b: &[u8], i: usize, after_kana: bool) -> bool {
+    match b.get(i..i + 3) {
+        Some(&[0xE3, 0x81, _]) => true,
+        Some(&[0xE3, 0x82, x]) => !matches!(x, 0x99..=0x9C | 0x9F),
+        Some(&[0xE3, 0x83, 0xBC]) => after_kana,
+        Some(&[0xE3, 0x83, x]) => x != 0xBF,
+        _ => false,
+    }
 }
 
 /// Folds what stands for another character in text pasted from code and markup, so that fields,
