@@ -10,7 +10,7 @@ pub enum Validator {
     MyNumber,
     /// 法人番号: 13 digits, the first a check digit.
     CorporateNumber,
-    /// Payment cards: 13–19 digits, Luhn.
+    /// Payment cards: 13–19 digits, Luhn, and a card network's prefix.
     Luhn,
     /// Japanese telephone numbers: the digit count fits the number's prefix.
     JpPhone,
@@ -28,7 +28,10 @@ impl Validator {
         match self {
             Validator::MyNumber => my_number(&digits(value)),
             Validator::CorporateNumber => corporate_number(&digits(value)),
-            Validator::Luhn => luhn(&digits(value)),
+            Validator::Luhn => {
+                let d = digits(value);
+                luhn(&d) && issuer_prefix(&d)
+            }
             Validator::JpPhone => jp_phone(value),
             Validator::SecretValue => secret_value(value),
             Validator::NotDate => !yyyymmdd(&digits(value)),
@@ -67,6 +70,19 @@ pub(crate) fn corporate_number(d: &[u32]) -> bool {
         .map(|(i, x)| if i % 2 == 0 { *x } else { x * 2 })
         .sum();
     d.first() == Some(&(9 - sum % 9))
+}
+
+/// Whether the digits begin as a card network's numbers do: 3 (American Express, JCB, Diners),
+/// 4 (Visa), 5 (Mastercard, Maestro), 6 (Discover, UnionPay), and 22–27 (Mastercard's 2-series).
+/// Loosely, as sample numbers are written too. A timestamp or an order number that passes the
+/// Luhn check by chance (one in ten does: `20240512093004`, `20261021-0930-04`) begins with 1, 20
+/// or 21, 0, 7, 8 or 9.
+fn issuer_prefix(d: &[u32]) -> bool {
+    match d {
+        [2, x, ..] => (2..=7).contains(x),
+        [3..=6, ..] => true,
+        _ => false,
+    }
 }
 
 pub(crate) fn luhn(d: &[u32]) -> bool {
@@ -251,6 +267,10 @@ mod tests {
         assert!(Validator::Luhn.check("5717-2367-3970-9346"));
         assert!(!Validator::Luhn.check("4111 1111 1111 1112"));
         assert!(!Validator::Luhn.check("4111"));
+        // Luhn-valid, but no card network's prefix: a timestamp and a reservation number.
+        assert!(!Validator::Luhn.check("20240512093004"));
+        assert!(!Validator::Luhn.check("20261021-0930-04"));
+        assert!(Validator::Luhn.check("2223 0000 4841 0010"));
     }
 
     #[test]
