@@ -1055,8 +1055,16 @@ fn placeholder(v: &str) -> bool {
         "undefined",
     ];
     let v = v.trim();
-    let slot =
-        (v.starts_with("{{") && v.ends_with("}}")) || (v.starts_with("${") && v.ends_with('}'));
+    // `{{password}}`, `${API_KEY}`, `<your-password-here>`, `<パスワード>`: a slot to fill in.
+    let angle = v
+        .strip_prefix('<')
+        .and_then(|x| x.strip_suffix('>'))
+        .is_some_and(|x| {
+            (1..=40).contains(&x.chars().count()) && !x.contains(['<', '>', '/', '=', '"', '\''])
+        });
+    let slot = (v.starts_with("{{") && v.ends_with("}}"))
+        || (v.starts_with("${") && v.ends_with('}'))
+        || angle;
     let blanks = v.chars().all(|c| "_＿-ー―〇○●◯*＊xX×・. ".contains(c))
         || v.contains("〇〇")
         || v.contains("○○")
