@@ -299,6 +299,15 @@ fn name_detectors_share_their_name_pattern_and_skip_no_family_name() {
         .map(|d| value_group(d["pattern"].as_str().unwrap()))
         .filter(|g| g.contains("佐藤"))
         .collect();
+    // The bare `name` key's detector takes fewer given names (a value that is a place, a word or
+    // a company must stay): its family names are the same, its given names are its own.
+    let bare_name = detectors
+        .iter()
+        .filter(|d| d["label"].as_str() == Some("person_name"))
+        .map(|d| d["pattern"].as_str().unwrap())
+        .find(|p| p.contains("(?i:name)"))
+        .map(value_group)
+        .expect("the bare name key's detector");
     assert!(groups.len() >= 4, "{}", groups.len());
     // Family names: the alternations of the group (`(?:(?:佐藤|…)`, `|(?:森|林…)`, and where a
     // detector splits them, `|(?:福岡|千葉…)`); given names: the parts with a character class.
@@ -322,7 +331,9 @@ fn name_detectors_share_their_name_pattern_and_skip_no_family_name() {
             families_of(&groups[0]),
             "the family names differ"
         );
-        assert_eq!(given_of(g), given_of(&groups[0]), "the given names differ");
+        if *g != bare_name {
+            assert_eq!(given_of(g), given_of(&groups[0]), "the given names differ");
+        }
     }
     let all = families_of(&groups[0]);
     let families: Vec<&str> = all.iter().map(String::as_str).collect();

@@ -189,21 +189,13 @@ pub(crate) fn normalize(src: &str) -> Normalized<'_> {
         // Valid UTF-8: the continuation bytes are there.
         let b1 = b.get(i + 1).copied().unwrap_or(0);
         let b2 = b.get(i + 2).copied().unwrap_or(0);
-        // (replacement, ends with kana) for the characters recognised from their bytes.
-        let fast: Option<(Option<&str>, bool)> = match lead {
-            // U+4000..U+9FFF: CJK unified ideographs, unchanged by NFKC.
-            0xE4..=0xE9 => Some((None, false)),
-            0xE3 => match (b1, b2) {
-                (0x80, 0x80) => Some((Some(" "), false)), // U+3000 ideographic space
-                (0x83, 0xBC) if kana => Some((None, true)), // ー lengthening a kana
-                (0x83, 0xBC) => Some((Some("-"), false)), // ー used as a dash
-                (0x80, 0x81..=0xB5 | 0xB7 | 0xBB..=0xBF) => Some((None, false)), // punctuation
-                (0x81, _) => Some((None, true)),          // hiragana
-                (0x82, x) if !matches!(x, 0x99..=0x9C | 0x9F) => Some((None, true)), // kana
-                (0x83, x) if x != 0xBF => Some((None, true)), // katakana
-                (0x90..=0xBF, _) => Some((None, false)),  // CJK extension A
-                _ => None,
-            },
+        // (replacement, ends with kana) for the other characters recognised from their bytes
+        // (kanji and kana were stepped through above).
+        let fast: Option<(Option<&str>, bool)> = match (lead, b1, b2) {
+            (0xE3, 0x80, 0x80) => Some((Some(" "), false)), // U+3000 ideographic space
+            (0xE3, 0x83, 0xBC) => Some((Some("-"), false)), // ー used as a dash (not after kana)
+            (0xE3, 0x80, 0x81..=0xB5 | 0xB7 | 0xBB..=0xBF) => Some((None, false)), // punctuation
+            (0xE3, 0x90..=0xBF, _) => Some((None, false)),  // CJK extension A
             _ => None,
         };
         if let Some((repl, ends_kana)) = fast {

@@ -1055,12 +1055,27 @@ fn placeholder(v: &str) -> bool {
         "undefined",
     ];
     let v = v.trim();
-    // `{{password}}`, `${API_KEY}`, `<your-password-here>`, `<パスワード>`: a slot to fill in.
+    // `{{password}}`, `${API_KEY}`, `<your-password-here>`, `<パスワード>`: a slot to fill in,
+    // not a value (`<Xk9mQ2pLr7>` has digits; `<山田太郎>` names no field).
+    const SLOT_WORDS: &[&str] = &[
+        "パスワード",
+        "氏名",
+        "名前",
+        "住所",
+        "番号",
+        "メール",
+        "入力",
+        "ここ",
+    ];
     let angle = v
         .strip_prefix('<')
         .and_then(|x| x.strip_suffix('>'))
         .is_some_and(|x| {
-            (1..=40).contains(&x.chars().count()) && !x.contains(['<', '>', '/', '=', '"', '\''])
+            (1..=40).contains(&x.chars().count())
+                && (x
+                    .chars()
+                    .all(|c| c.is_ascii_alphabetic() || " _.-".contains(c))
+                    || SLOT_WORDS.iter().any(|w| x.contains(w)))
         });
     let slot = (v.starts_with("{{") && v.ends_with("}}"))
         || (v.starts_with("${") && v.ends_with('}'))
@@ -1891,7 +1906,7 @@ fn detector_spans(
 fn digits_in(runs: &[Hit], a: usize, b: usize) -> usize {
     runs.iter()
         .take_while(|r| r.0 < b)
-        .map(|r| r.1.min(b) - r.0.max(a))
+        .map(|r| r.1.min(b).saturating_sub(r.0.max(a)))
         .sum()
 }
 
