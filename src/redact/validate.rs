@@ -109,10 +109,14 @@ fn jp_phone(value: &str) -> bool {
     // `+81`, or `81` and a separator (the pattern requires it, so that a digit run beginning
     // with 81 is not read as international).
     let v = value.trim_start();
-    if let Some(rest) = v.strip_prefix("+81").or_else(|| {
-        v.strip_prefix("81")
-            .filter(|r| r.starts_with([' ', '-', '.']))
-    }) {
+    if let Some(rest) = v
+        .strip_prefix("+81")
+        .or_else(|| v.strip_prefix("(+81)"))
+        .or_else(|| {
+            v.strip_prefix("81")
+                .filter(|r| r.starts_with([' ', '-', '.']))
+        })
+    {
         let d = digits(&rest.replacen("(0)", "", 1));
         return matches!(d.len(), 9 | 10) && d.first() != Some(&0);
     }
@@ -284,6 +288,7 @@ mod tests {
             "+81-3-1234-5678",
             "+81 90 1234 5678",
             "+81(0)3-1234-5678",
+            "(+81) 90 3321 7745",
         ] {
             assert!(Validator::JpPhone.check(ok), "{ok}");
         }
