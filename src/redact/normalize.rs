@@ -178,9 +178,9 @@ pub(crate) fn normalize(src: &str) -> Normalized<'_> {
             (unit, kana, i) = (j - 3, false, j);
             continue;
         }
-        if kana_at(b, i, kana) {
+        if kept_kana_at(b, i, kana) {
             let mut j = i + 3;
-            while kana_at(b, j, true) {
+            while kept_kana_at(b, j, true) {
                 j += 3;
             }
             (unit, kana, i) = (j - 3, true, j);
@@ -246,7 +246,7 @@ pub(crate) fn normalize(src: &str) -> Normalized<'_> {
 /// Whether a hiragana or katakana character that folding leaves alone begins at `i` (`ー` too
 /// when it follows kana, `after_kana`): the cases of the loop's byte match that keep kana.
 #[inline]
-fn kana_at(b: &[u8], i: usize, after_kana: bool) -> bool {
+fn kept_kana_at(b: &[u8], i: usize, after_kana: bool) -> bool {
     match b.get(i..i + 3) {
         Some(&[0xE3, 0x81, _]) => true,
         Some(&[0xE3, 0x82, x]) => !matches!(x, 0x99..=0x9C | 0x9F),
