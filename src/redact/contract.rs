@@ -225,10 +225,38 @@ fn with_variants(folded: &str) -> Vec<String> {
             out.push(core.to_string());
         }
     }
+    let loan: Vec<String> = out.iter().flat_map(|t| loanword_spellings(t)).collect();
+    out.extend(loan);
     let kana: Vec<String> = out.iter().flat_map(|t| other_kana(t)).collect();
     out.extend(kana);
     let old: Vec<String> = out.iter().flat_map(|t| old_forms(t)).collect();
     out.extend(old);
+    out
+}
+
+/// The other ways a loanword in katakana is commonly spelled: with or without the small `ッ`
+/// before `クス` (`ロジスティクス`, `ロジスティックス`), and, after a name in kanji, the plural `ズ`
+/// dropped (`北斗システムズ` is also called `北斗システム`).
+fn loanword_spellings(term: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(k) = term.find("ックス") {
+        out.push(format!("{}{}", &term[..k], &term[k + 'ッ'.len_utf8()..]));
+    } else if let Some(k) = term.find("クス") {
+        if term[..k].chars().next_back().is_some_and(is_katakana) {
+            out.push(format!("{}ッ{}", &term[..k], &term[k..]));
+        }
+    }
+    if let Some(stem) = term.strip_suffix('ズ') {
+        let kana = stem
+            .chars()
+            .rev()
+            .take_while(|&c| is_katakana(c) || c == 'ー')
+            .count();
+        let named = stem.chars().any(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c));
+        if kana >= 3 && named {
+            out.push(stem.to_string());
+        }
+    }
     out
 }
 
@@ -624,6 +652,24 @@ mod tests {
         assert_eq!(with_variants("projector x"), ["projector x"]);
         assert_eq!(with_variants("プロジェクト計画書"), ["プロジェクト計画書"]);
         assert_eq!(with_variants("project x y"), ["project x y"]);
+    }
+
+    #[test]
+    fn loanwords_have_their_other_spellings() {
+        assert_eq!(
+            loanword_spellings("青葉ロジスティクス"),
+            ["青葉ロジスティックス"]
+        );
+        assert_eq!(
+            loanword_spellings("青葉ロジスティックス"),
+            ["青葉ロジスティクス"]
+        );
+        assert_eq!(loanword_spellings("北斗システムズ"), ["北斗システム"]);
+        // Not a plural: too short, or nothing but the loanword (which would then be a word).
+        assert!(loanword_spellings("北斗ミズ").is_empty());
+        assert!(loanword_spellings("システムズ").is_empty());
+        assert!(loanword_spellings("東雲物産").is_empty());
+        assert!(with_variants("北斗システムズ株式会社").contains(&"北斗システム".to_string()));
     }
 
     #[test]

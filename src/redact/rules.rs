@@ -118,7 +118,7 @@ pub(crate) struct Detector {
     /// Characters on each side of the value searched for a keyword.
     pub keyword_window: usize,
     /// Labels that make a value something else when they come right before it (`JANコード`,
-    /// `伝票番号`), folded and in ASCII lower case; a keyword nearby overrides them.
+    /// `伝票番号`), folded and in ASCII lower case; a keyword nearby does not override them.
     pub unless_after: Vec<String>,
     /// Text that, right before a trigger, says the trigger is not what the detector looks for
     /// (`ご担当者様`, `皆様`), folded and in ASCII lower case: such a trigger opens no window of
@@ -485,14 +485,18 @@ impl Builder {
                 bail!("{at}: `open` and `close` must not contain each other");
             }
             let idx = self.tags.len();
-            self.add_pattern(open.as_bytes(), Role::Open(idx));
+            for o in spaced_variants(&open) {
+                self.add_pattern(o.as_bytes(), Role::Open(idx));
+            }
             if let Some(name) = open.strip_prefix('<').and_then(|o| o.strip_suffix('>')) {
                 self.add_pattern(
                     format!("<{name} ").as_bytes(),
                     Role::OpenWithAttributes(idx),
                 );
             }
-            self.add_pattern(close.as_bytes(), Role::Close(idx));
+            for c in spaced_variants(&close) {
+                self.add_pattern(c.as_bytes(), Role::Close(idx));
+            }
             self.tags.push(TagPair {
                 open,
                 close,
@@ -647,9 +651,6 @@ impl Builder {
         }
         if !triggers_not_after.is_empty() && d.triggers.is_none() {
             bail!("{at}: key `triggers_not_after`: only with `triggers`");
-        }
-        if !unless_after.is_empty() && keyword_mode == Some(KeywordMode::Required) {
-            bail!("{at}: key `unless_after`: not used when keywords are required (a keyword must be near anyway); remove it or set keyword_mode = \"or_valid\"");
         }
 
         let idx = self.detectors.len();
@@ -830,6 +831,40 @@ fn class_is_digits(c: &Class) -> bool {
     }
 }
 
+/// A tag as written, and as authors also write it with a space inside its brackets or after its
+/// slash (`【 機密 】`, `【/ 機密】`): every combination of one space at each such place.
+fn spaced_variants(tag: &str) -> Vec<String> {
+    let chars: Vec<char> = tag.chars().collect();
+    let bracket = |c: Option<&char>| c.is_some_and(|c| !c.is_alphanumeric() && *c != '/');
+    // Places a space may go: before the character at that index.
+    let mut places = Vec::new();
+    if bracket(chars.first()) && chars.len() > 2 {
+        places.push(1);
+    }
+    if let Some(slash) = chars.iter().position(|&c| c == '/') {
+        if slash + 1 < chars.len() && !places.contains(&(slash + 1)) {
+            places.push(slash + 1);
+        }
+    }
+    if bracket(chars.last()) && chars.len() > 2 && !places.contains(&(chars.len() - 1)) {
+        places.push(chars.len() - 1);
+    }
+    (0..1u32 << places.len())
+        .map(|mask| {
+            let mut s = String::with_capacity(tag.len() + places.len());
+            for (i, c) in chars.iter().enumerate() {
+                if let Some(k) = places.iter().position(|&p| p == i) {
+                    if mask & (1 << k) != 0 {
+                        s.push(' ');
+                    }
+                }
+                s.push(*c);
+            }
+            s
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -855,8 +890,8 @@ mod tests {
         assert!(e.contains("triggers"), "{e}");
         let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"x?\"\n");
         assert!(e.contains("empty text"), "{e}");
-        let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"[0-9]{4}\"\nkeywords = [\"k\"]\nunless_after = [\"x\"]\n");
-        assert!(e.contains("key `unless_after`"), "{e}");
+        let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"[0-9]{4}\"\nkeywords = [\"k\"]\nunless_after = [\"\"]\n");
+        assert!(e.contains("key `unless_after`: give labels"), "{e}");
         let e = err("[[detector]]\nlabel = \"a\"\naction = \"mask\"\npattern = \"x[0-9]\"\ntriggers_not_after = [\"y\"]\n");
         assert!(e.contains("key `triggers_not_after`"), "{e}");
         let e = err("[[detector]]\nlabel = \"Bad Label\"\naction = \"mask\"\npattern = \"x\"\n");

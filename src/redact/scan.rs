@@ -238,6 +238,7 @@ fn detect_plain(
         tag_spans(rules, t, tags, &mut out)?;
     }
     field_spans(t, &mut fields, &mut out);
+    given_after_family(t, &fields, &mut out);
     if let Some(person) = rules.people_treatment {
         sibling_names(t, &fields, person, &mut out);
     }
@@ -538,6 +539,11 @@ const ROLE_WORDS: &[&str] = &[
     "あり",
     "無し",
     "該当なし",
+    // Steps of an approval flow (`申請者 → 承認者`).
+    "申請者",
+    "承認者",
+    "決裁者",
+    "起案者",
     // Relationships, as a family form writes them after a name (`山本 健二（夫）`).
     "本人",
     "夫",
@@ -671,6 +677,54 @@ fn code_len(v: &str) -> Option<usize> {
         i += len;
     }
     (end > 0).then_some(end)
+}
+
+/// `名` alone is too common a key to be a field (`名: 3`), but right after a `姓` key it is the
+/// given name: `姓：山田⏎名：由美`, `{"姓": "山田", "名": "由美"}`.
+fn given_after_family(t: &str, hits: &[FieldHit], out: &mut Vec<Span>) {
+    for h in hits {
+        if t.get(h.start..h.end) != Some("姓") || !field_name_edges_ok(t, h.start, h.end) {
+            continue;
+        }
+        let hi = ceil_boundary(t, (h.end + 96).min(t.len()));
+        let Some(ahead) = t.get(h.end..hi) else {
+            continue;
+        };
+        let at_key = |k: usize| {
+            let before = ahead.get(..k).unwrap_or("");
+            let after = ahead.get(k + '名'.len_utf8()..).unwrap_or("");
+            let quoted = ["\\\"", "\"", "'"]
+                .iter()
+                .any(|q| before.ends_with(q) && after.starts_with(q));
+            let line_key = before.trim_end_matches([' ', '\t']).ends_with('\n')
+                && before.matches('\n').count() == 1
+                && colon_after(t, h.end + k + '名'.len_utf8()).is_some();
+            (quoted && !before.contains('\n')) || line_key
+        };
+        let Some(k) = ahead
+            .match_indices('名')
+            .map(|(k, _)| k)
+            .find(|&k| at_key(k))
+        else {
+            continue;
+        };
+        let (s, e) = (h.end + k, h.end + k + '名'.len_utf8());
+        let line_end = t
+            .get(e..)
+            .and_then(|r| r.find('\n'))
+            .map_or(t.len(), |n| e + n);
+        for (a, b) in field_values(t, s, e, false, false, line_end) {
+            let b = a + name_before_unit_note(t.get(a..b).unwrap_or(""));
+            if a < b && !placeholder(t.get(a..b).unwrap_or("")) {
+                out.push(Span {
+                    start: a,
+                    end: b,
+                    treatment: h.treatment,
+                    rank: RANK_FIELD,
+                });
+            }
+        }
+    }
 }
 
 /// How far around a personal JSON key its object's `"name"` is looked for.
@@ -813,6 +867,10 @@ fn field_values(
                 from = skip_spaces(t, from + 1);
             }
             let rest = t.get(from..limit.max(from)).unwrap_or("");
+            // `【パスワード】⏎Kx9mPq2w!`: the label alone on its line, the value below it.
+            if let Some(v) = value_on_next_line(t, from) {
+                return vec![v];
+            }
             if starts_as_prose(rest) {
                 return Vec::new();
             }
@@ -832,6 +890,14 @@ fn field_values(
         };
         let start = skip_spaces(t, e);
         let rest = t.get(start..limit.max(start)).unwrap_or("");
+        if let Some(v) = answer_below(t, s, e) {
+            return vec![v];
+        }
+        if first_on_line && !name.is_ascii() {
+            if let Some(v) = after_one_arrow(t, start, rest) {
+                return vec![v];
+            }
+        }
         if spaced && first_on_line && !name.is_ascii() {
             if let Some(v) = value_on_next_line(t, e) {
                 return vec![v];
@@ -879,7 +945,88 @@ fn field_values(
             .get(quoted..)
             .and_then(|r| r.find(stops))
             .unwrap_or(rest.len() - quoted);
+    // Up to the next `label:` of an inline list (`氏名:山田由美 / 用件:窓口の案内`), whether or
+    // not the label is a field of its own.
+    let end = start
+        + quoted
+        + t.get(start + quoted..end)
+            .and_then(next_inline_label)
+            .unwrap_or(end - start - quoted);
     vec![trim_value(t, start, before_escape(t, start, end))]
+}
+
+/// Where, in a value, another label of an inline list begins: a separator (` / `, `|`, spaces)
+/// before a word of 2 to 10 letters and a `:` that no `//` follows (`URL: https://…` is one value).
+fn next_inline_label(v: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(k) = v.get(from..).and_then(|r| r.find([' ', '/', '|', '\t'])) {
+        let at = from + k;
+        let rest = v.get(at..).unwrap_or("");
+        let label_at = rest.len() - rest.trim_start_matches([' ', '/', '|', '\t']).len();
+        let label = rest.get(label_at..).unwrap_or("");
+        let len = label
+            .char_indices()
+            .find(|&(_, c)| !(word_char(c) || c.is_ascii_alphabetic() || c == '_'))
+            .map_or(label.len(), |(i, _)| i);
+        let after = label.get(len..).unwrap_or("").trim_start_matches(' ');
+        let count = label.get(..len).map_or(0, |l| l.chars().count());
+        if at > 0
+            && (2..=10).contains(&count)
+            && after.starts_with(':')
+            && !after.starts_with("://")
+        {
+            return Some(at);
+        }
+        from = at + label_at.max(1);
+    }
+    None
+}
+
+/// `Q. お名前⏎A. 山田由美`: a question that is a field's name, and the answer on the next line.
+fn answer_below(t: &str, s: usize, e: usize) -> Option<(usize, usize)> {
+    let line_start = t.get(..s)?.rfind('\n').map_or(0, |k| k + 1);
+    let head = t.get(line_start..s)?.trim_start();
+    let head = head.strip_suffix(['お', 'ご']).unwrap_or(head).trim_end();
+    let asks = head
+        .strip_prefix(['Q', 'q'])
+        .or_else(|| head.strip_prefix('問'))
+        .is_some_and(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()).len() <= 1);
+    if !asks {
+        return None;
+    }
+    let rest = t.get(qualifier_end(t, e)..)?;
+    let nl = rest.find('\n')?;
+    let tail = rest.get(..nl)?.trim();
+    if !matches!(tail, "" | "?" | "は?" | ":") {
+        return None;
+    }
+    let from = qualifier_end(t, e) + nl + 1;
+    let line = t.get(from..)?;
+    let line = line.get(..line.find('\n').unwrap_or(line.len()))?;
+    let body = line.trim_start();
+    let answer = body
+        .strip_prefix(['A', 'a'])
+        .or_else(|| body.strip_prefix('答'))?;
+    let answer = answer.strip_prefix(['.', ':', ')', ' ']).unwrap_or(answer);
+    let a = from + (line.len() - answer.len());
+    let v = trim_value(t, a, from + line.trim_end_matches('\r').len());
+    (v.0 < v.1).then_some(v)
+}
+
+/// `氏名 → 山田由美`: the one arrow of its line separates a label and its value (a flow of
+/// roles, `申請者 → 承認者 → 決裁者`, has more).
+fn after_one_arrow(t: &str, start: usize, rest: &str) -> Option<(usize, usize)> {
+    const ARROWS: [&str; 3] = ["→", "⇒", "->"];
+    let arrow = ARROWS.into_iter().find(|a| rest.starts_with(a))?;
+    let line = rest.get(..rest.find(['\n', '\r']).unwrap_or(rest.len()))?;
+    if ARROWS
+        .iter()
+        .any(|a| line.get(arrow.len()..).is_some_and(|r| r.contains(a)))
+    {
+        return None;
+    }
+    let v = trim_value(t, start + arrow.len(), start + line.len());
+    (v.0 < v.1).then_some(v)
 }
 
 /// Quotes and their closing ones, as values are written in code, YAML and Japanese prose.
@@ -1944,7 +2091,7 @@ fn scan_window(
         let (vs, ve) = value_span(d, caps, ms, me);
         let (me, ve) = match d.value_runs_on && ve == me && left_ok(d.boundary, t, ms) {
             true => {
-                let end = runs_on(t, me);
+                let end = runs_on(t, vs, me);
                 (end, end)
             }
             false => (me, ve),
@@ -1977,10 +2124,25 @@ fn scan_window(
 }
 
 /// The end of a credential value continuing at `p`: printable ASCII up to a space, quote,
-/// bracket, comma, semicolon or backslash (a JSON escape), at most `MAX_RUN_ON` bytes.
-fn runs_on(t: &str, p: usize) -> usize {
+/// bracket, comma, semicolon or backslash (a JSON escape), at most `MAX_RUN_ON` bytes. A value
+/// that began after a quote runs to its closing quote, brackets and `$` included (Django's
+/// `SECRET_KEY = '…k3#m!x(2)z8@q%v^w&p*r$t7)y'`).
+fn runs_on(t: &str, vs: usize, p: usize) -> usize {
     let rest = t.get(p..).unwrap_or("");
     let rest = rest.get(..floor_boundary(rest, MAX_RUN_ON)).unwrap_or("");
+    if let Some(q) = t
+        .get(..vs)
+        .and_then(|b| b.chars().next_back())
+        .filter(|c| matches!(c, '"' | '\'' | '`'))
+    {
+        let n = rest
+            .find(|c: char| !c.is_ascii_graphic() || c == q || c == '\\')
+            .unwrap_or(rest.len());
+        let closes = |k: usize| rest.get(k..).is_some_and(|r| r.starts_with(q));
+        if closes(n) || (rest.get(n..).is_some_and(|r| r.starts_with('\\')) && closes(n + 1)) {
+            return p + n;
+        }
+    }
     p + rest
         .find(|c: char| !c.is_ascii_graphic() || "\"'`$<>(){}[],;\\".contains(c))
         .unwrap_or(rest.len())
@@ -2080,9 +2242,13 @@ fn judge(
     };
     let ok = match d.keyword_mode {
         None => valid && !labelled_otherwise(d, t, vs),
-        Some(KeywordMode::Required) => valid && has_keyword(d, t, vs, ve, keywords),
+        Some(KeywordMode::Required) => {
+            valid && !labelled_otherwise(d, t, vs) && has_keyword(d, t, vs, ve, keywords)
+        }
+        // A label right before the value says more than a keyword somewhere near it
+        // (`クレジットカード⏎取引ID：20240512093045123`).
         Some(KeywordMode::OrValid) => {
-            has_keyword(d, t, vs, ve, keywords) || (valid && !labelled_otherwise(d, t, vs))
+            !labelled_otherwise(d, t, vs) && (valid || has_keyword(d, t, vs, ve, keywords))
         }
     };
     match (ok, right) {
@@ -2144,6 +2310,13 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
             Some(c) if c.is_ascii_digit() => false,
             Some('-') => {
                 let group: Vec<char> = before.take(5).collect();
+                // A code's part (`HX-090-1234-5678`): letters, then the number. Not the `T-` of
+                // an invoice registration number (`T-7361349943969`).
+                let invoice = group.first() == Some(&'T')
+                    && !group.get(1).is_some_and(char::is_ascii_alphanumeric);
+                if group.first().is_some_and(char::is_ascii_alphabetic) && !invoice {
+                    return false;
+                }
                 // After a digit, or after a UUID's fourth group (`-8a7b-271828182840`): four
                 // hex digits with a letter among them, after a `-`.
                 let after_digit = group.first().is_some_and(char::is_ascii_digit);
