@@ -509,8 +509,15 @@ fn may_loosen(b: &[u8]) -> bool {
             .get(i + 1)
             .is_some_and(|&y| y == b'/' || y.is_ascii_alphabetic()),
         b'(' => kana_at(b, i + 1),
+        0xE3 => corner_bracket_at(b, i),
         _ => false,
     })
+}
+
+/// Whether `「`, `」`, `『` or `』` (E3 80 8C–8F) begins at `i`: quotes around part of a term
+/// (`「ひばり」計画`).
+fn corner_bracket_at(b: &[u8], i: usize) -> bool {
+    b.get(i + 1) == Some(&0x80) && b.get(i + 2).is_some_and(|x| (0x8C..=0x8F).contains(x))
 }
 
 /// Whether a hiragana or katakana character (U+3040–U+30FF: E3 81–83 xx in UTF-8) begins at `j`.
@@ -565,8 +572,9 @@ impl Compact {
         Self::build(lower, false)
     }
 
-    /// Also without markup (`<b>東雲</b>物産`, pasted from a web page) and kana readings in
-    /// parentheses (`東雲（しののめ）物産`; full-width folds to ASCII). A second view, not the
+    /// Also without markup (`<b>東雲</b>物産`, pasted from a web page), kana readings in
+    /// parentheses (`東雲（しののめ）物産`; full-width folds to ASCII) and quotes around part of
+    /// a term (`「ひばり」計画`). A second view, not the
     /// only one: `（プロジェクト・カワセミ）` is a term in parentheses, not a reading, and
     /// `<ORCA-7>` a term in angle brackets, not a tag.
     pub(crate) fn loose(lower: &str) -> Self {
@@ -589,6 +597,7 @@ impl Compact {
                 b'<' if loose => markup_len(b, i),
                 b'(' if loose => reading_len(b, i),
                 0xE3 if b.get(i + 1..i + 3) == Some(&[0x83, 0xBB]) => 3,
+                0xE3 if loose && corner_bracket_at(b, i) => 3,
                 0xC2 if b.get(i + 1) == Some(&0xB7) => 2,
                 _ => 0,
             };

@@ -470,7 +470,11 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
                 true => {
                     let n = a + t.get(a..b).and_then(code_len).unwrap_or(b - a);
                     let k = hits.partition_point(|x| x.start < n);
-                    match hits.get(k).is_some_and(|x| x.start < b) {
+                    // A label of its own, after a space; not a word of a note (`（IP電話）`).
+                    let label = hits.get(k).is_some_and(|x| {
+                        x.start < b && t.get(..x.start).is_some_and(|p| p.ends_with([' ', '\t']))
+                    });
+                    match label {
                         true => b,
                         false => n,
                     }
@@ -489,8 +493,12 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
                 covered = covered.max(full_end);
             }
             let value = t.get(a..b).unwrap_or("");
-            let roles_only = h.people && only_roles(value);
-            if a < b && !later_label && !placeholder(value) && !roles_only {
+            // A person field followed by another label (`配偶者：個人番号 1234…`) names no one.
+            let labelled = h.people && hits.binary_search_by_key(&a, |x| x.start).is_ok();
+            let roles_only = h.people && (only_roles(value) || labelled);
+            // A number's hint (`電話番号：20文字以内`) is a rule for the whole value.
+            let hint = h.code && placeholder(t.get(a..full_end).unwrap_or(""));
+            if a < b && !later_label && !placeholder(value) && !roles_only && !hint {
                 out.push(Span {
                     start: a,
                     end: b,
@@ -859,8 +867,8 @@ fn field_values(
         let end = cell + rest.find('|').unwrap_or(rest.len());
         return vec![trim_value(t, cell, end)];
     }
-    // `【name】value`, the value up to the line's end or the next label.
-    for (open, close) in [('【', '】'), ('〔', '〕')] {
+    // `【name】value` (and `［name］value`), the value up to the line's end or the next label.
+    for (open, close) in [('【', '】'), ('〔', '〕'), ('[', ']')] {
         if before.ends_with(open) && after.starts_with(close) {
             let mut from = skip_spaces(t, e + close.len_utf8());
             if t.get(from..).is_some_and(|r| r.starts_with(':')) {
@@ -1267,7 +1275,7 @@ fn input_rule(v: &str) -> bool {
 }
 
 /// Ends a `【name】value`.
-const BRACKET_STOPS: &[char] = &['【', '〔', '、', '。', '\t', '\r', '\n'];
+const BRACKET_STOPS: &[char] = &['【', '〔', '[', '、', '。', '\t', '\r', '\n'];
 
 /// A label followed by prose about it (`住所 は必須`, `【氏名】を記入`, `【氏名】様`) rather
 /// than by a value.
@@ -2274,6 +2282,10 @@ fn labelled_otherwise(d: &Detector, t: &str, vs: usize) -> bool {
         .unwrap_or("");
     const BETWEEN: [char; 7] = [' ', '\t', ':', '：', '#', '=', '＝'];
     let mut label = before.trim_end_matches(BETWEEN);
+    // `お客様番号は 0731-…`: the topic particle between a label and its value.
+    if let Some(l) = label.strip_suffix('は') {
+        label = l.trim_end_matches(BETWEEN);
+    }
     for no in ["no.", "No.", "NO.", "no", "No", "NO"] {
         if let Some(l) = label.strip_suffix(no) {
             label = l.trim_end_matches(BETWEEN);
