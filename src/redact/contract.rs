@@ -225,8 +225,6 @@ fn with_variants(folded: &str) -> Vec<String> {
             out.push(core.to_string());
         }
     }
-    let loan: Vec<String> = out.iter().flat_map(|t| loanword_spellings(t)).collect();
-    out.extend(loan);
     let kana: Vec<String> = out.iter().flat_map(|t| other_kana(t)).collect();
     out.extend(kana);
     let old: Vec<String> = out.iter().flat_map(|t| old_forms(t)).collect();
@@ -421,6 +419,21 @@ impl ContractMatcher {
             .map(|t| with_variants(t))
             .collect();
         let mut anchors: Vec<String> = spellings.iter().flat_map(|v| shared_anchors(v)).collect();
+        // A loanword's other spelling is found through its term's anchors where it keeps one
+        // (`北斗シ` of `北斗システム`): its own could be a common word's (`ステム`).
+        let spellings: Vec<Vec<String>> = spellings
+            .into_iter()
+            .map(|mut v| {
+                let loan: Vec<String> = v.iter().flat_map(|t| loanword_spellings(t)).collect();
+                for l in &loan {
+                    if !anchors.iter().any(|a| l.contains(a.as_str())) {
+                        anchors.extend(self::anchors(l).into_iter().filter(|a| !a.is_empty()));
+                    }
+                }
+                v.extend(loan);
+                v
+            })
+            .collect();
         anchors.extend(
             spellings
                 .iter()
@@ -678,7 +691,17 @@ mod tests {
         assert!(loanword_spellings("北斗ミズ").is_empty());
         assert!(loanword_spellings("システムズ").is_empty());
         assert!(loanword_spellings("東雲物産").is_empty());
-        assert!(with_variants("北斗システムズ株式会社").contains(&"北斗システム".to_string()));
+        let m = ContractMatcher::new(&ContractRedaction {
+            terms: vec!["北斗システムズ株式会社".into(), "青葉ロジスティクス".into()],
+            extra_fields: vec![],
+        })
+        .unwrap();
+        let t = m.terms.as_ref().unwrap();
+        for text in ["北斗システム株式会社へ", "青葉ロジスティックスへ"] {
+            assert_eq!(t.find(text).len(), 1, "{text}");
+        }
+        // Through the term's anchors, not the common word's (`ステム` of every `システム`).
+        assert!(t.find("基幹システムの刷新").is_empty());
     }
 
     #[test]

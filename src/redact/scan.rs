@@ -966,6 +966,8 @@ fn field_values(
 /// Where, in a value, another label of an inline list begins: a separator (` / `, `|`, spaces)
 /// before a word of 2 to 10 letters and a `:` that no `//` follows (`URL: https://…` is one value).
 fn next_inline_label(v: &str) -> Option<usize> {
+    // Lists put their labels close together; a long value is prose, not a list.
+    let v = v.get(..floor_boundary(v, 256)).unwrap_or(v);
     let mut from = 0;
     while let Some(k) = v.get(from..).and_then(|r| r.find([' ', '/', '|', '\t'])) {
         let at = from + k;
@@ -992,7 +994,15 @@ fn next_inline_label(v: &str) -> Option<usize> {
 
 /// `Q. お名前⏎A. 山田由美`: a question that is a field's name, and the answer on the next line.
 fn answer_below(t: &str, s: usize, e: usize) -> Option<(usize, usize)> {
-    let line_start = t.get(..s)?.rfind('\n').map_or(0, |k| k + 1);
+    // The question begins its line a few characters before the name: look back that far only
+    // (a field name in the middle of a megabyte-long line must not search all of it).
+    let from = floor_boundary(t, s.saturating_sub(24));
+    let back = t.get(from..s)?;
+    let line_start = match back.rfind('\n') {
+        Some(k) => from + k + 1,
+        None if from == 0 => 0,
+        None => return None,
+    };
     let head = t.get(line_start..s)?.trim_start();
     let head = head.strip_suffix(['お', 'ご']).unwrap_or(head).trim_end();
     let asks = head
