@@ -960,7 +960,50 @@ fn field_values(
         + t.get(start + quoted..end)
             .and_then(next_inline_label)
             .unwrap_or(end - start - quoted);
-    vec![trim_value(t, start, before_escape(t, start, end))]
+    let value = trim_value(t, start, before_escape(t, start, end));
+    let at_line_end = t
+        .get(end..)
+        .is_some_and(|r| r.starts_with('\n') || r.starts_with("\r\n"));
+    match first_on_line && at_line_end {
+        true => match continuation_line(t, end) {
+            Some(more) => vec![value, more],
+            None => vec![value],
+        },
+        false => vec![value],
+    }
+}
+
+/// A value that goes on over the next line, indented and not a label or a sentence of its own,
+/// with a number or a building in it (`住所：東京都世田谷区三軒茶屋2-11-3⏎　　　サンハイツ三軒茶屋
+/// 405号室`, as forms wrap an address; not a note nested under a list item).
+fn continuation_line(t: &str, line_end: usize) -> Option<(usize, usize)> {
+    const BUILDINGS: [&str; 8] = [
+        "ビル",
+        "マンション",
+        "ハイツ",
+        "コーポ",
+        "荘",
+        "レジデンス",
+        "タワー",
+        "号室",
+    ];
+    let rest = t.get(line_end..)?;
+    let rest = rest
+        .strip_prefix("\r\n")
+        .or_else(|| rest.strip_prefix('\n'))?;
+    let from = t.len() - rest.len();
+    let line = rest.get(..rest.find(['\r', '\n']).unwrap_or(rest.len()))?;
+    let body = line.trim_start_matches([' ', '\t']);
+    let indent = line.len() - body.len();
+    let ok = indent >= 2
+        && !body.is_empty()
+        && body.len() <= 90
+        && !body.contains([':', '=', '|', '。'])
+        && !starts_as_prose(body)
+        && !body.starts_with(['【', '■', '□', '●', '◆', '#', '-', '*', '・', '※', '('])
+        && (body.contains(|c: char| c.is_ascii_digit())
+            || BUILDINGS.iter().any(|b| body.contains(b)));
+    ok.then(|| trim_value(t, from + indent, from + line.len()))
 }
 
 /// Where, in a value, another label of an inline list begins: a separator (` / `, `|`, spaces)
