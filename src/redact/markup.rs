@@ -40,7 +40,12 @@ pub(super) fn values(t: &str, s: usize, e: usize) -> Option<Vec<(usize, usize)>>
     let colon_inside = t.get(e..close).is_some_and(|c| c.contains(':'));
     let v = sibling_value(t, e)
         .or_else(|| value_after_colon(t, e))
-        .or_else(|| colon_inside.then(|| text_after(t, close)).flatten());
+        .or_else(|| colon_inside.then(|| text_after(t, close)).flatten())
+        .or_else(|| {
+            name.eq_ignore_ascii_case("label")
+                .then(|| labelled_input(t, close))
+                .flatten()
+        });
     // Nothing read as markup: the ordinary forms get their turn.
     v.map(|v| vec![v])
 }
@@ -122,7 +127,12 @@ fn input_value(t: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     if tag.contains(['\n']) || tag.get(1..)?.contains('<') {
         return None;
     }
-    let lower = tag.to_ascii_lowercase();
+    value_attribute(t, lt, gt)
+}
+
+/// The `value="…"` of the tag from `lt` (its `<`) to `gt` (its `>`).
+fn value_attribute(t: &str, lt: usize, gt: usize) -> Option<(usize, usize)> {
+    let lower = t.get(lt..gt)?.to_ascii_lowercase();
     for q in ["\"", "'"] {
         let key = format!(" value={q}");
         if let Some(k) = lower.find(&key) {
@@ -132,6 +142,23 @@ fn input_value(t: &str, s: usize, e: usize) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+/// `<label for="dob">生年月日</label><input id="dob" type="date" value="1986-09-30">`: the value of
+/// the input that follows the label, before any other label.
+fn labelled_input(t: &str, close: usize) -> Option<(usize, usize)> {
+    let rest = t.get(close..ceil_boundary(t, close + 256))?;
+    let lower = rest.to_ascii_lowercase();
+    let k = lower.find("<input")?;
+    if lower.get(..k)?.contains("<label") {
+        return None;
+    }
+    let lt = close + k;
+    let gt = lt + window_after(t, lt).find('>')?;
+    if t.get(lt..gt)?.contains('\n') {
+        return None;
+    }
+    value_attribute(t, lt, gt).filter(|(a, b)| a < b)
 }
 
 /// The label cell around `s..e`: `<th>氏名</th>` with only spaces or a colon beside the name.
