@@ -43,6 +43,7 @@ mod restore;
 mod rules;
 mod scan;
 mod session;
+mod sql;
 #[cfg(test)]
 mod tests;
 mod validate;

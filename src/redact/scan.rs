@@ -488,8 +488,12 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             // A value on a later line must not be the next label (`氏名⏎生年月日⏎…`).
             let later_label = a > line_end && hits.binary_search_by_key(&a, |x| x.start).is_ok();
             // Whatever was read counts as covered, kept or not, so names inside it are not read
-            // again (linear on a line full of names).
-            if !later_label {
+            // again (linear on a line full of names); not a value past the next name, which is
+            // that name's own to read (an `INSERT`'s columns, then its rows).
+            let past_next = hits
+                .get(hits.partition_point(|x| x.start < h.end))
+                .is_some_and(|n| a > n.start);
+            if !later_label && !past_next {
                 covered = covered.max(full_end);
             }
             let value = t.get(a..b).unwrap_or("");
@@ -840,6 +844,9 @@ fn field_values(
     let before = t.get(..s).unwrap_or("");
     let after = t.get(e..).unwrap_or("");
     if let Some(v) = super::markup::values(t, s, e) {
+        return v;
+    }
+    if let Some(v) = super::sql::insert_values(t, s, e) {
         return v;
     }
     // `"name": value`, `'name': value`, and `\"name\": value` (JSON inside a JSON string); the key

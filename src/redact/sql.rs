@@ -1,0 +1,167 @@
+//! Field values in an SQL `INSERT`, as a developer pastes one into a prompt: `INSERT INTO
+//! customers (customer_name, birth_date) VALUES ('坂口 美和', '1984-12-03'), (…);` — the column
+//! list names the fields, and each row's item at the same place is a value.
+//!
+//! Every look around a column name is bounded (`WINDOW`), so a text full of field names stays
+//! linear.
+use super::scan::{ceil_boundary, floor_boundary};
+
+/// How far around a column name its statement's parts are looked for.
+const WINDOW: usize = 512;
+
+/// How many rows of one statement are read: a dump's rows past these are rarely pasted, and the
+/// bound keeps one column name's work small.
+const MAX_ROWS: usize = 64;
+
+/// The values of the column named at `s..e`, when it is one of an `INSERT`'s columns; `None`
+/// when it is not in one.
+pub(super) fn insert_values(t: &str, s: usize, e: usize) -> Option<Vec<(usize, usize)>> {
+    // Cheap test first: a column name follows `(` or `,` (quotes and spaces aside).
+    let before = t.get(..s)?;
+    let before = before.trim_end_matches([' ', '\t', '\n', '\r', '"', '`', '[']);
+    if !before.ends_with(['(', ',']) {
+        return None;
+    }
+    let back = t.get(floor_boundary(t, s.saturating_sub(WINDOW))..s)?;
+    let open = s - back.len() + back.rfind('(')?;
+    if t.get(open..s)?.contains(')') {
+        return None;
+    }
+    let head = t.get(floor_boundary(t, open.saturating_sub(160))..open)?;
+    let lower_head = head.to_ascii_lowercase();
+    let into = lower_head.rfind("insert")?;
+    let between = lower_head.get(into..)?;
+    if !between.contains(" into ") || between.contains([';', '(', ')']) {
+        return None;
+    }
+    let index = t.get(open..s)?.matches(',').count();
+    let ahead = t.get(e..ceil_boundary(t, e + WINDOW))?;
+    let close = e + ahead.find(')')?;
+    let rest = t.get(close + 1..)?;
+    let trimmed = rest.trim_start();
+    if !trimmed
+        .get(..6)
+        .is_some_and(|v| v.eq_ignore_ascii_case("values"))
+    {
+        return None;
+    }
+    let mut at = t.len() - trimmed.len() + 6;
+    let mut out = Vec::new();
+    for _ in 0..MAX_ROWS {
+        let rest = t.get(at..)?;
+        let row = rest.trim_start();
+        if !row.starts_with('(') {
+            break;
+        }
+        let (items, end) = row_items(t, t.len() - row.len() + 1)?;
+        if let Some(&(a, b)) = items.get(index) {
+            if a < b {
+                out.push((a, b));
+            }
+        }
+        let after = t.get(end..)?.trim_start();
+        match after.strip_prefix(',') {
+            Some(next) => at = t.len() - next.len(),
+            None => break,
+        }
+    }
+    Some(out)
+}
+
+/// The items of a row whose contents begin at `from` (after its `(`): quoted strings without
+/// their quotes (`''` inside one is a quote), other items trimmed, `NULL` and numbers left out;
+/// and where the row ends (after its `)`).
+fn row_items(t: &str, from: usize) -> Option<(Vec<(usize, usize)>, usize)> {
+    let b = t.as_bytes();
+    let limit = ceil_boundary(t, from + WINDOW * 4);
+    let mut items = Vec::new();
+    let mut i = from;
+    loop {
+        while b
+            .get(i)
+            .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            i += 1;
+        }
+        let start = i;
+        if b.get(i) == Some(&b'\'') {
+            i += 1;
+            let content = i;
+            loop {
+                match b.get(i) {
+                    Some(b'\'') if b.get(i + 1) == Some(&b'\'') => i += 2,
+                    Some(b'\'') => break,
+                    Some(_) if i < limit => i += 1,
+                    _ => return None,
+                }
+            }
+            items.push((content, i));
+            i += 1;
+        } else {
+            while b.get(i).is_some_and(|&c| c != b',' && c != b')') && i < limit {
+                i += 1;
+            }
+            let v = t.get(start..i)?.trim_end();
+            let literal = v.eq_ignore_ascii_case("null")
+                || v.eq_ignore_ascii_case("true")
+                || v.eq_ignore_ascii_case("false")
+                || v.parse::<f64>().is_ok();
+            items.push(match literal {
+                true => (start, start),
+                false => (start, start + v.len()),
+            });
+        }
+        while b
+            .get(i)
+            .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b')') => return Some((items, i + 1)),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values_of<'a>(t: &'a str, column: &str) -> Option<Vec<&'a str>> {
+        let s = t.find(column)?;
+        insert_values(t, s, s + column.len()).map(|v| {
+            v.into_iter()
+                .map(|(a, b)| t.get(a..b).unwrap_or(""))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn each_row_gives_the_column_its_item() {
+        let t = "INSERT INTO c (id, customer_name, note) VALUES (1, '坂口 美和', 'B'),\n  (2, 'O''Brien', NULL);";
+        assert_eq!(
+            values_of(t, "customer_name"),
+            Some(vec!["坂口 美和", "O''Brien"])
+        );
+        assert_eq!(values_of(t, "note"), Some(vec!["B"]));
+        // Numbers and NULL are no one's value.
+        assert_eq!(values_of(t, "id"), Some(vec![]));
+    }
+
+    #[test]
+    fn only_inside_an_insert() {
+        assert_eq!(
+            values_of("SELECT f(customer_name, x) FROM c", "customer_name"),
+            None
+        );
+        assert_eq!(
+            values_of("call(customer_name) values ('x')", "customer_name"),
+            None
+        );
+        // An unclosed string reads nothing rather than the rest of the text.
+        let t = "INSERT INTO c (customer_name) VALUES ('坂口";
+        assert_eq!(values_of(t, "customer_name"), None);
+    }
+}
