@@ -234,9 +234,16 @@ fn detect_plain(
     }
 
     let mut out = Vec::new();
+    // Where tags are written: no other span may cover one, or the tag would be lost with it.
+    let mut marks: Vec<(usize, usize)> = match tags_on {
+        true => tags.iter().map(|&(s, e, _, _)| (s, e)).collect(),
+        false => Vec::new(),
+    };
+    marks.sort_unstable();
     if tags_on {
         tag_spans(rules, t, tags, &mut out)?;
     }
+    let tag_count = out.len();
     field_spans(t, &mut fields, &mut out);
     given_after_family(t, &fields, &mut out);
     if let Some(person) = rules.people_treatment {
@@ -263,7 +270,32 @@ fn detect_plain(
             }
         }
     }
+    if !marks.is_empty() {
+        if let Some(rest) = out.get_mut(tag_count..) {
+            clip_at_tags(t, rest, &marks);
+        }
+        out.retain(|s| s.start < s.end);
+    }
     Ok(out)
+}
+
+/// Spans that run into a tag (`パスワード：Kx9mPq2w</機密>をチャットに…`, `住所：… <機密>…</機密>の件`)
+/// end before it: the tag is the author's marking, and what follows it is not the value. A span
+/// that begins inside a tag begins after it.
+fn clip_at_tags(t: &str, spans: &mut [Span], marks: &[(usize, usize)]) {
+    for sp in spans.iter_mut() {
+        let k = marks.partition_point(|m| m.1 <= sp.start);
+        let Some(&(ms, me)) = marks.get(k) else {
+            continue;
+        };
+        if ms <= sp.start {
+            sp.start = me.min(sp.end);
+        } else if ms < sp.end {
+            sp.end = ms;
+        }
+        let (a, b) = trim_ws(t, sp.start, sp.end);
+        (sp.start, sp.end) = (a, b.max(a));
+    }
 }
 
 /// A match whose first (last) character is an ASCII letter or digit must not continue a word:
@@ -483,7 +515,7 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             };
             let b = match h.people {
                 true => a + name_before_unit_note(t.get(a..b).unwrap_or("")),
-                false => b,
+                false => a + before_unit_note(t.get(a..b).unwrap_or("")),
             };
             // A value on a later line must not be the next label (`氏名⏎生年月日⏎…`).
             let later_label = a > line_end && hits.binary_search_by_key(&a, |x| x.start).is_ok();
@@ -636,7 +668,6 @@ fn only_roles(v: &str) -> bool {
 /// 課長)`) ends it: neither is anyone's name, and both stay. Any other value is the name whole (a
 /// reading, `小川直樹（おがわ なおき）`, is personal too).
 fn name_before_unit_note(v: &str) -> usize {
-    let whole = v.len();
     let trimmed = v.trim_end();
     if let Some(name) = ["様", "さん", "殿"]
         .iter()
@@ -646,6 +677,14 @@ fn name_before_unit_note(v: &str) -> usize {
     {
         return name.len();
     }
+    before_unit_note(v)
+}
+
+/// How much of a value comes before a note in brackets that only names a department or a role
+/// (`a.kato@example.lg.jp（総務課）`, `佐藤健一（経理部）`): the whole value otherwise.
+fn before_unit_note(v: &str) -> usize {
+    let whole = v.len();
+    let trimmed = v.trim_end();
     let Some(inner) = trimmed.strip_suffix(')') else {
         return whole;
     };
@@ -1014,15 +1053,21 @@ fn continuation_line(t: &str, line_end: usize) -> Option<(usize, usize)> {
 }
 
 /// Where, in a value, another label of an inline list begins: a separator (` / `, `|`, spaces)
-/// before a word of 2 to 10 letters and a `:` that no `//` follows (`URL: https://…` is one value).
+/// before a word of 2 to 10 letters and a `:` that no `//` follows (`URL: https://…` is one value),
+/// or a form body's `&` before `name=`.
 fn next_inline_label(v: &str) -> Option<usize> {
     // Lists put their labels close together; a long value is prose, not a list.
     let v = v.get(..floor_boundary(v, 256)).unwrap_or(v);
     let mut from = 0;
-    while let Some(k) = v.get(from..).and_then(|r| r.find([' ', '/', '|', '\t'])) {
+    while let Some(k) = v
+        .get(from..)
+        .and_then(|r| r.find([' ', '/', '|', '\t', '&']))
+    {
         let at = from + k;
         let rest = v.get(at..).unwrap_or("");
-        let label_at = rest.len() - rest.trim_start_matches([' ', '/', '|', '\t']).len();
+        // A form's body (`氏名=山田由美&部署=総務課`) joins `name=value` pairs with `&`.
+        let query = rest.starts_with('&');
+        let label_at = rest.len() - rest.trim_start_matches([' ', '/', '|', '\t', '&']).len();
         let label = rest.get(label_at..).unwrap_or("");
         let len = label
             .char_indices()
@@ -1030,11 +1075,9 @@ fn next_inline_label(v: &str) -> Option<usize> {
             .map_or(label.len(), |(i, _)| i);
         let after = label.get(len..).unwrap_or("").trim_start_matches(' ');
         let count = label.get(..len).map_or(0, |l| l.chars().count());
-        if at > 0
-            && (2..=10).contains(&count)
-            && after.starts_with(':')
-            && !after.starts_with("://")
-        {
+        let separated = (after.starts_with(':') && !after.starts_with("://"))
+            || (query && after.starts_with('='));
+        if at > 0 && (2..=10).contains(&count) && separated {
             return Some(at);
         }
         from = at + label_at.max(1);
@@ -2338,10 +2381,26 @@ fn labelled_otherwise(d: &Detector, t: &str, vs: usize) -> bool {
     }
     let before = t.get(..vs).unwrap_or("");
     let before = before
-        .get(floor_boundary(before, before.len().saturating_sub(80))..)
+        .get(floor_boundary(before, before.len().saturating_sub(240))..)
         .unwrap_or("");
     const BETWEEN: [char; 7] = [' ', '\t', ':', '：', '#', '=', '＝'];
     let mut label = before.trim_end_matches(BETWEEN);
+    // A later item of a list the label heads (`JANコード 4901234567894、4565776640998`,
+    // `timestamp 1761004800123 と 1761004801124`): step back over the items before it.
+    for _ in 0..8 {
+        let Some(l) = ["、", ",", "，", "と", "や", "/"]
+            .iter()
+            .find_map(|sep| label.strip_suffix(sep))
+        else {
+            break;
+        };
+        let l = l.trim_end_matches(' ');
+        let item = l.trim_end_matches(|c: char| c.is_ascii_digit() || matches!(c, '-' | ' '));
+        if item.len() + 4 > l.len() {
+            break;
+        }
+        label = item.trim_end_matches(BETWEEN);
+    }
     // `お客様番号は 0731-…`: the topic particle between a label and its value.
     if let Some(l) = label.strip_suffix('は') {
         label = l.trim_end_matches(BETWEEN);
