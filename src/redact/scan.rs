@@ -583,6 +583,15 @@ const ROLE_WORDS: &[&str] = &[
     "あり",
     "無し",
     "該当なし",
+    // Teams and outsiders named instead of a person (`担当：情シス`, `外部ベンダー`).
+    "情シス",
+    "ベンダー",
+    "外部ベンダー",
+    "外注",
+    "外注先",
+    "社外",
+    "不明",
+    "未割当",
     // Steps of an approval flow (`申請者 → 承認者`).
     "申請者",
     "承認者",
@@ -656,10 +665,18 @@ fn only_roles(v: &str) -> bool {
         .peekable();
     words.peek().is_some()
         && words.all(|w| {
+            // `他2名`, `ほか3名`: more people, uncounted by name.
+            let w = w
+                .strip_prefix('他')
+                .or_else(|| w.strip_prefix("ほか"))
+                .filter(|r| r.starts_with(is_count))
+                .unwrap_or(w);
             let w = w
                 .strip_suffix(['名', '人'])
                 .map_or(w, |s| s.trim_end_matches(is_count));
-            w.is_empty() || ROLE_WORDS.contains(&w) || unit(w)
+            // A unit's head (`営業本部長`, `経理課長`): not `山田部長`, whose stem is no unit.
+            let head = w.strip_suffix('長').is_some_and(unit);
+            w.is_empty() || ROLE_WORDS.contains(&w) || unit(w) || head
         })
 }
 
@@ -1316,7 +1333,7 @@ fn placeholder(v: &str) -> bool {
     // `{{password}}`, `${API_KEY}`, `<your-password-here>`, `<パスワード>`: a slot to fill in,
     // not a value (`<Xk9mQ2pLr7>` has digits; `<山田太郎>` names no field).
     const SLOT_WORDS: &[&str] = &[
-        "パスワード",
+        "変更",
         "氏名",
         "名前",
         "住所",
@@ -1355,7 +1372,12 @@ fn placeholder(v: &str) -> bool {
         });
     // `process.env.DB_PASSWORD`, `config.jwtSecret`: where a value is kept, in code.
     let path = super::validate::code_reference(v);
-    slot || blanks || call || path || WORDS.contains(&word.as_str()) || input_rule(v)
+    // `your-api-key-here`, `YOUR_TOKEN`: a README's stand-in.
+    let yours = v.is_ascii() && {
+        let l = v.to_ascii_lowercase();
+        l.starts_with("your") || l.contains("-your-") || l.contains("_your_")
+    };
+    slot || blanks || call || path || yours || WORDS.contains(&word.as_str()) || input_rule(v)
 }
 
 /// A form's specification of what goes in a field, not what went in it (`全角20文字以内（必須）`,
@@ -1517,12 +1539,12 @@ fn table_spans(
                 }
             }
         }
-        let columns: Vec<(usize, usize)> = on_line
+        let columns: Vec<(usize, usize, bool)> = on_line
             .iter()
             .filter_map(|h| {
                 head.iter()
                     .position(|&c| c == (h.start, h.end))
-                    .map(|col| (col, h.treatment))
+                    .map(|col| (col, h.treatment, h.people))
             })
             .collect();
         if columns.is_empty() {
@@ -1537,9 +1559,9 @@ fn table_spans(
                 .is_some_and(|w| HEADER_WORDS.iter().any(|h| w.eq_ignore_ascii_case(h)))
         };
         if let [_, second] = head.as_slice() {
-            let first_is_name = columns.iter().any(|&(col, _)| col == 0);
-            let second_is_name = columns.iter().any(|&(col, _)| col == 1);
-            if let (true, false, false, Some(&(_, treatment))) = (
+            let first_is_name = columns.iter().any(|&(col, _, _)| col == 0);
+            let second_is_name = columns.iter().any(|&(col, _, _)| col == 1);
+            if let (true, false, false, Some(&(_, treatment, _))) = (
                 first_is_name,
                 second_is_name,
                 header_word(second),
@@ -1579,10 +1601,12 @@ fn table_spans(
             if !fits {
                 break;
             }
-            for &(col, treatment) in &columns {
+            for &(col, treatment, people) in &columns {
+                // A person column's cell that names a team or a role (`| 情シス |`, `| 未定 |`).
+                let kept = |v: &str| placeholder(v) || (people && only_roles(v));
                 if let Some(&(a, b)) = cs
                     .get(col)
-                    .filter(|c| c.0 < c.1 && !placeholder(t.get(c.0..c.1).unwrap_or("")))
+                    .filter(|c| c.0 < c.1 && !kept(t.get(c.0..c.1).unwrap_or("")))
                 {
                     out.push(Span {
                         start: a,
@@ -2383,7 +2407,8 @@ fn labelled_otherwise(d: &Detector, t: &str, vs: usize) -> bool {
     let before = before
         .get(floor_boundary(before, before.len().saturating_sub(240))..)
         .unwrap_or("");
-    const BETWEEN: [char; 7] = [' ', '\t', ':', '：', '#', '=', '＝'];
+    // Quotes too: a JSON key is a label (`"tracking_no": "438212735561"`).
+    const BETWEEN: [char; 9] = [' ', '\t', ':', '：', '#', '=', '＝', '"', '\''];
     let mut label = before.trim_end_matches(BETWEEN);
     // A later item of a list the label heads (`JANコード 4901234567894、4565776640998`,
     // `timestamp 1761004800123 と 1761004801124`): step back over the items before it.
@@ -2405,17 +2430,19 @@ fn labelled_otherwise(d: &Detector, t: &str, vs: usize) -> bool {
     if let Some(l) = label.strip_suffix('は') {
         label = l.trim_end_matches(BETWEEN);
     }
-    for no in ["no.", "No.", "NO.", "no", "No", "NO"] {
-        if let Some(l) = label.strip_suffix(no) {
-            label = l.trim_end_matches(BETWEEN);
-            break;
-        }
-    }
-    d.unless_after.iter().any(|w| {
-        // An ASCII label must not end another word (`reorder` is not `order`).
-        ends_with_folded(label, w).is_some_and(|rest| {
-            !(w.starts_with(|f: char| f.is_ascii_alphanumeric())
-                && rest.ends_with(|c: char| c.is_ascii_alphanumeric()))
+    // The label as written (`tracking_no`), and without a `No.` after it (`見積書No.`).
+    let without_no = ["no.", "No.", "NO.", "no", "No", "NO"]
+        .iter()
+        .find_map(|no| label.strip_suffix(no))
+        .map(|l| l.trim_end_matches(BETWEEN));
+    let labels = std::iter::once(label).chain(without_no);
+    labels.into_iter().any(|label| {
+        d.unless_after.iter().any(|w| {
+            // An ASCII label must not end another word (`reorder` is not `order`).
+            ends_with_folded(label, w).is_some_and(|rest| {
+                !(w.starts_with(|f: char| f.is_ascii_alphanumeric())
+                    && rest.ends_with(|c: char| c.is_ascii_alphanumeric()))
+            })
         })
     })
 }

@@ -219,7 +219,12 @@ fn secret_value(v: &str) -> bool {
         return false;
     }
     let lower = v.to_ascii_lowercase();
-    !NOT_SECRETS.contains(&lower.as_str()) && !code_reference(v)
+    // `$API_PASS`, `${DB_PASSWORD}`, `%DB_PASS%`: where a value is kept, not the value.
+    let variable = v.starts_with('$') || (v.len() > 2 && v.starts_with('%') && v.ends_with('%'));
+    // `your-api-key-here`, `xoxb-your-bot-token`: a README's stand-in.
+    let stand_in =
+        lower.starts_with("your") || lower.contains("-your-") || lower.contains("_your_");
+    !NOT_SECRETS.contains(&lower.as_str()) && !code_reference(v) && !variable && !stand_in
 }
 
 /// `os.environ`, `process.env.DB_PASSWORD`, `config.jwtSecret`: a dotted path of words without
@@ -230,7 +235,8 @@ pub(crate) fn code_reference(v: &str) -> bool {
     const OBJECTS: &[&str] = &[
         "os", "process", "env", "config", "settings", "self", "this", "request", "req", "ctx",
         "context", "params", "props", "state", "args", "opts", "options", "secrets", "vault",
-        "getpass", "window", "document", "app", "st", "sys",
+        "getpass", "window", "document", "app", "st", "sys", "form", "input", "event", "body",
+        "data", "payload",
     ];
     let word = |p: &str| {
         p.chars()
