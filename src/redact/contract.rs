@@ -237,11 +237,17 @@ fn with_variants(folded: &str) -> Vec<String> {
 /// dropped (`北斗システムズ` is also called `北斗システム`).
 fn loanword_spellings(term: &str) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(k) = term.find("ックス") {
-        out.push(format!("{}{}", &term[..k], &term[k + 'ッ'.len_utf8()..]));
-    } else if let Some(k) = term.find("クス") {
-        if term[..k].chars().next_back().is_some_and(is_katakana) {
-            out.push(format!("{}ッ{}", &term[..k], &term[k..]));
+    // Only after a name in kanji: `ミクス` alone would make every `ミックス` the term.
+    let named = term.chars().any(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c));
+    if !named {
+        return out;
+    }
+    let split = |k: usize, skip: usize| Some((term.get(..k)?, term.get(k + skip..)?));
+    if let Some((head, tail)) = term.find("ックス").and_then(|k| split(k, 'ッ'.len_utf8())) {
+        out.push(format!("{head}{tail}"));
+    } else if let Some((head, tail)) = term.find("クス").and_then(|k| split(k, 0)) {
+        if head.chars().next_back().is_some_and(is_katakana) {
+            out.push(format!("{head}ッ{tail}"));
         }
     }
     if let Some(stem) = term.strip_suffix('ズ') {
@@ -250,8 +256,7 @@ fn loanword_spellings(term: &str) -> Vec<String> {
             .rev()
             .take_while(|&c| is_katakana(c) || c == 'ー')
             .count();
-        let named = stem.chars().any(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c));
-        if kana >= 3 && named {
+        if kana >= 3 {
             out.push(stem.to_string());
         }
     }
@@ -689,6 +694,7 @@ mod tests {
         assert_eq!(loanword_spellings("北斗システムズ"), ["北斗システム"]);
         // Not a plural: too short, or nothing but the loanword (which would then be a word).
         assert!(loanword_spellings("北斗ミズ").is_empty());
+        assert!(loanword_spellings("プロジェクト・ミクス").is_empty());
         assert!(loanword_spellings("システムズ").is_empty());
         assert!(loanword_spellings("東雲物産").is_empty());
         let m = ContractMatcher::new(&ContractRedaction {

@@ -9,6 +9,9 @@ use super::scan::{ceil_boundary, floor_boundary, trim_ws as trim};
 /// How far from a field name its enclosing tag, cell or row is looked for.
 const WINDOW: usize = 2048;
 
+/// How far after a `<label>` its `<input>` is looked for: the markup between them is a few tags.
+const LABEL_REACH: usize = 256;
+
 /// Elements whose whole content can be a label for the element after them.
 const LABEL_CELLS: &[&str] = &["th", "td", "dt", "label", "b", "strong"];
 
@@ -147,7 +150,7 @@ fn value_attribute(t: &str, lt: usize, gt: usize) -> Option<(usize, usize)> {
 /// `<label for="dob">生年月日</label><input id="dob" type="date" value="1986-09-30">`: the value of
 /// the input that follows the label, before any other label.
 fn labelled_input(t: &str, close: usize) -> Option<(usize, usize)> {
-    let rest = t.get(close..ceil_boundary(t, close + 256))?;
+    let rest = t.get(close..ceil_boundary(t, close + LABEL_REACH))?;
     let lower = rest.to_ascii_lowercase();
     let k = lower.find("<input")?;
     if lower.get(..k)?.contains("<label") {
@@ -155,7 +158,14 @@ fn labelled_input(t: &str, close: usize) -> Option<(usize, usize)> {
     }
     let lt = close + k;
     let gt = lt + window_after(t, lt).find('>')?;
-    if t.get(lt..gt)?.contains('\n') {
+    let tag = t.get(lt..gt)?.to_ascii_lowercase();
+    // A button's caption or a choice's code is no one's value.
+    let fixed = [
+        "submit", "button", "hidden", "reset", "checkbox", "radio", "image",
+    ]
+    .iter()
+    .any(|k| tag.contains(&format!("type=\"{k}\"")) || tag.contains(&format!("type='{k}'")));
+    if tag.contains('\n') || fixed {
         return None;
     }
     value_attribute(t, lt, gt).filter(|(a, b)| a < b)

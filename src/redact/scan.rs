@@ -235,8 +235,8 @@ fn detect_plain(
 
     let mut out = Vec::new();
     // Where tags are written: no other span may cover one, or the tag would be lost with it.
-    let mut marks: Vec<(usize, usize)> = match tags_on {
-        true => tags.iter().map(|&(s, e, _, _)| (s, e)).collect(),
+    let mut marks: Vec<(usize, usize, bool)> = match tags_on {
+        true => tags.iter().map(|&(s, e, _, open)| (s, e, open)).collect(),
         false => Vec::new(),
     };
     marks.sort_unstable();
@@ -271,31 +271,48 @@ fn detect_plain(
         }
     }
     if !marks.is_empty() {
-        if let Some(rest) = out.get_mut(tag_count..) {
-            clip_at_tags(t, rest, &marks);
-        }
+        let tail = out.split_off(tag_count.min(out.len()));
+        out.extend(clip_at_tags(t, tail, &marks));
         out.retain(|s| s.start < s.end);
     }
     Ok(out)
 }
 
-/// Spans that run into a tag (`パスワード：Kx9mPq2w</機密>をチャットに…`, `住所：… <機密>…</機密>の件`)
-/// end before it: the tag is the author's marking, and what follows it is not the value. A span
-/// that begins inside a tag begins after it.
-fn clip_at_tags(t: &str, spans: &mut [Span], marks: &[(usize, usize)]) {
-    for sp in spans.iter_mut() {
+/// Spans that run into a tag end before it (`パスワード：Kx9mPq2w</機密>をチャットに…`): the tag is
+/// the author's marking, and what follows a closing tag is not the value. A span that holds a
+/// whole tagged passage (`住所：東京都港区<機密>芝公園4-2-8</機密> サンハイツ405号室`) goes on after
+/// it; one that begins inside a tag begins after it.
+fn clip_at_tags(t: &str, spans: Vec<Span>, marks: &[(usize, usize, bool)]) -> Vec<Span> {
+    let mut out = Vec::with_capacity(spans.len());
+    let mut todo = spans;
+    while let Some(mut sp) = todo.pop() {
         let k = marks.partition_point(|m| m.1 <= sp.start);
-        let Some(&(ms, me)) = marks.get(k) else {
-            continue;
-        };
-        if ms <= sp.start {
-            sp.start = me.min(sp.end);
-        } else if ms < sp.end {
-            sp.end = ms;
+        if let Some(&(ms, me, open)) = marks.get(k) {
+            if ms <= sp.start {
+                sp.start = me.min(sp.end);
+            } else if ms < sp.end {
+                // The passage's own closing tag, when it ends inside the span and the passage is
+                // written into the value (`港区<機密>芝公園4-2-8</機密>`), not beside it after a
+                // space (`芝公園4-2-8 <機密>…</機密>の件も`).
+                let glued = t
+                    .get(..ms)
+                    .and_then(|b| b.chars().next_back())
+                    .is_some_and(|c| !c.is_whitespace());
+                let close = marks
+                    .get(k + 1)
+                    .filter(|c| open && glued && !c.2 && c.1 < sp.end)
+                    .map(|c| c.1);
+                if let Some(after) = close {
+                    todo.push(Span { start: after, ..sp });
+                }
+                sp.end = ms;
+            }
         }
         let (a, b) = trim_ws(t, sp.start, sp.end);
         (sp.start, sp.end) = (a, b.max(a));
+        out.push(sp);
     }
+    out
 }
 
 /// A match whose first (last) character is an ASCII letter or digit must not continue a word:
@@ -515,7 +532,11 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             };
             let b = match h.people {
                 true => a + name_before_unit_note(t.get(a..b).unwrap_or("")),
-                false => a + before_unit_note(t.get(a..b).unwrap_or("")),
+                // An address's building may end in a unit's word (`（芝パークセンター）`).
+                false if h.code || t.get(a..b).is_some_and(|v| v.contains('@')) => {
+                    a + before_unit_note(t.get(a..b).unwrap_or(""))
+                }
+                false => b,
             };
             // A value on a later line must not be the next label (`氏名⏎生年月日⏎…`).
             let later_label = a > line_end && hits.binary_search_by_key(&a, |x| x.start).is_ok();
@@ -530,7 +551,17 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             }
             let value = t.get(a..b).unwrap_or("");
             // A person field followed by another label (`配偶者：個人番号 1234…`) names no one.
-            let labelled = h.people && hits.binary_search_by_key(&a, |x| x.start).is_ok();
+            let labelled = h.people
+                && hits
+                    .binary_search_by_key(&a, |x| x.start)
+                    .ok()
+                    .and_then(|k| hits.get(k))
+                    .is_some_and(|x| {
+                        field_name_edges_ok(t, x.start, x.end)
+                            && t.get(x.end..).is_some_and(|r| {
+                                r.is_empty() || r.starts_with([':', ' ', '\t', '\r', '\n', '('])
+                            })
+                    });
             let roles_only = h.people && (only_roles(value) || labelled);
             // A number's hint (`電話番号：20文字以内`) is a rule for the whole value.
             let hint = h.code && placeholder(t.get(a..full_end).unwrap_or(""));
@@ -716,11 +747,11 @@ fn before_unit_note(v: &str) -> usize {
 }
 
 /// The length of the number or code `v` begins with: ASCII letters and digits, joined by up to
-/// three of `-`, `/`, `.`, `_`, `・`, spaces and tabs before more of them (`4532 0151 1283 0366`,
+/// three of `-`, `/`, `.`, `_`, `・`, brackets (before a digit), spaces and tabs before more of them (`4532 0151 1283 0366`,
 /// `7291  5926  5352`, `1234\t5678\t9012`). `None` when `v` does not begin with one (`別紙参照`):
 /// the whole value stays the value.
 fn code_len(v: &str) -> Option<usize> {
-    let sep = |c: char| matches!(c, '-' | '/' | '.' | '_' | ' ' | '\t' | '・');
+    let sep = |c: char| matches!(c, '-' | '/' | '.' | '_' | ' ' | '\t' | '・' | '(' | ')');
     let mut end = 0;
     let mut i = 0;
     while let Some(c) = v.get(i..).and_then(|r| r.chars().next()) {
@@ -735,10 +766,15 @@ fn code_len(v: &str) -> Option<usize> {
             .take(4)
             .take_while(|&c| sep(c))
             .fold((0, 0), |(n, l), c| (n + 1, l + c.len_utf8()));
+        // Brackets only between digits (`1 (415) 555-0199`), not before a note (`(IP電話)`).
+        let bracket = rest.get(..len).is_some_and(|r| r.contains(['(', ')']));
         let more = rest
             .get(len..)
             .and_then(|r| r.chars().next())
-            .is_some_and(|c| c.is_ascii_alphanumeric());
+            .is_some_and(|c| match bracket {
+                true => c.is_ascii_digit(),
+                false => c.is_ascii_alphanumeric(),
+            });
         if end == 0 || count == 0 || count > 3 || !more {
             break;
         }
@@ -777,13 +813,15 @@ fn given_after_family(t: &str, hits: &[FieldHit], out: &mut Vec<Span>) {
             continue;
         };
         let (s, e) = (h.end + k, h.end + k + '名'.len_utf8());
+        let hi = ceil_boundary(t, e + 256);
         let line_end = t
-            .get(e..)
+            .get(e..hi)
             .and_then(|r| r.find('\n'))
-            .map_or(t.len(), |n| e + n);
+            .map_or(hi, |n| e + n);
         for (a, b) in field_values(t, s, e, false, false, line_end) {
             let b = a + name_before_unit_note(t.get(a..b).unwrap_or(""));
-            if a < b && !placeholder(t.get(a..b).unwrap_or("")) {
+            let v = t.get(a..b).unwrap_or("");
+            if a < b && !placeholder(v) && !only_roles(v) {
                 out.push(Span {
                     start: a,
                     end: b,
@@ -932,7 +970,12 @@ fn field_values(
     }
     // `【name】value` (and `［name］value`), the value up to the line's end or the next label.
     for (open, close) in [('【', '】'), ('〔', '〕'), ('[', ']')] {
-        if before.ends_with(open) && after.starts_with(close) {
+        // `$_POST[email]` is code: an index, not a label.
+        let index = open == '['
+            && before
+                .strip_suffix('[')
+                .is_some_and(|b| b.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'));
+        if before.ends_with(open) && after.starts_with(close) && !index {
             let mut from = skip_spaces(t, e + close.len_utf8());
             if t.get(from..).is_some_and(|r| r.starts_with(':')) {
                 from = skip_spaces(t, from + 1);
@@ -1036,8 +1079,22 @@ fn field_values(
     }
 }
 
+/// A room, floor or block number (`405号室`, `5F`, `2-11-3`), not a date (`2024年4月入社`).
+fn room_or_block(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.iter().enumerate().any(|(i, c)| {
+        c.is_ascii_digit()
+            && v.get(i + 1..).is_some_and(|r| {
+                r.starts_with(['-', 'F', 'f'])
+                    && r.get(1..)
+                        .is_some_and(|x| !x.starts_with(|c: char| c.is_ascii_alphabetic()))
+                    || ["号", "階"].iter().any(|u| r.starts_with(u))
+            })
+    })
+}
+
 /// A value that goes on over the next line, indented and not a label or a sentence of its own,
-/// with a number or a building in it (`住所：東京都世田谷区三軒茶屋2-11-3⏎　　　サンハイツ三軒茶屋
+/// with a room or block number or a building in it (`住所：東京都世田谷区三軒茶屋2-11-3⏎　　　サンハイツ三軒茶屋
 /// 405号室`, as forms wrap an address; not a note nested under a list item).
 fn continuation_line(t: &str, line_end: usize) -> Option<(usize, usize)> {
     const BUILDINGS: [&str; 8] = [
@@ -1064,8 +1121,7 @@ fn continuation_line(t: &str, line_end: usize) -> Option<(usize, usize)> {
         && !body.contains([':', '=', '|', '。'])
         && !starts_as_prose(body)
         && !body.starts_with(['【', '■', '□', '●', '◆', '#', '-', '*', '・', '※', '('])
-        && (body.contains(|c: char| c.is_ascii_digit())
-            || BUILDINGS.iter().any(|b| body.contains(b)));
+        && (BUILDINGS.iter().any(|b| body.contains(b)) || room_or_block(body));
     ok.then(|| trim_value(t, from + indent, from + line.len()))
 }
 
@@ -1135,7 +1191,7 @@ fn answer_below(t: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let answer = body
         .strip_prefix(['A', 'a'])
         .or_else(|| body.strip_prefix('答'))?;
-    let answer = answer.strip_prefix(['.', ':', ')', ' ']).unwrap_or(answer);
+    let answer = answer.strip_prefix(['.', ':', ')', ' '])?;
     let a = from + (line.len() - answer.len());
     let v = trim_value(t, a, from + line.trim_end_matches('\r').len());
     (v.0 < v.1).then_some(v)
@@ -1244,6 +1300,11 @@ fn value_on_next_line(t: &str, p: usize) -> Option<(usize, usize)> {
 /// that are indented deeper than the name's line.
 fn yaml_block(t: &str, s: usize, p: usize) -> Option<(usize, usize)> {
     let rest = t.get(p..)?;
+    // Most values are not block scalars: decided before looking for the line's end (a search per
+    // value on one long line was quadratic).
+    if !rest.starts_with(['|', '>']) {
+        return None;
+    }
     let nl = rest.find('\n')?;
     let line = rest.get(..nl)?.trim_end_matches([' ', '\t', '\r']);
     let indicator = line.strip_prefix(['|', '>'])?;
@@ -1375,7 +1436,11 @@ fn placeholder(v: &str) -> bool {
     // `your-api-key-here`, `YOUR_TOKEN`: a README's stand-in.
     let yours = v.is_ascii() && {
         let l = v.to_ascii_lowercase();
-        l.starts_with("your") || l.contains("-your-") || l.contains("_your_")
+        l.starts_with("your-")
+            || l.starts_with("your_")
+            || l.contains("-your-")
+            || l.contains("_your_")
+            || l.ends_with("-here")
     };
     slot || blanks || call || path || yours || WORDS.contains(&word.as_str()) || input_rule(v)
 }
@@ -2376,14 +2441,14 @@ fn judge(
         None => true,
     };
     let ok = match d.keyword_mode {
-        None => valid && !labelled_otherwise(d, t, vs),
+        None => valid && !labelled_otherwise(d, t, vs, ve),
         Some(KeywordMode::Required) => {
-            valid && !labelled_otherwise(d, t, vs) && has_keyword(d, t, vs, ve, keywords)
+            valid && !labelled_otherwise(d, t, vs, ve) && has_keyword(d, t, vs, ve, keywords)
         }
         // A label right before the value says more than a keyword somewhere near it
         // (`クレジットカード⏎取引ID：20240512093045123`).
         Some(KeywordMode::OrValid) => {
-            !labelled_otherwise(d, t, vs) && (valid || has_keyword(d, t, vs, ve, keywords))
+            !labelled_otherwise(d, t, vs, ve) && (valid || has_keyword(d, t, vs, ve, keywords))
         }
     };
     match (ok, right) {
@@ -2396,10 +2461,14 @@ fn judge(
     }
 }
 
+/// How many earlier items of a list a label is looked for behind (the look-back window of 240
+/// bytes holds about that many 13-digit codes).
+const MAX_LIST_ITEMS: usize = 8;
+
 /// Whether one of the detector's `unless_after` labels comes right before the value (spaces,
 /// `:`, `#`, `=` and `No.`, `No` or `No:` between them): `JANコード 4901234561090` is a barcode, however valid
 /// its check digit.
-fn labelled_otherwise(d: &Detector, t: &str, vs: usize) -> bool {
+fn labelled_otherwise(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
     if d.unless_after.is_empty() {
         return false;
     }
@@ -2411,8 +2480,11 @@ fn labelled_otherwise(d: &Detector, t: &str, vs: usize) -> bool {
     const BETWEEN: [char; 9] = [' ', '\t', ':', '：', '#', '=', '＝', '"', '\''];
     let mut label = before.trim_end_matches(BETWEEN);
     // A later item of a list the label heads (`JANコード 4901234567894、4565776640998`,
-    // `timestamp 1761004800123 と 1761004801124`): step back over the items before it.
-    for _ in 0..8 {
+    // `timestamp 1761004800123 と 1761004801124`): step back over the items before it that have
+    // as many digits as the value (a phone number after an order number is not one of its list).
+    let digits = |v: &str| v.bytes().filter(u8::is_ascii_digit).count();
+    let own = digits(t.get(vs..ve).unwrap_or(""));
+    for _ in 0..MAX_LIST_ITEMS {
         let Some(l) = ["、", ",", "，", "と", "や", "/"]
             .iter()
             .find_map(|sep| label.strip_suffix(sep))
@@ -2421,7 +2493,7 @@ fn labelled_otherwise(d: &Detector, t: &str, vs: usize) -> bool {
         };
         let l = l.trim_end_matches(' ');
         let item = l.trim_end_matches(|c: char| c.is_ascii_digit() || matches!(c, '-' | ' '));
-        if item.len() + 4 > l.len() {
+        if digits(l.get(item.len()..).unwrap_or("")) != own {
             break;
         }
         label = item.trim_end_matches(BETWEEN);
@@ -2469,10 +2541,25 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
             Some('-') => {
                 let group: Vec<char> = before.take(5).collect();
                 // A code's part (`HX-090-1234-5678`): letters, then the number. Not the `T-` of
-                // an invoice registration number (`T-7361349943969`).
-                let invoice = group.first() == Some(&'T')
-                    && !group.get(1).is_some_and(char::is_ascii_alphanumeric);
-                if group.first().is_some_and(char::is_ascii_alphabetic) && !invoice {
+                // an invoice registration number (`T-7361349943969`), nor `TEL-`/`FAX-`.
+                // `group` runs backwards from the `-`.
+                let letters: String = group
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .map(|c| c.to_ascii_lowercase())
+                    .collect::<Vec<char>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let word_ends = !group
+                    .get(letters.len())
+                    .is_some_and(char::is_ascii_alphanumeric);
+                let named = word_ends
+                    && matches!(
+                        letters.as_str(),
+                        "t" | "tel" | "fax" | "phone" | "mob" | "cell"
+                    );
+                if !letters.is_empty() && !named {
                     return false;
                 }
                 // After a digit, or after a UUID's fourth group (`-8a7b-271828182840`): four

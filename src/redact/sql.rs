@@ -31,7 +31,7 @@ pub(super) fn insert_values(t: &str, s: usize, e: usize) -> Option<Vec<(usize, u
     let lower_head = head.to_ascii_lowercase();
     let into = lower_head.rfind("insert")?;
     let between = lower_head.get(into..)?;
-    if !between.contains(" into ") || between.contains([';', '(', ')']) {
+    if between.split_whitespace().nth(1) != Some("into") || between.contains([';', '(', ')']) {
         return None;
     }
     let index = t.get(open..s)?.matches(',').count();
@@ -53,7 +53,10 @@ pub(super) fn insert_values(t: &str, s: usize, e: usize) -> Option<Vec<(usize, u
         if !row.starts_with('(') {
             break;
         }
-        let (items, end) = row_items(t, t.len() - row.len() + 1)?;
+        // A row that cannot be read ends the reading; the rows before it stand.
+        let Some((items, end)) = row_items(t, t.len() - row.len() + 1) else {
+            break;
+        };
         if let Some(&(a, b)) = items.get(index) {
             if a < b {
                 out.push((a, b));
@@ -69,8 +72,9 @@ pub(super) fn insert_values(t: &str, s: usize, e: usize) -> Option<Vec<(usize, u
 }
 
 /// The items of a row whose contents begin at `from` (after its `(`): quoted strings without
-/// their quotes (`''` inside one is a quote), other items trimmed, `NULL` and numbers left out;
-/// and where the row ends (after its `)`).
+/// their quotes (`''` and MySQL's `\'` inside one are quotes), other items trimmed (a number is a
+/// value: `cvv`, `pin`), `NULL`, `TRUE` and `FALSE` left out; and where the row ends (after its
+/// `)`).
 fn row_items(t: &str, from: usize) -> Option<(Vec<(usize, usize)>, usize)> {
     let b = t.as_bytes();
     let limit = ceil_boundary(t, from + WINDOW * 4);
@@ -90,6 +94,7 @@ fn row_items(t: &str, from: usize) -> Option<(Vec<(usize, usize)>, usize)> {
             loop {
                 match b.get(i) {
                     Some(b'\'') if b.get(i + 1) == Some(&b'\'') => i += 2,
+                    Some(b'\\') if i + 1 < limit => i += 2,
                     Some(b'\'') => break,
                     Some(_) if i < limit => i += 1,
                     _ => return None,
@@ -104,8 +109,7 @@ fn row_items(t: &str, from: usize) -> Option<(Vec<(usize, usize)>, usize)> {
             let v = t.get(start..i)?.trim_end();
             let literal = v.eq_ignore_ascii_case("null")
                 || v.eq_ignore_ascii_case("true")
-                || v.eq_ignore_ascii_case("false")
-                || v.parse::<f64>().is_ok();
+                || v.eq_ignore_ascii_case("false");
             items.push(match literal {
                 true => (start, start),
                 false => (start, start + v.len()),
@@ -146,8 +150,11 @@ mod tests {
             Some(vec!["坂口 美和", "O''Brien"])
         );
         assert_eq!(values_of(t, "note"), Some(vec!["B"]));
-        // Numbers and NULL are no one's value.
-        assert_eq!(values_of(t, "id"), Some(vec![]));
+        // A number is a value (`cvv`); NULL is none.
+        assert_eq!(values_of(t, "id"), Some(vec!["1", "2"]));
+        let t = "INSERT\nINTO c (customer_name) VALUES ('a\\'b'), ('x";
+        // MySQL's escaped quote; a row cut short ends the reading, the rows before it stand.
+        assert_eq!(values_of(t, "customer_name"), Some(vec!["a\\'b"]));
     }
 
     #[test]
@@ -162,6 +169,6 @@ mod tests {
         );
         // An unclosed string reads nothing rather than the rest of the text.
         let t = "INSERT INTO c (customer_name) VALUES ('坂口";
-        assert_eq!(values_of(t, "customer_name"), None);
+        assert_eq!(values_of(t, "customer_name"), Some(vec![]));
     }
 }

@@ -452,6 +452,18 @@ fn pathological_inputs_stay_linear() {
         (0..n / 400)
             .map(|i| " ".repeat(i % 300) + "pw: |\n")
             .collect(),
+        "{\"姓\": \"山田\", \"名\": \"由美\"}, ".repeat(n / 40),
+        "氏名=山田;".repeat(n / 14),
+        "&氏名=a".repeat(n / 10),
+        "INSERT INTO c (customer_name, address) VALUES ('a', 'b'), ".repeat(n / 60),
+        "INSERT INTO c (".to_string() + &"customer_name, ".repeat(n / 15),
+        "Q. お名前\n".repeat(n / 14),
+        "[氏名]".repeat(n / 8),
+        "<label>氏名</label>".repeat(n / 21),
+        "住所：a\n  1号室\n".repeat(n / 18),
+        "氏名 → ".repeat(n / 10),
+        "住所：a <機密>b</機密> ".repeat(n / 30),
+        "JANコード ".to_string() + &"4901234567894、".repeat(n / 16),
     ];
     for text in &inputs {
         let t = std::time::Instant::now();

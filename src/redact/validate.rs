@@ -219,11 +219,26 @@ fn secret_value(v: &str) -> bool {
         return false;
     }
     let lower = v.to_ascii_lowercase();
-    // `$API_PASS`, `${DB_PASSWORD}`, `%DB_PASS%`: where a value is kept, not the value.
-    let variable = v.starts_with('$') || (v.len() > 2 && v.starts_with('%') && v.ends_with('%'));
-    // `your-api-key-here`, `xoxb-your-bot-token`: a README's stand-in.
-    let stand_in =
-        lower.starts_with("your") || lower.contains("-your-") || lower.contains("_your_");
+    // `$API_PASS`, `${DB_PASSWORD}`, `%DB_PASS%`: where a value is kept, not the value (but
+    // `$Money2024` is a password: a variable's name is an identifier in capitals).
+    let name = |n: &str| {
+        n.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+            && n.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    };
+    let variable = v
+        .strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+        .or_else(|| v.strip_prefix('$'))
+        .or_else(|| v.strip_prefix('%').and_then(|r| r.strip_suffix('%')))
+        .is_some_and(name);
+    // `your-api-key-here`, `xoxb-your-bot-token`, `YOUR_TOKEN`: a README's stand-in (but
+    // `yourTk9mQ2xLp8Zq` may be a token).
+    let stand_in = lower.starts_with("your-")
+        || lower.starts_with("your_")
+        || lower.contains("-your-")
+        || lower.contains("_your_")
+        || lower.ends_with("-here");
     !NOT_SECRETS.contains(&lower.as_str()) && !code_reference(v) && !variable && !stand_in
 }
 
