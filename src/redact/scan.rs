@@ -247,6 +247,20 @@ fn detect_plain(
     field_spans(t, &mut fields, &mut out);
     given_after_family(t, &fields, &mut out);
     if let Some(person) = rules.people_treatment {
+        let mut done = None;
+        for h in &fields {
+            if let Some((close, spans)) = super::sql::name_columns(t, h.start, h.end, done) {
+                out.extend(spans.into_iter().map(|(start, end)| Span {
+                    start,
+                    end,
+                    treatment: person,
+                    rank: RANK_FIELD,
+                }));
+                done = Some(close);
+            }
+        }
+    }
+    if let Some(person) = rules.people_treatment {
         sibling_names(t, &fields, person, &mut out);
     }
 

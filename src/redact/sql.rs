@@ -16,6 +16,47 @@ const MAX_ROWS: usize = 64;
 /// The values of the column named at `s..e`, when it is one of an `INSERT`'s columns; `None`
 /// when it is not in one.
 pub(super) fn insert_values(t: &str, s: usize, e: usize) -> Option<Vec<(usize, usize)>> {
+    let (open, close) = columns(t, s, e)?;
+    let index = t.get(open..s)?.matches(',').count();
+    rows(t, close, index)
+}
+
+/// Columns that hold a person's name or its reading, which are no field of their own (`name` is
+/// a product's as often): beside a column that is one (`INSERT INTO users (id, name, kana, tel)`),
+/// they are the person's. The columns' `)` and their values; none when that `)` is `done` (the
+/// statement's other columns lead here too).
+pub(super) fn name_columns(
+    t: &str,
+    s: usize,
+    e: usize,
+    done: Option<usize>,
+) -> Option<(usize, Vec<(usize, usize)>)> {
+    const NAMES: [&str; 7] = [
+        "name",
+        "kana",
+        "furigana",
+        "yomi",
+        "name_kana",
+        "kana_name",
+        "name_yomi",
+    ];
+    let (open, close) = columns(t, s, e)?;
+    let mut out = Vec::new();
+    if done == Some(close) {
+        return Some((close, out));
+    }
+    for (index, column) in t.get(open + 1..close)?.split(',').enumerate() {
+        let column = column.trim_matches([' ', '\t', '\n', '\r', '"', '`', '[', ']']);
+        if NAMES.iter().any(|n| column.eq_ignore_ascii_case(n)) {
+            out.extend(rows(t, close, index).unwrap_or_default());
+        }
+    }
+    Some((close, out))
+}
+
+/// The `(` and `)` of the column list of an `INSERT … VALUES` that the column named at `s..e` is
+/// in.
+fn columns(t: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     // Cheap test first: a column name follows `(` or `,` (quotes and spaces aside).
     let before = t.get(..s)?;
     let before = before.trim_end_matches([' ', '\t', '\n', '\r', '"', '`', '[']);
@@ -34,17 +75,17 @@ pub(super) fn insert_values(t: &str, s: usize, e: usize) -> Option<Vec<(usize, u
     if between.split_whitespace().nth(1) != Some("into") || between.contains([';', '(', ')']) {
         return None;
     }
-    let index = t.get(open..s)?.matches(',').count();
     let ahead = t.get(e..ceil_boundary(t, e + WINDOW))?;
     let close = e + ahead.find(')')?;
-    let rest = t.get(close + 1..)?;
-    let trimmed = rest.trim_start();
-    if !trimmed
-        .get(..6)
+    let rest = t.get(close + 1..)?.trim_start();
+    rest.get(..6)
         .is_some_and(|v| v.eq_ignore_ascii_case("values"))
-    {
-        return None;
-    }
+        .then_some((open, close))
+}
+
+/// The item at `index` of each row after the column list that ends at `close`.
+fn rows(t: &str, close: usize, index: usize) -> Option<Vec<(usize, usize)>> {
+    let trimmed = t.get(close + 1..)?.trim_start();
     let mut at = t.len() - trimmed.len() + 6;
     let mut out = Vec::new();
     for _ in 0..MAX_ROWS {
@@ -155,6 +196,18 @@ mod tests {
         let t = "INSERT\nINTO c (customer_name) VALUES ('a\\'b'), ('x";
         // MySQL's escaped quote; a row cut short ends the reading, the rows before it stand.
         assert_eq!(values_of(t, "customer_name"), Some(vec!["a\\'b"]));
+    }
+
+    #[test]
+    fn name_columns_beside_a_personal_one() {
+        let t = "INSERT INTO users (id, name, kana, tel) VALUES (1, '松本 美穂', 'マツモト ミホ', '090');";
+        let s = t.find("tel").unwrap_or(0);
+        let (_, spans) = name_columns(t, s, s + 3, None).unwrap_or_default();
+        let got: Vec<&str> = spans
+            .iter()
+            .map(|&(a, b)| t.get(a..b).unwrap_or(""))
+            .collect();
+        assert_eq!(got, ["松本 美穂", "マツモト ミホ"]);
     }
 
     #[test]
