@@ -761,11 +761,17 @@ fn before_unit_note(v: &str) -> usize {
 }
 
 /// The length of the number or code `v` begins with: ASCII letters and digits, joined by up to
-/// three of `-`, `/`, `.`, `_`, `・`, brackets (before a digit), spaces and tabs before more of them (`4532 0151 1283 0366`,
+/// three of `-`, `/`, `.`, `_`, `@`, `+`, `・`, brackets (before a digit), spaces and tabs before more
+/// of them (an e-mail address is one too) (`4532 0151 1283 0366`,
 /// `7291  5926  5352`, `1234\t5678\t9012`). `None` when `v` does not begin with one (`別紙参照`):
 /// the whole value stays the value.
 fn code_len(v: &str) -> Option<usize> {
-    let sep = |c: char| matches!(c, '-' | '/' | '.' | '_' | ' ' | '\t' | '・' | '(' | ')');
+    let sep = |c: char| {
+        matches!(
+            c,
+            '-' | '/' | '.' | '_' | '@' | '+' | ' ' | '\t' | '・' | '(' | ')'
+        )
+    };
     let mut end = 0;
     let mut i = 0;
     while let Some(c) = v.get(i..).and_then(|r| r.chars().next()) {
@@ -2303,6 +2309,11 @@ fn scan_window(
             continue;
         }
         let (vs, ve) = value_span(d, caps, ms, me);
+        // A full-width bracket folds to ASCII: `Kumo#8812（大文字小文字を区別）` ends the value
+        // before its `(`.
+        let ve = vs
+            + t.get(vs..ve)
+                .map_or(ve - vs, |v| v.trim_end_matches(['(', '[', '{', '<']).len());
         let (me, ve) = match d.value_runs_on && ve == me && left_ok(d.boundary, t, ms) {
             true => {
                 let end = runs_on(t, vs, me);

@@ -21,6 +21,8 @@ pub enum Validator {
     Credential,
     /// Not a date written as YYYYMMDD (`20261204`): for account and insurance numbers.
     NotDate,
+    /// A person's name rather than a team's or a desk's (`Customer Support`, `サポート窓口`).
+    PersonName,
 }
 
 impl Validator {
@@ -35,6 +37,7 @@ impl Validator {
             Validator::JpPhone => jp_phone(value),
             Validator::SecretValue => secret_value(value),
             Validator::NotDate => !yyyymmdd(&digits(value)),
+            Validator::PersonName => !team_name(value),
             Validator::Credential => secret_value(value) && kinds(value) >= 2 && !algorithm(value),
         }
     }
@@ -242,6 +245,32 @@ fn secret_value(v: &str) -> bool {
     !NOT_SECRETS.contains(&lower.as_str()) && !code_reference(v) && !variable && !stand_in
 }
 
+/// A display name that a team, a desk or a service goes by.
+fn team_name(v: &str) -> bool {
+    const WORDS: [&str; 16] = [
+        "support",
+        "team",
+        "desk",
+        "service",
+        "center",
+        "centre",
+        "info",
+        "sales",
+        "admin",
+        "office",
+        "customer",
+        "help",
+        "news",
+        "notification",
+        "system",
+        "no-reply",
+    ];
+    let lower = v.to_ascii_lowercase();
+    lower
+        .split([' ', '\t'])
+        .any(|w| WORDS.contains(&w) || w.starts_with("noreply"))
+}
+
 /// `os.environ`, `process.env.DB_PASSWORD`, `config.jwtSecret`: a dotted path of words without
 /// digits that starts at an object code reads secrets from, or has an identifier's `_` or
 /// camelCase, names where a secret is; it is not one (`ya29.a0Af…` has digits, and
@@ -269,6 +298,14 @@ pub(crate) fn code_reference(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn person_names_are_not_teams() {
+        assert!(Validator::PersonName.check("Kenta Nakajima"));
+        assert!(Validator::PersonName.check("西村 拓海"));
+        assert!(!Validator::PersonName.check("Customer Support"));
+        assert!(!Validator::PersonName.check("Sales Team"));
+    }
 
     #[test]
     fn my_number_examples() {
