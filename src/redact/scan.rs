@@ -762,8 +762,8 @@ fn before_unit_note(v: &str) -> usize {
 
 /// The length of the number or code `v` begins with: ASCII letters and digits, joined by up to
 /// three of `-`, `/`, `.`, `_`, `@`, `+`, `・`, brackets (before a digit), spaces and tabs before more
-/// of them (an e-mail address is one too) (`4532 0151 1283 0366`,
-/// `7291  5926  5352`, `1234\t5678\t9012`). `None` when `v` does not begin with one (`別紙参照`):
+/// of them (`4532 0151 1283 0366`, `7291  5926  5352`, `1234\t5678\t9012`, an e-mail address).
+/// `None` when `v` does not begin with one (`別紙参照`):
 /// the whole value stays the value.
 fn code_len(v: &str) -> Option<usize> {
     let sep = |c: char| {
@@ -2311,9 +2311,10 @@ fn scan_window(
         let (vs, ve) = value_span(d, caps, ms, me);
         // A full-width bracket folds to ASCII: `Kumo#8812（大文字小文字を区別）` ends the value
         // before its `(`.
-        let ve = vs
-            + t.get(vs..ve)
-                .map_or(ve - vs, |v| v.trim_end_matches(['(', '[', '{', '<']).len());
+        let kept = t
+            .get(vs..ve)
+            .map_or(0, |v| v.trim_end_matches(['(', '[', '{', '<']).len());
+        let ve = if kept > 0 { vs + kept } else { ve };
         let (me, ve) = match d.value_runs_on && ve == me && left_ok(d.boundary, t, ms) {
             true => {
                 let end = runs_on(t, vs, me);

@@ -21,7 +21,8 @@ pub enum Validator {
     Credential,
     /// Not a date written as YYYYMMDD (`20261204`): for account and insurance numbers.
     NotDate,
-    /// A person's name rather than a team's or a desk's (`Customer Support`, `サポート窓口`).
+    /// A person's name rather than a team's or a desk's (`Customer Support`, `Sales Team`; a
+    /// detector's pattern keeps out Japanese ones such as `人事部`).
     PersonName,
 }
 
