@@ -706,8 +706,10 @@ mod tests {
         for text in ["北斗システム株式会社へ", "青葉ロジスティックスへ"] {
             assert_eq!(t.find(text).len(), 1, "{text}");
         }
-        // Through the term's anchors, not the common word's (`ステム` of every `システム`).
+        // Through the term's anchors, not the common word's: `ステム` would open a window at
+        // every `システム`.
         assert!(t.find("基幹システムの刷新").is_empty());
+        assert_eq!(t.anchors.find_iter("基幹システムの刷新").count(), 0);
     }
 
     #[test]

@@ -1453,15 +1453,7 @@ fn placeholder(v: &str) -> bool {
         });
     // `process.env.DB_PASSWORD`, `config.jwtSecret`: where a value is kept, in code.
     let path = super::validate::code_reference(v);
-    // `your-api-key-here`, `YOUR_TOKEN`: a README's stand-in.
-    let yours = v.is_ascii() && {
-        let l = v.to_ascii_lowercase();
-        l.starts_with("your-")
-            || l.starts_with("your_")
-            || l.contains("-your-")
-            || l.contains("_your_")
-            || l.ends_with("-here")
-    };
+    let yours = v.is_ascii() && super::validate::stand_in(&v.to_ascii_lowercase());
     slot || blanks || call || path || yours || WORDS.contains(&word.as_str()) || input_rule(v)
 }
 
@@ -2533,8 +2525,7 @@ fn labelled_otherwise(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
         .iter()
         .find_map(|no| label.strip_suffix(no))
         .map(|l| l.trim_end_matches(BETWEEN));
-    let labels = std::iter::once(label).chain(without_no);
-    labels.into_iter().any(|label| {
+    std::iter::once(label).chain(without_no).any(|label| {
         d.unless_after.iter().any(|w| {
             // An ASCII label must not end another word (`reorder` is not `order`).
             ends_with_folded(label, w).is_some_and(|rest| {

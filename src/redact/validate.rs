@@ -236,14 +236,17 @@ fn secret_value(v: &str) -> bool {
         .or_else(|| v.strip_prefix('$'))
         .or_else(|| v.strip_prefix('%').and_then(|r| r.strip_suffix('%')))
         .is_some_and(name);
-    // `your-api-key-here`, `xoxb-your-bot-token`, `YOUR_TOKEN`: a README's stand-in (but
-    // `yourTk9mQ2xLp8Zq` may be a token).
-    let stand_in = lower.starts_with("your-")
+    !NOT_SECRETS.contains(&lower.as_str()) && !code_reference(v) && !variable && !stand_in(&lower)
+}
+
+/// A README's stand-in for a value (`your-api-key-here`, `xoxb-your-bot-token`, `YOUR_TOKEN`), in
+/// ASCII lower case; not `yourtk9mq2xlp8zq`, which may be a token.
+pub(crate) fn stand_in(lower: &str) -> bool {
+    lower.starts_with("your-")
         || lower.starts_with("your_")
         || lower.contains("-your-")
         || lower.contains("_your_")
-        || lower.ends_with("-here");
-    !NOT_SECRETS.contains(&lower.as_str()) && !code_reference(v) && !variable && !stand_in
+        || lower.ends_with("-here")
 }
 
 /// A display name that a team, a desk or a service goes by.
