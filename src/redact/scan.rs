@@ -6,6 +6,7 @@
 //! triggers (or keywords) — ordinary prose never reaches a regex.
 use super::contract::ContractMatcher;
 use super::rules::{Action, Boundary, Detector, KeywordMode, Role, Rules};
+use super::validate::Validator;
 use super::{Refused, TagProblem};
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
@@ -617,6 +618,8 @@ const ROLE_WORDS: &[&str] = &[
     "全員",
     "一同",
     "各位",
+    // `総務部 御中`: a letter to an organisation, not to a person.
+    "御中",
     "関係者",
     "委員",
     "事務局",
@@ -731,6 +734,14 @@ fn only_roles(v: &str) -> bool {
 /// reading, `小川直樹（おがわ なおき）`, is personal too).
 fn name_before_unit_note(v: &str) -> usize {
     let trimmed = v.trim_end();
+    // `大西 由紀子 様（会員ランク：ゴールド）`: the honorific ends the name, and the note after it
+    // says something about the person, not who.
+    if let Some(name) = ["様", "さん", "殿"].iter().find_map(|h| {
+        let k = trimmed.find(&format!("{h}("))?;
+        Some(trimmed.get(..k)?.trim_end()).filter(|n| !n.is_empty())
+    }) {
+        return name.len();
+    }
     if let Some(name) = ["様", "さん", "殿"]
         .iter()
         .find_map(|h| trimmed.strip_suffix(h))
@@ -936,6 +947,16 @@ fn colon_after(t: &str, e: usize) -> Option<usize> {
     let c = trimmed.chars().next()?;
     match c {
         ':' | '=' => Some(e + skipped + 1),
+        // Leaders, as a form printed on paper writes them (`お名前……高田 翼`, `氏名...山田`).
+        '…' | '‥' => {
+            let run = trimmed.len() - trimmed.trim_start_matches(['…', '‥']).len();
+            Some(e + skipped + run)
+        }
+        '.' | '・' => {
+            let after = trimmed.trim_start_matches(c);
+            let n = (trimmed.len() - after.len()) / c.len_utf8();
+            (n >= 3).then_some(e + skipped + trimmed.len() - after.len())
+        }
         _ => None,
     }
 }
@@ -979,8 +1000,10 @@ fn field_values(
             return json_value(t, skip_spaces(t, p), q);
         }
     }
-    // `| name | value |`
-    if before.trim_end_matches([' ', '\t']).ends_with('|')
+    // `| name | value |`, the name in the row's first cell: further in, a cell that reads like a
+    // name is a data row's (`| 角田 悠 | 担当 | 2207 |`).
+    let row_start = before.rsplit('\n').next().unwrap_or("");
+    if row_start.trim_matches([' ', '\t']) == "|"
         && after.trim_start_matches([' ', '\t']).starts_with('|')
     {
         let cell = e + (after.len() - after.trim_start_matches([' ', '\t']).len()) + 1;
@@ -1449,7 +1472,7 @@ fn placeholder(v: &str) -> bool {
             v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                 && v[..k]
                     .chars()
-                    .all(|c| c.is_ascii_alphabetic() || c == '_' || c == '.')
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
         });
     // `process.env.DB_PASSWORD`, `config.jwtSecret`: where a value is kept, in code.
     let path = super::validate::code_reference(v);
@@ -1778,6 +1801,45 @@ const HEADER_WORDS: &[&str] = &[
     "目的",
     "用途",
     "担当業務",
+    "評価",
+    "評点",
+    "点数",
+    "得点",
+    "成績",
+    "順位",
+    "ランク",
+    "等級",
+    "売上",
+    "売上高",
+    "単価",
+    "価格",
+    "合計",
+    "小計",
+    "予算",
+    "実績",
+    "目標",
+    "達成率",
+    "年齢",
+    "性別",
+    "出欠",
+    "回答",
+    "意見",
+    "感想",
+    "件名",
+    "商品",
+    "品名",
+    "個数",
+    "入社日",
+    "残業時間",
+    "score",
+    "rank",
+    "grade",
+    "rating",
+    "sales",
+    "amount",
+    "total",
+    "age",
+    "result",
     "note",
     "notes",
     "remarks",
@@ -2451,6 +2513,34 @@ fn judge(
     if !left_ok(d.boundary, t, ms) {
         return Verdict::Reject;
     }
+    // A call or an index (`resp.json()["access_token"]`, `hashlib.sha256(raw…)`): code that
+    // computes the secret, not the secret (`Kumo#8812（大文字小文字を区別）` is one, with a note).
+    let credential = matches!(
+        d.validator,
+        Some(Validator::SecretValue | Validator::Credential)
+    );
+    let rest = t.get(ve..).unwrap_or("");
+    let path = |v: &str| {
+        v.split('.').all(|w| {
+            w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    };
+    let value = t.get(vs..ve).unwrap_or("");
+    let call = value
+        .find('(')
+        .is_some_and(|k| k > 0 && value.get(..k).is_some_and(path));
+    if credential && ((rest.starts_with(['(', '[']) && path(value)) || call) {
+        return Verdict::Reject;
+    }
+    // A label of its own after the word for a credential (`Password Expiry: 90 days`).
+    if d.validator == Some(Validator::Credential)
+        && rest
+            .strip_prefix(':')
+            .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t', '\n', '\r']))
+    {
+        return Verdict::Reject;
+    }
     // A value that ran on ends where credential characters end (or at the cap): its right
     // edge is right by construction, and judging it again per start would be quadratic.
     let right = (d.value_runs_on && vs < ve && ve == me) || right_ok(d.boundary, t, me);
@@ -2466,7 +2556,14 @@ fn judge(
         // A label right before the value says more than a keyword somewhere near it
         // (`クレジットカード⏎取引ID：20240512093045123`).
         Some(KeywordMode::OrValid) => {
-            !labelled_otherwise(d, t, vs, ve) && (valid || has_keyword(d, t, vs, ve, keywords))
+            !labelled_otherwise(d, t, vs, ve)
+                && if has_keyword(d, t, vs, ve, keywords) {
+                    // A barcode beside `インボイス`, `クレジット`…: its own check digit says so.
+                    !(d.validator == Some(Validator::CorporateNumber)
+                        && retail_code(&digits_of(t, vs, ve)))
+                } else {
+                    valid && bare_number_plausible(d, t, vs, ve)
+                }
         }
     };
     match (ok, right) {
@@ -2477,6 +2574,140 @@ fn judge(
         _ if !right || !valid => Verdict::TryShorter,
         _ => Verdict::Reject,
     }
+}
+
+/// Whether a number valid by its check digit alone, with no keyword near, is taken: one number in
+/// ten of its length is valid, so one that sits in code or data is an id or a time, not a
+/// person's, a company's or a card's number.
+fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
+    let before = t.get(..vs).unwrap_or("");
+    let after = t.get(ve..).unwrap_or("");
+    // Part of a name, a file or a host (`backup_202605121030.tar.gz`, `171255347674.dkr.ecr…`),
+    // or of a hash (`e4b7c550434864917fa03d9b…`).
+    let hex_before = before
+        .bytes()
+        .rev()
+        .take_while(u8::is_ascii_hexdigit)
+        .count();
+    let hex_after = after.bytes().take_while(u8::is_ascii_hexdigit).count();
+    if before.ends_with('_')
+        || after.starts_with('_')
+        || after
+            .strip_prefix('.')
+            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
+        || (hex_before + hex_after > 0 && hex_before + (ve - vs) + hex_after >= 32)
+    {
+        return false;
+    }
+    // In a URL (`…/trace/5319187847794383255?spanID=…`, `gid://shopify/…/4721…`), unless a
+    // query's name says what it is (`?card=…`, `?hojinBango=…`).
+    let from = floor_boundary(before, before.len().saturating_sub(256));
+    let word = before.get(from..).unwrap_or("");
+    let word = word
+        .rsplit(|c: char| c.is_whitespace() || "\"'<>`".contains(c))
+        .next()
+        .unwrap_or("");
+    if word.contains("://") {
+        let param = word.strip_suffix('=').map(|w| {
+            w.rsplit(['?', '&', ';'])
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+        });
+        let named = param.is_some_and(|p| {
+            p == "pan"
+                || ["card", "number", "no", "bango", "bangou"]
+                    .iter()
+                    .any(|w| p.ends_with(w))
+        });
+        if !named {
+            return false;
+        }
+    }
+    let digits = digits_of(t, vs, ve);
+    match d.validator {
+        Some(Validator::MyNumber | Validator::CorporateNumber) => {
+            // A value of an ASCII key that names an id, a time or a count (`"createdAt":
+            // 1767234071007`, `orderId=…`): not `"kojin_bango"` or `"corporateNumber"`.
+            let key = before.trim_end_matches([' ', '"', '\'', ':', '=']);
+            let name = key
+                .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            let ascii_key = key.len() < before.len()
+                && (name.ends_with("id")
+                    || name.ends_with("at")
+                    || [
+                        "time", "date", "epoch", "created", "updated", "order", "seq", "count",
+                    ]
+                    .iter()
+                    .any(|w| name.contains(w)));
+            // Milliseconds since 1970 are 13 digits too: only in a log's or a record's line
+            // (`[1778553902903] GET …`, `{…} 1027 1778551821733`, `new Date(1778619864079)`).
+            let line = before.rsplit('\n').next().unwrap_or("");
+            let code_line = line.contains(['{', '[']) || line.ends_with("Date(");
+            !ascii_key
+                && !(timestamp_shaped(&digits) && (digits.len() == 12 || code_line))
+                && !retail_code(&digits)
+        }
+        _ => true,
+    }
+}
+
+fn digits_of(t: &str, vs: usize, ve: usize) -> Vec<u8> {
+    t.get(vs..ve)
+        .unwrap_or("")
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| b - b'0')
+        .collect()
+}
+
+/// `YYYYMMDDhhmm` of this century or the last (`202605121030`), or milliseconds since 1970 in
+/// 2017–2033 (`1778553902903`): a time, not an identifier.
+fn timestamp_shaped(d: &[u8]) -> bool {
+    let n = |r: std::ops::Range<usize>| {
+        d.get(r)
+            .map(|x| x.iter().fold(0u32, |a, &b| a * 10 + u32::from(b)))
+    };
+    match d.len() {
+        12 => {
+            let (Some(c), Some(mo), Some(day), Some(h), Some(mi)) =
+                (n(0..2), n(4..6), n(6..8), n(8..10), n(10..12))
+            else {
+                return false;
+            };
+            (c == 19 || c == 20)
+                && (1..=12).contains(&mo)
+                && (1..=31).contains(&day)
+                && h < 24
+                && mi < 60
+        }
+        13 => n(0..3).is_some_and(|p| (150..200).contains(&p)),
+        _ => false,
+    }
+}
+
+/// An EAN-13 with its own check digit under a Japanese (45, 49) or a book (978, 979) prefix: a
+/// barcode or an ISBN.
+fn retail_code(d: &[u8]) -> bool {
+    if d.len() != 13 {
+        return false;
+    }
+    let prefixed = d.starts_with(&[4, 5])
+        || d.starts_with(&[4, 9])
+        || d.starts_with(&[9, 7, 8])
+        || d.starts_with(&[9, 7, 9]);
+    let sum: u32 = d
+        .iter()
+        .take(12)
+        .enumerate()
+        .map(|(i, &x)| u32::from(x) * if i % 2 == 0 { 1 } else { 3 })
+        .sum();
+    prefixed
+        && d.get(12)
+            .is_some_and(|&c| u32::from(c) == (10 - sum % 10) % 10)
 }
 
 /// How many earlier items of a list a label is looked for behind (the look-back window of 240
@@ -2495,7 +2726,8 @@ fn labelled_otherwise(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
         .get(floor_boundary(before, before.len().saturating_sub(240))..)
         .unwrap_or("");
     // Quotes too: a JSON key is a label (`"tracking_no": "438212735561"`).
-    const BETWEEN: [char; 9] = [' ', '\t', ':', '：', '#', '=', '＝', '"', '\''];
+    // An opening bracket too: `ヤマト運輸（5262-7221-5210）`.
+    const BETWEEN: [char; 10] = [' ', '\t', ':', '：', '#', '=', '＝', '"', '\'', '('];
     let mut label = before.trim_end_matches(BETWEEN);
     // A later item of a list the label heads (`JANコード 4901234567894、4565776640998`,
     // `timestamp 1761004800123 と 1761004801124`): step back over the items before it that have
@@ -2554,7 +2786,8 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
         }
         Boundary::Alnum => !before.next().is_some_and(|c| c.is_ascii_alphanumeric()),
         Boundary::Number | Boundary::Identifier => match before.next() {
-            Some(c) if c.is_ascii_digit() => false,
+            // A name's part (`IMG_202605121030.jpg`).
+            Some(c) if c.is_ascii_digit() || c == '_' => false,
             Some('-') => {
                 let group: Vec<char> = before.take(5).collect();
                 // A code's part (`HX-090-1234-5678`): letters, then the number. Not the `T-` of
@@ -2638,7 +2871,7 @@ fn right_ok(b: Boundary, t: &str, me: usize) -> bool {
             !after.next().is_some_and(|c| c.is_ascii_alphanumeric())
         }
         Boundary::Number => match after.next() {
-            Some(c) if c.is_ascii_digit() => false,
+            Some(c) if c.is_ascii_digit() || c == '_' => false,
             Some('-' | '.') => !after.next().is_some_and(|c| c.is_ascii_digit()),
             _ => true,
         },

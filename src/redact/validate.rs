@@ -16,6 +16,9 @@ pub enum Validator {
     JpPhone,
     /// A credential value rather than a word or a placeholder (`********`, `null`, `changeme`…).
     SecretValue,
+    /// A telephone number abroad: `+` and a country code other than Japan's, 8 to 15 digits in
+    /// all, in groups (`+33 6 12 34 56 78`, `+1 (415) 555-0132`).
+    IntlPhone,
     /// A secret value with at least two kinds of character (lower-case, upper-case, digit,
     /// symbol): where a word could follow the name (`パスワードはbcryptで…`), a word is not taken.
     Credential,
@@ -36,10 +39,13 @@ impl Validator {
                 luhn(&d) && issuer_prefix(&d)
             }
             Validator::JpPhone => jp_phone(value),
+            Validator::IntlPhone => intl_phone(value),
             Validator::SecretValue => secret_value(value),
             Validator::NotDate => !yyyymmdd(&digits(value)),
             Validator::PersonName => !team_name(value),
-            Validator::Credential => secret_value(value) && kinds(value) >= 2 && !algorithm(value),
+            Validator::Credential => {
+                secret_value(value) && kinds(value) >= 2 && !algorithm(value) && !prose_value(value)
+            }
         }
     }
 }
@@ -81,10 +87,18 @@ pub(crate) fn corporate_number(d: &[u32]) -> bool {
 /// Loosely, as sample numbers are written too. A timestamp or an order number that passes the
 /// Luhn check by chance (one in ten does: `20240512093004`, `20261021-0930-04`) begins with 1, 20
 /// or 21, 0, 7, 8 or 9.
+/// A card network's prefix, and a length that network issues: a Luhn-valid 14-digit number
+/// beginning with 4 is a case's barcode (ITF-14), not a Visa card (13, 16 or 19 digits).
 fn issuer_prefix(d: &[u32]) -> bool {
+    let n = d.len();
     match d {
-        [2, x, ..] => (2..=7).contains(x),
-        [3..=6, ..] => true,
+        [4, ..] => matches!(n, 13 | 16 | 19),
+        [2, x, ..] => (2..=7).contains(x) && n == 16,
+        [3, 4 | 7, ..] => n == 15,
+        [3, 0 | 6, ..] => n == 14,
+        [3, 5, ..] => (16..=19).contains(&n),
+        [3, ..] => (14..=16).contains(&n),
+        [5, ..] | [6, ..] => (16..=19).contains(&n),
         _ => false,
     }
 }
@@ -135,6 +149,11 @@ fn jp_phone(value: &str) -> bool {
     }
 }
 
+fn intl_phone(value: &str) -> bool {
+    let d = digits(value);
+    value.starts_with('+') && !value.starts_with("+81") && (8..=15).contains(&d.len())
+}
+
 /// The name of an algorithm or encoding, which prose about passwords and tokens names
 /// (`トークンはSHA-256で署名`, `パスワードはAES-256で暗号化`): `SHA-256`, `HS256`, `AES-128-GCM`,
 /// `RSA-2048`, `HMAC-SHA256`, `PBKDF2`, `Argon2id`, `MD5`, `UTF-8`, `Base64`, `TLS1.3`.
@@ -177,6 +196,26 @@ fn algorithm(v: &str) -> bool {
     })
 }
 
+/// What a word for a credential is followed by in prose and settings without being one: a label
+/// of its own (`Password Expiry: 90 days`), an amount (`入力トークン：1,250,000`, `200K`) or a file's path
+/// (`秘密鍵：~/.ssh/id_ed25519`).
+fn prose_value(v: &str) -> bool {
+    let amount = v.split(',').count() > 1
+        && v.split(',').enumerate().all(|(i, g)| {
+            g.bytes().all(|b| b.is_ascii_digit())
+                && if i == 0 {
+                    (1..=3).contains(&g.len())
+                } else {
+                    g.len() == 3
+                }
+        });
+    // `200K`, `1.5M`: a count of tokens.
+    let count = v
+        .strip_suffix(['K', 'M', 'B', 'k', 'm'])
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
+    v.ends_with(':') || amount || count || ["~/", "./", "../", "/"].iter().any(|p| v.starts_with(p))
+}
+
 fn kinds(v: &str) -> usize {
     let has = |f: fn(&char) -> bool| usize::from(v.chars().any(|c| f(&c)));
     has(char::is_ascii_lowercase)
@@ -199,7 +238,11 @@ fn yyyymmdd(d: &[u32]) -> bool {
 }
 
 fn secret_value(v: &str) -> bool {
-    const NOT_SECRETS: [&str; 14] = [
+    const NOT_SECRETS: [&str; 17] = [
+        // fetch()'s `credentials` modes.
+        "include",
+        "omit",
+        "same-origin",
         "null",
         "none",
         "true",
@@ -236,7 +279,43 @@ fn secret_value(v: &str) -> bool {
         .or_else(|| v.strip_prefix('$'))
         .or_else(|| v.strip_prefix('%').and_then(|r| r.strip_suffix('%')))
         .is_some_and(name);
-    !NOT_SECRETS.contains(&lower.as_str()) && !code_reference(v) && !variable && !stand_in(&lower)
+    !NOT_SECRETS.contains(&lower.as_str())
+        && !code_reference(v)
+        && !variable
+        && !stand_in(&lower)
+        && !plain_url(v)
+        && !cloud_region(v)
+}
+
+/// An endpoint's address (`https://login.example.com/oauth2/v2.0/token`): no part of it long and
+/// mixed enough to be a key, as webhooks' and signed URLs' are (those have rules of their own).
+fn plain_url(v: &str) -> bool {
+    let Some(rest) = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !rest
+        .split(['/', '?', '&', '=', '.', '-', '_', ':'])
+        .any(|p| p.len() >= 16 && kinds(p) >= 2)
+}
+
+/// A cloud region's name (`ap-northeast-1`, `us-east-2`), set beside secrets' names.
+fn cloud_region(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('-').collect();
+    parts.len() >= 3
+        && parts
+            .first()
+            .is_some_and(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|p| p.len() == 1 && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts
+            .iter()
+            .skip(1)
+            .take(parts.len() - 2)
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
 /// A README's stand-in for a value (`your-api-key-here`, `xoxb-your-bot-token`, `YOUR_TOKEN`), in
@@ -247,6 +326,8 @@ pub(crate) fn stand_in(lower: &str) -> bool {
         || lower.contains("-your-")
         || lower.contains("_your_")
         || lower.ends_with("-here")
+        // `ghp_xxxxxxxxxxxx…`, `sk-proj-XXXXXXXX`: a key's prefix and x's where its body goes.
+        || lower.contains("xxxxxx")
 }
 
 /// A display name that a team, a desk or a service goes by.
@@ -399,6 +480,14 @@ mod tests {
         for password in ["Blake1990", "Base2024", "Tls2025", "sha2026x"] {
             assert!(Validator::Credential.check(password), "{password}");
         }
+    }
+
+    #[test]
+    fn phones_abroad() {
+        assert!(Validator::IntlPhone.check("+33 6 12 34 56 78"));
+        assert!(Validator::IntlPhone.check("+1 (415) 555-0132"));
+        assert!(!Validator::IntlPhone.check("+81 90 1234 5678"));
+        assert!(!Validator::IntlPhone.check("+1 2 3"));
     }
 
     #[test]
