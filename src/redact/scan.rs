@@ -448,6 +448,21 @@ pub(super) fn trim_ws(t: &str, a: usize, b: usize) -> (usize, usize) {
 // ---------------------------------------------------------------------------------------------
 // Fields
 
+/// `[10:02] 受付: お名前 真壁 菜々子 様`: after a name field in the middle of a line, a space and
+/// a short value that an honorific ends, as spaced fields at a line's start are read.
+fn honorific_value(t: &str, e: usize, limit: usize) -> bool {
+    let Some(rest) = t.get(e..limit.max(e)) else {
+        return false;
+    };
+    // Measured before it is trimmed: a long line's trailing spaces, trimmed per name, would be
+    // quadratic.
+    if rest.len() > 64 || !rest.starts_with([' ', '\t']) {
+        return false;
+    }
+    let v = rest.trim_end_matches([' ', '\t', '\r']);
+    !v.contains(['、', '。', ':', '=']) && ["様", "さん", "殿"].iter().any(|h| v.ends_with(h))
+}
+
 /// Ends an inline value (`…（氏名：山田、住所：…）`).
 const INLINE_STOPS: &[char] = &[
     '、', ',', '，', '。', ';', '；', ')', '）', '」', '』', '】', '|', '\t', '\n', '\r',
@@ -506,7 +521,7 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             .filter(|&s| s < line_end)
             .unwrap_or(line_end);
         let first_on_line = at_line_start(t, line_start, h.start);
-        let spaced = h.spaced && first_on_line;
+        let spaced = h.spaced && (first_on_line || honorific_value(t, h.end, limit));
         for (a, b) in field_values(t, h.start, h.end, spaced, first_on_line, limit) {
             let full_end = b;
             // A quoted value is whole, spaces and all (`password: "correct horse battery"`,
@@ -577,9 +592,12 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
                                 r.is_empty() || r.starts_with([':', ' ', '\t', '\r', '\n', '('])
                             })
                     });
-            let roles_only = h.people && (only_roles(value) || labelled);
+            // A host's or a device's name under `名前：` (`web-prod-01`).
+            let machine = value.is_ascii() && value.contains(|c: char| c.is_ascii_digit());
+            let roles_only = h.people && (only_roles(value) || labelled || machine);
             // A number's hint (`電話番号：20文字以内`) is a rule for the whole value.
-            let hint = h.code && placeholder(t.get(a..full_end).unwrap_or(""));
+            // So is a form's sample (`山田 太郎（記入例）`).
+            let hint = (h.code || h.people) && placeholder(t.get(a..full_end).unwrap_or(""));
             if a < b && !later_label && !placeholder(value) && !roles_only && !hint {
                 out.push(Span {
                     start: a,
@@ -722,6 +740,11 @@ fn only_roles(v: &str) -> bool {
             let w = w
                 .strip_suffix(['名', '人'])
                 .map_or(w, |s| s.trim_end_matches(is_count));
+            // `関係者各位`, `総務部御中`.
+            let w = ["各位", "御中"]
+                .iter()
+                .find_map(|x| w.strip_suffix(x).filter(|r| !r.is_empty()))
+                .unwrap_or(w);
             // A unit's head (`営業本部長`, `経理課長`): not `山田部長`, whose stem is no unit.
             let head = w.strip_suffix('長').is_some_and(unit);
             w.is_empty() || ROLE_WORDS.contains(&w) || unit(w) || head
@@ -784,7 +807,12 @@ fn code_len(v: &str) -> Option<usize> {
         )
     };
     let mut end = 0;
-    let mut i = 0;
+    // `+81-3-…`, `(0467) 22-…`: a number may open with its country's `+` or an area code's bracket.
+    let mut i = usize::from(
+        v.starts_with(['+', '('])
+            && v.get(1..)
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit())),
+    );
     while let Some(c) = v.get(i..).and_then(|r| r.chars().next()) {
         if c.is_ascii_alphanumeric() {
             i += 1;
@@ -942,7 +970,8 @@ fn field_name_edges_ok(t: &str, s: usize, e: usize) -> bool {
 /// After optional spaces, a `:` (full-width folds to it) or `=`: the offset just after it.
 fn colon_after(t: &str, e: usize) -> Option<usize> {
     let rest = t.get(e..)?;
-    let trimmed = rest.trim_start_matches([' ', '\t']);
+    // `**氏名**：`, `氏名*:` (Markdown's bold, a required field's mark).
+    let trimmed = rest.trim_start_matches([' ', '\t', '*']);
     let skipped = rest.len() - trimmed.len();
     let c = trimmed.chars().next()?;
     match c {
@@ -1002,16 +1031,29 @@ fn field_values(
     }
     // `| name | value |`, the name in the row's first cell: further in, a cell that reads like a
     // name is a data row's (`| 角田 悠 | 担当 | 2207 |`).
-    let row_start = before.rsplit('\n').next().unwrap_or("");
-    if row_start.trim_matches([' ', '\t']) == "|"
-        && after.trim_start_matches([' ', '\t']).starts_with('|')
-    {
+    let first_cell = before
+        .trim_end_matches([' ', '\t'])
+        .strip_suffix('|')
+        .map(|b| b.trim_end_matches([' ', '\t']))
+        .is_some_and(|b| b.is_empty() || b.ends_with('\n'));
+    if first_cell && after.trim_start_matches([' ', '\t']).starts_with('|') {
         let cell = e + (after.len() - after.trim_start_matches([' ', '\t']).len()) + 1;
         let rest = t.get(cell..limit.max(cell)).unwrap_or("");
         let end = cell + rest.find('|').unwrap_or(rest.len());
         return vec![trim_value(t, cell, end)];
     }
     // `【name】value` (and `［name］value`), the value up to the line's end or the next label.
+    // `Name (氏名): 森 彩`: an English label's Japanese gloss, then a colon.
+    if before.trim_end().ends_with('(') && after.starts_with(')') {
+        if let Some(p) = colon_after(t, e + 1) {
+            let start = skip_spaces(t, p);
+            let rest = t.get(start..limit.max(start)).unwrap_or("");
+            let end = start + rest.find(['\r', '\n']).unwrap_or(rest.len());
+            if !starts_as_prose(rest) {
+                return vec![trim_value(t, start, end)];
+            }
+        }
+    }
     for (open, close) in [('【', '】'), ('〔', '〕'), ('[', ']')] {
         // `$_POST[email]` is code: an index, not a label.
         let index = open == '['
@@ -1033,6 +1075,19 @@ fn field_values(
             }
             let end = from + rest.find(BRACKET_STOPS).unwrap_or(rest.len());
             return vec![trim_value(t, from, before_escape(t, from, end))];
+        }
+    }
+    // `氏名「曽我部 七海」`: the value in corner brackets right after the name.
+    if let Some(inner) = after.strip_prefix('「') {
+        let near = inner
+            .get(..floor_boundary(inner, 256.min(inner.len())))
+            .unwrap_or("");
+        let line = near
+            .get(..near.find('\n').unwrap_or(near.len()))
+            .unwrap_or("");
+        if let Some(k) = line.find('」') {
+            let from = e + '「'.len_utf8();
+            return vec![trim_value(t, from, from + k)];
         }
     }
     // `name: value`, `name：value` and `name（qualifier）：value`: the rest of the line when the
@@ -1060,7 +1115,9 @@ fn field_values(
                 return vec![v];
             }
         }
-        if spaced && !name.is_ascii() && start > e && !starts_as_prose(rest) {
+        // A reading is in kana, and may begin with one that is a particle elsewhere (`にしぞの`).
+        let reading = matches!(name, "ふりがな" | "よみがな" | "フリガナ");
+        if spaced && !name.is_ascii() && start > e && (reading || !starts_as_prose(rest)) {
             let end = start + rest.find(['\r', '\t']).unwrap_or(rest.len());
             let end = start
                 + t.get(start..end)
@@ -1094,6 +1151,14 @@ fn field_values(
     {
         return vec![trim_value(t, start + 1, start + quoted - 1)];
     }
+    // `（株）アオイ電機`: a company's mark in brackets ends no value.
+    let quoted = match quoted {
+        0 if rest.starts_with('(') => rest
+            .get(..16.min(rest.len()))
+            .and_then(|r| r.find(')'))
+            .map_or(0, |k| k + 1),
+        q => q,
+    };
     let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
     // A value that begins with a quoted part takes at least all of it (`"Tk9;m2Qx" に変更`).
     let end = start
@@ -1234,7 +1299,10 @@ fn answer_below(t: &str, s: usize, e: usize) -> Option<(usize, usize)> {
     let answer = body
         .strip_prefix(['A', 'a'])
         .or_else(|| body.strip_prefix('答'))?;
-    let answer = answer.strip_prefix(['.', ':', ')', ' '])?;
+    // `A2.` answers `Q2.`.
+    let answer = answer
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .strip_prefix(['.', ':', ')', ' '])?;
     let a = from + (line.len() - answer.len());
     let v = trim_value(t, a, from + line.trim_end_matches('\r').len());
     (v.0 < v.1).then_some(v)
@@ -1432,8 +1500,25 @@ fn placeholder(v: &str) -> bool {
         "phone",
         "name",
         "undefined",
+        // Japanese forms' non-answers (`お名前：匿名希望`, `連絡先：同上`, `氏名：（未記入）`).
+        "匿名希望",
+        "匿名",
+        "非公開",
+        "未記入",
+        "(未記入)",
+        "記入なし",
+        "同上",
+        "該当なし",
     ];
     let v = v.trim();
+    // `山田 太郎（記入例）`: a form's sample, not anyone's entry.
+    if v.ends_with("記入例)")
+        || v.ends_with("(例)")
+        || v.starts_with("例:")
+        || v.starts_with("(例)")
+    {
+        return true;
+    }
     // `{{password}}`, `${API_KEY}`, `<your-password-here>`, `<パスワード>`: a slot to fill in,
     // not a value (`<Xk9mQ2pLr7>` has digits; `<山田太郎>` names no field).
     const SLOT_WORDS: &[&str] = &[
@@ -1467,13 +1552,12 @@ fn placeholder(v: &str) -> bool {
         true => v.to_ascii_lowercase(),
         false => String::new(),
     };
-    let call = v.is_ascii()
-        && v.find('(').is_some_and(|k| {
-            v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && v[..k]
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-        });
+    let call = v.find(['(', '[']).is_some_and(|k| {
+        v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && v[..k]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    });
     // `process.env.DB_PASSWORD`, `config.jwtSecret`: where a value is kept, in code.
     let path = super::validate::code_reference(v);
     let yours = v.is_ascii() && super::validate::stand_in(&v.to_ascii_lowercase());
@@ -1496,6 +1580,7 @@ fn input_rule(v: &str) -> bool {
     v.starts_with("全角")
         || v.starts_with("半角")
         || limit
+        || v.ends_with("でも可")
         || matches!(v, "" | "必須" | "任意" | "空欄" | "不要")
 }
 
@@ -2515,6 +2600,12 @@ fn judge(
     }
     // A call or an index (`resp.json()["access_token"]`, `hashlib.sha256(raw…)`): code that
     // computes the secret, not the secret (`Kumo#8812（大文字小文字を区別）` is one, with a note).
+    // A form's sample (`山田 太郎（記入例）`, `03-1234-5678（例）`).
+    if t.get(ve..)
+        .is_some_and(|r| r.starts_with("(記入例)") || r.starts_with("(例)"))
+    {
+        return Verdict::Reject;
+    }
     let credential = matches!(
         d.validator,
         Some(Validator::SecretValue | Validator::Credential)
@@ -2645,10 +2736,15 @@ fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
                     .any(|w| name.contains(w)));
             // Milliseconds since 1970 are 13 digits too: only in a log's or a record's line
             // (`[1778553902903] GET …`, `{…} 1027 1778551821733`, `new Date(1778619864079)`).
-            let line = before.rsplit('\n').next().unwrap_or("");
-            let code_line = line.contains(['{', '[']) || line.ends_with("Date(");
+            let code_line = || {
+                let near = before
+                    .get(floor_boundary(before, before.len().saturating_sub(256))..)
+                    .unwrap_or("");
+                let line = near.rsplit('\n').next().unwrap_or("");
+                line.contains(['{', '[']) || line.ends_with("Date(")
+            };
             !ascii_key
-                && !(timestamp_shaped(&digits) && (digits.len() == 12 || code_line))
+                && !(timestamp_shaped(&digits) && (digits.len() == 12 || code_line()))
                 && !retail_code(&digits)
         }
         _ => true,

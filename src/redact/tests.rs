@@ -464,6 +464,12 @@ fn pathological_inputs_stay_linear() {
         "氏名 → ".repeat(n / 10),
         "住所：a <機密>b</機密> ".repeat(n / 30),
         "JANコード ".to_string() + &"4901234567894、".repeat(n / 16),
+        "受付: お名前 ".repeat(n / 20) + &" ".repeat(n / 2),
+        "氏名「".repeat(n / 9),
+        "| 氏名 | ".repeat(n / 12),
+        "Name (氏名): ".repeat(n / 16),
+        "4912345678901 ".repeat(n / 14),
+        "[1778553902903] ".repeat(n / 16),
     ];
     for text in &inputs {
         let t = std::time::Instant::now();

@@ -130,6 +130,7 @@ fn jp_phone(value: &str) -> bool {
     if let Some(rest) = v
         .strip_prefix("+81")
         .or_else(|| v.strip_prefix("(+81)"))
+        .or_else(|| v.strip_prefix("0081"))
         .or_else(|| {
             v.strip_prefix("81")
                 .filter(|r| r.starts_with([' ', '-', '.']))
