@@ -6,7 +6,7 @@
 //! triggers (or keywords) — ordinary prose never reaches a regex.
 use super::contract::ContractMatcher;
 use super::rules::{Action, Boundary, Detector, KeywordMode, Role, Rules};
-use super::validate::Validator;
+use super::validate::{self, Validator};
 use super::{Refused, TagProblem};
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
@@ -448,6 +448,22 @@ pub(super) fn trim_ws(t: &str, a: usize, b: usize) -> (usize, usize) {
 // ---------------------------------------------------------------------------------------------
 // Fields
 
+const HONORIFICS: [&str; 3] = ["様", "さん", "殿"];
+
+/// `山田 太郎（記入例）`, `例：03-1234-5678`: a form's sample, not anyone's entry.
+fn sample(v: &str) -> bool {
+    let v = v.trim();
+    v.ends_with("記入例)") || v.ends_with("(例)") || v.starts_with("例:") || v.starts_with("(例)")
+}
+
+/// `法人番号` or `登録番号` just before `vs`: the number is labelled as a company's.
+fn labelled_company(t: &str, vs: usize) -> bool {
+    let before = t
+        .get(floor_boundary(t, vs.saturating_sub(48))..vs)
+        .unwrap_or("");
+    before.contains("法人番号") || before.contains("登録番号")
+}
+
 /// `[10:02] 受付: お名前 真壁 菜々子 様`: after a name field in the middle of a line, a space and
 /// a short value that an honorific ends, as spaced fields at a line's start are read.
 fn honorific_value(t: &str, e: usize, limit: usize) -> bool {
@@ -460,7 +476,10 @@ fn honorific_value(t: &str, e: usize, limit: usize) -> bool {
         return false;
     }
     let v = rest.trim_end_matches([' ', '\t', '\r']);
-    !v.contains(['、', '。', ':', '=']) && ["様", "さん", "殿"].iter().any(|h| v.ends_with(h))
+    // Not a role with a polite prefix (`契約者 ご本人様`).
+    !v.trim_start().starts_with(['ご', 'お'])
+        && !v.contains(['、', '。', ':', '='])
+        && HONORIFICS.iter().any(|h| v.ends_with(h))
 }
 
 /// Ends an inline value (`…（氏名：山田、住所：…）`).
@@ -593,11 +612,18 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
                             })
                     });
             // A host's or a device's name under `名前：` (`web-prod-01`).
-            let machine = value.is_ascii() && value.contains(|c: char| c.is_ascii_digit());
-            let roles_only = h.people && (only_roles(value) || labelled || machine);
+            let machine = value.contains('-')
+                && value.contains(|c: char| c.is_ascii_digit())
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            // A count under a person's key (`{"申込者": {…, "勤続年数": 7}}`) is no name either.
+            let number = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+            let roles_only = h.people && (only_roles(value) || labelled || machine || number);
             // A number's hint (`電話番号：20文字以内`) is a rule for the whole value.
             // So is a form's sample (`山田 太郎（記入例）`).
-            let hint = (h.code || h.people) && placeholder(t.get(a..full_end).unwrap_or(""));
+            let full = t.get(a..full_end).unwrap_or("");
+            let hint = (h.code && placeholder(full)) || (h.people && sample(full));
             if a < b && !later_label && !placeholder(value) && !roles_only && !hint {
                 out.push(Span {
                     start: a,
@@ -642,6 +668,13 @@ const ROLE_WORDS: &[&str] = &[
     "委員",
     "事務局",
     "未定",
+    // A contract's parties as it names them (`売主：甲`, `買主：当社`).
+    "甲",
+    "乙",
+    "丙",
+    "当社",
+    "弊社",
+    "貴社",
     "なし",
     "同上",
     "有",
@@ -759,13 +792,22 @@ fn name_before_unit_note(v: &str) -> usize {
     let trimmed = v.trim_end();
     // `大西 由紀子 様（会員ランク：ゴールド）`: the honorific ends the name, and the note after it
     // says something about the person, not who.
-    if let Some(name) = ["様", "さん", "殿"].iter().find_map(|h| {
-        let k = trimmed.find(&format!("{h}("))?;
-        Some(trimmed.get(..k)?.trim_end()).filter(|n| !n.is_empty())
+    // A list of people (`田中様（営業部）、霧島 琴音様（経理部）`) is not cut at its first.
+    if let Some(name) = HONORIFICS.iter().find_map(|h| {
+        let (k, _) = trimmed.match_indices(h).next()?;
+        let inner = trimmed
+            .get(k + h.len()..)?
+            .strip_prefix('(')?
+            .strip_suffix(')')?;
+        (!inner.contains(['(', ')']))
+            .then(|| trimmed.get(..k))
+            .flatten()
+            .map(str::trim_end)
+            .filter(|n| !n.is_empty())
     }) {
         return name.len();
     }
-    if let Some(name) = ["様", "さん", "殿"]
+    if let Some(name) = HONORIFICS
         .iter()
         .find_map(|h| trimmed.strip_suffix(h))
         .map(str::trim_end)
@@ -976,15 +1018,16 @@ fn colon_after(t: &str, e: usize) -> Option<usize> {
     let c = trimmed.chars().next()?;
     match c {
         ':' | '=' => Some(e + skipped + 1),
-        // Leaders, as a form printed on paper writes them (`お名前……高田 翼`, `氏名...山田`).
+        // Leaders, as a form printed on paper writes them (`お名前……高田 翼`, `氏名....山田`).
         '…' | '‥' => {
             let run = trimmed.len() - trimmed.trim_start_matches(['…', '‥']).len();
-            Some(e + skipped + run)
+            (run >= 2 * '…'.len_utf8()).then_some(e + skipped + run)
         }
         '.' | '・' => {
             let after = trimmed.trim_start_matches(c);
             let n = (trimmed.len() - after.len()) / c.len_utf8();
-            (n >= 3).then_some(e + skipped + trimmed.len() - after.len())
+            // `…` folds to three dots: one ellipsis is a pause (`お名前…忘れました`), two lead.
+            (n >= 4).then_some(e + skipped + trimmed.len() - after.len())
         }
         _ => None,
     }
@@ -1086,8 +1129,14 @@ fn field_values(
             .get(..near.find('\n').unwrap_or(near.len()))
             .unwrap_or("");
         if let Some(k) = line.find('」') {
-            let from = e + '「'.len_utf8();
-            return vec![trim_value(t, from, from + k)];
+            // Not a word quoted in a sentence (`パスワード「変更」をタップ`).
+            let prose = line.get(k + '」'.len_utf8()..).is_some_and(|r| {
+                r.starts_with(['を', 'が', 'に', 'で', 'と', 'の', 'は', 'や', 'も'])
+            });
+            if !prose {
+                let from = e + '「'.len_utf8();
+                return vec![trim_value(t, from, from + k)];
+            }
         }
     }
     // `name: value`, `name：value` and `name（qualifier）：value`: the rest of the line when the
@@ -1154,7 +1203,7 @@ fn field_values(
     // `（株）アオイ電機`: a company's mark in brackets ends no value.
     let quoted = match quoted {
         0 if rest.starts_with('(') => rest
-            .get(..16.min(rest.len()))
+            .get(..floor_boundary(rest, 16.min(rest.len())))
             .and_then(|r| r.find(')'))
             .map_or(0, |k| k + 1),
         q => q,
@@ -1511,12 +1560,7 @@ fn placeholder(v: &str) -> bool {
         "該当なし",
     ];
     let v = v.trim();
-    // `山田 太郎（記入例）`: a form's sample, not anyone's entry.
-    if v.ends_with("記入例)")
-        || v.ends_with("(例)")
-        || v.starts_with("例:")
-        || v.starts_with("(例)")
-    {
+    if sample(v) {
         return true;
     }
     // `{{password}}`, `${API_KEY}`, `<your-password-here>`, `<パスワード>`: a slot to fill in,
@@ -1553,10 +1597,7 @@ fn placeholder(v: &str) -> bool {
         false => String::new(),
     };
     let call = v.find(['(', '[']).is_some_and(|k| {
-        v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && v[..k]
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        super::validate::code_call(v.get(..k).unwrap_or(""), v.get(k + 1..).unwrap_or(""))
     });
     // `process.env.DB_PASSWORD`, `config.jwtSecret`: where a value is kept, in code.
     let path = super::validate::code_reference(v);
@@ -2454,6 +2495,19 @@ fn scan_window(
             .get(vs..ve)
             .map_or(0, |v| v.trim_end_matches(['(', '[', '{', '<']).len());
         let ve = if kept > 0 { vs + kept } else { ve };
+        // So does a note that opens with a mark (`xoxb-…（#営業チャンネル用）`).
+        let ve = match t.get(vs..ve).and_then(|v| v.rfind('(').map(|k| (v, k))) {
+            Some((v, k))
+                if k > 0
+                    && v.get(k + 1..)
+                        .is_some_and(|n| n.bytes().all(|b| b.is_ascii_punctuation()))
+                    && t.get(ve..)
+                        .is_some_and(|r| r.starts_with(|c: char| !c.is_ascii())) =>
+            {
+                vs + k
+            }
+            _ => ve,
+        };
         let (me, ve) = match d.value_runs_on && ve == me && left_ok(d.boundary, t, ms) {
             true => {
                 let end = runs_on(t, vs, me);
@@ -2611,21 +2665,26 @@ fn judge(
         Some(Validator::SecretValue | Validator::Credential)
     );
     let rest = t.get(ve..).unwrap_or("");
-    let path = |v: &str| {
-        v.split('.').all(|w| {
-            w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        })
-    };
     let value = t.get(vs..ve).unwrap_or("");
-    let call = value
-        .find('(')
-        .is_some_and(|k| k > 0 && value.get(..k).is_some_and(path));
-    if credential && ((rest.starts_with(['(', '[']) && path(value)) || call) {
+    let call = match value.find(['(', '[']) {
+        Some(k) => validate::code_call(
+            value.get(..k).unwrap_or(""),
+            value.get(k + 1..).unwrap_or(""),
+        ),
+        None => rest
+            .strip_prefix(['(', '['])
+            .is_some_and(|inside| validate::code_call(value, inside)),
+    };
+    if credential && call {
         return Verdict::Reject;
     }
-    // A label of its own after the word for a credential (`Password Expiry: 90 days`).
+    // A word that is a label of its own after the word for a credential (`Password Expiry: 90
+    // days`).
     if d.validator == Some(Validator::Credential)
+        && value
+            .trim_start_matches(['`', '"', '\''])
+            .chars()
+            .all(|c| c.is_ascii_alphabetic())
         && rest
             .strip_prefix(':')
             .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t', '\n', '\r']))
@@ -2649,9 +2708,11 @@ fn judge(
         Some(KeywordMode::OrValid) => {
             !labelled_otherwise(d, t, vs, ve)
                 && if has_keyword(d, t, vs, ve, keywords) {
-                    // A barcode beside `インボイス`, `クレジット`…: its own check digit says so.
+                    // A barcode beside `インボイス`…: its own check digit says so, unless the number
+                    // is labelled as a company's (`法人番号：49…`).
                     !(d.validator == Some(Validator::CorporateNumber)
-                        && retail_code(&digits_of(t, vs, ve)))
+                        && retail_code(&digits_of(t, vs, ve))
+                        && !labelled_company(t, vs))
                 } else {
                     valid && bare_number_plausible(d, t, vs, ve)
                 }
@@ -2681,11 +2742,9 @@ fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
         .take_while(u8::is_ascii_hexdigit)
         .count();
     let hex_after = after.bytes().take_while(u8::is_ascii_hexdigit).count();
-    if before.ends_with('_')
-        || after.starts_with('_')
-        || after
-            .strip_prefix('.')
-            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
+    if after
+        .strip_prefix('.')
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
         || (hex_before + hex_after > 0 && hex_before + (ve - vs) + hex_after >= 32)
     {
         return false;
@@ -2694,8 +2753,9 @@ fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
     // query's name says what it is (`?card=…`, `?hojinBango=…`).
     let from = floor_boundary(before, before.len().saturating_sub(256));
     let word = before.get(from..).unwrap_or("");
+    // Japanese right after a URL ends it, though no space does.
     let word = word
-        .rsplit(|c: char| c.is_whitespace() || "\"'<>`".contains(c))
+        .rsplit(|c: char| c.is_whitespace() || !c.is_ascii() || "\"'<>`".contains(c))
         .next()
         .unwrap_or("");
     if word.contains("://") {
@@ -2707,7 +2767,8 @@ fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
         });
         let named = param.is_some_and(|p| {
             p == "pan"
-                || ["card", "number", "no", "bango", "bangou"]
+                || p == "cc"
+                || ["card", "number", "num", "no", "bango", "bangou"]
                     .iter()
                     .any(|w| p.ends_with(w))
         });
@@ -2721,14 +2782,15 @@ fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
             // A value of an ASCII key that names an id, a time or a count (`"createdAt":
             // 1767234071007`, `orderId=…`): not `"kojin_bango"` or `"corporateNumber"`.
             let key = before.trim_end_matches([' ', '"', '\'', ':', '=']);
-            let name = key
+            let written = key
                 .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .next()
-                .unwrap_or("")
-                .to_ascii_lowercase();
+                .unwrap_or("");
+            let name = written.to_ascii_lowercase();
             let ascii_key = key.len() < before.len()
                 && (name.ends_with("id")
-                    || name.ends_with("at")
+                    || written.ends_with("At")
+                    || name.ends_with("_at")
                     || [
                         "time", "date", "epoch", "created", "updated", "order", "seq", "count",
                     ]
@@ -2882,8 +2944,10 @@ fn left_ok(b: Boundary, t: &str, ms: usize) -> bool {
         }
         Boundary::Alnum => !before.next().is_some_and(|c| c.is_ascii_alphanumeric()),
         Boundary::Number | Boundary::Identifier => match before.next() {
-            // A name's part (`IMG_202605121030.jpg`).
-            Some(c) if c.is_ascii_digit() || c == '_' => false,
+            Some(c) if c.is_ascii_digit() => false,
+            // A file's or a variable's name (`IMG_202605121030.jpg`), not an italic's mark
+            // (`_090-1234-5678_`) or a file named in Japanese (`履歴書_山田_090-…`).
+            Some('_') => !before.next().is_some_and(|c| c.is_ascii_alphanumeric()),
             Some('-') => {
                 let group: Vec<char> = before.take(5).collect();
                 // A code's part (`HX-090-1234-5678`): letters, then the number. Not the `T-` of
@@ -2967,7 +3031,8 @@ fn right_ok(b: Boundary, t: &str, me: usize) -> bool {
             !after.next().is_some_and(|c| c.is_ascii_alphanumeric())
         }
         Boundary::Number => match after.next() {
-            Some(c) if c.is_ascii_digit() || c == '_' => false,
+            Some(c) if c.is_ascii_digit() => false,
+            Some('_') => !after.next().is_some_and(|c| c.is_ascii_alphanumeric()),
             Some('-' | '.') => !after.next().is_some_and(|c| c.is_ascii_digit()),
             _ => true,
         },

@@ -82,13 +82,12 @@ pub(crate) fn corporate_number(d: &[u32]) -> bool {
     d.first() == Some(&(9 - sum % 9))
 }
 
-/// Whether the digits begin as a card network's numbers do: 3 (American Express, JCB, Diners),
-/// 4 (Visa), 5 (Mastercard, Maestro), 6 (Discover, UnionPay), and 22–27 (Mastercard's 2-series).
-/// Loosely, as sample numbers are written too. A timestamp or an order number that passes the
-/// Luhn check by chance (one in ten does: `20240512093004`, `20261021-0930-04`) begins with 1, 20
-/// or 21, 0, 7, 8 or 9.
-/// A card network's prefix, and a length that network issues: a Luhn-valid 14-digit number
-/// beginning with 4 is a case's barcode (ITF-14), not a Visa card (13, 16 or 19 digits).
+/// Whether the digits begin as a card network's numbers do — 3 (American Express, JCB, Diners),
+/// 4 (Visa), 5 (Mastercard, Maestro), 6 (Discover, UnionPay), 22–27 (Mastercard's 2-series) — and
+/// have a length that network issues. A timestamp or an order number that passes the Luhn check
+/// by chance (one in ten does: `20240512093004`) begins with 1, 20 or 21, 0, 7, 8 or 9; a
+/// Luhn-valid 14-digit number beginning with 4 is a case's barcode (ITF-14), not a Visa card (13,
+/// 16 or 19 digits).
 fn issuer_prefix(d: &[u32]) -> bool {
     let n = d.len();
     match d {
@@ -98,7 +97,7 @@ fn issuer_prefix(d: &[u32]) -> bool {
         [3, 0 | 6, ..] => n == 14,
         [3, 5, ..] => (16..=19).contains(&n),
         [3, ..] => (14..=16).contains(&n),
-        [5, ..] | [6, ..] => (16..=19).contains(&n),
+        [5 | 6, ..] => (16..=19).contains(&n),
         _ => false,
     }
 }
@@ -152,7 +151,28 @@ fn jp_phone(value: &str) -> bool {
 
 fn intl_phone(value: &str) -> bool {
     let d = digits(value);
-    value.starts_with('+') && !value.starts_with("+81") && (8..=15).contains(&d.len())
+    // Not an address (`+192.168.100.200`) nor a time zone before a date (`UTC+9 2026-05-12 10`).
+    let date = value.split(' ').any(|g| {
+        g.len() == 10 && g.as_bytes().get(4) == Some(&b'-') && g.as_bytes().get(7) == Some(&b'-')
+    });
+    !value.starts_with("+81") && (8..=15).contains(&d.len()) && !value.contains('.') && !date
+}
+
+/// Code that computes a value rather than a value: `name(…)` or `name[…]`, `name` a dotted path
+/// of identifiers, the bracket holding a quote or nothing (`resp.json()["access_token"]`,
+/// `row["氏名"]`), a lower-case function's argument (`normalize(email)`) or, after a dotted name,
+/// anything (`hashlib.sha256(raw.encode())`). Not a
+/// password with a note in brackets (`Welcome2024（仮）`, `Sakura2024（大文字小文字を区別）`).
+pub(crate) fn code_call(name: &str, inside: &str) -> bool {
+    let path = !name.is_empty()
+        && name.split('.').all(|w| {
+            w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    // `normalize(email)`: a function's lower-case name around an argument.
+    let function = name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        && inside.starts_with(|c: char| c.is_ascii_lowercase() || c == '_');
+    path && (name.contains('.') || function || inside.starts_with([')', ']', '"', '\'']))
 }
 
 /// The name of an algorithm or encoding, which prose about passwords and tokens names
@@ -259,6 +279,10 @@ fn secret_value(v: &str) -> bool {
         "secret",
         "your_token",
     ];
+    // A uid, a port or a count (`docker run -u 1000:1000`): too short to be a secret of digits.
+    if v.len() <= 5 && v.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
     let mut chars = v.chars();
     let Some(first) = chars.next() else {
         return false;
@@ -304,19 +328,31 @@ fn plain_url(v: &str) -> bool {
 
 /// A cloud region's name (`ap-northeast-1`, `us-east-2`), set beside secrets' names.
 fn cloud_region(v: &str) -> bool {
-    let parts: Vec<&str> = v.split('-').collect();
-    parts.len() >= 3
-        && parts
-            .first()
-            .is_some_and(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts
-            .last()
-            .is_some_and(|p| p.len() == 1 && p.bytes().all(|b| b.is_ascii_digit()))
-        && parts
-            .iter()
-            .skip(1)
-            .take(parts.len() - 2)
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+    const AREAS: [&str; 11] = [
+        "ap", "us", "eu", "sa", "ca", "me", "af", "il", "mx", "cn", "jp",
+    ];
+    const DIRECTIONS: [&str; 10] = [
+        "north",
+        "south",
+        "east",
+        "west",
+        "central",
+        "northeast",
+        "southeast",
+        "northwest",
+        "southwest",
+        "gov",
+    ];
+    let mut parts = v.split('-');
+    let (Some(area), Some(direction), Some(number), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    AREAS.contains(&area)
+        && DIRECTIONS.contains(&direction)
+        && number.len() == 1
+        && number.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A README's stand-in for a value (`your-api-key-here`, `xoxb-your-bot-token`, `YOUR_TOKEN`), in
@@ -327,8 +363,12 @@ pub(crate) fn stand_in(lower: &str) -> bool {
         || lower.contains("-your-")
         || lower.contains("_your_")
         || lower.ends_with("-here")
-        // `ghp_xxxxxxxxxxxx…`, `sk-proj-XXXXXXXX`: a key's prefix and x's where its body goes.
+        // `ghp_xxxxxxxxxxxx…`, `sk-proj-XXXXXXXX`: a key's prefix and x's where its body goes;
+        // `sk-...`, `sk-ant-…`: the prefix and an ellipsis; `ghp_`: the prefix alone.
         || lower.contains("xxxxxx")
+        || lower.ends_with("...")
+        || lower.ends_with('…')
+        || (lower.len() <= 12 && lower.ends_with(['_', '-']))
 }
 
 /// A display name that a team, a desk or a service goes by.
@@ -489,6 +529,23 @@ mod tests {
         assert!(Validator::IntlPhone.check("+1 (415) 555-0132"));
         assert!(!Validator::IntlPhone.check("+81 90 1234 5678"));
         assert!(!Validator::IntlPhone.check("+1 2 3"));
+        assert!(!Validator::IntlPhone.check("+192.168.100.200"));
+        assert!(!Validator::IntlPhone.check("+9 2026-05-12 10"));
+    }
+
+    #[test]
+    fn regions_and_calls() {
+        assert!(cloud_region("ap-northeast-1"));
+        assert!(!cloud_region("my-password-1"));
+        assert!(code_call("resp.json", ")"));
+        assert!(code_call("row", "\"氏名\"]"));
+        assert!(!code_call("Welcome2024", "仮)"));
+        assert!(code_call("normalize", "email)"));
+        assert!(!code_call("Abc", "def)123"));
+        assert!(!code_call(
+            "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+            "期限90日)"
+        ));
     }
 
     #[test]
