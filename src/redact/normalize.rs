@@ -362,7 +362,11 @@ fn html_reference(b: &[u8], start: usize) -> Option<(usize, usize, char)> {
         b"amp" | b"AMP" => '&',
         b"quot" | b"QUOT" => '"',
         b"apos" => '\'',
-        b"nbsp" => ' ',
+        // Spaces a Japanese form lays its labels out with (`氏&emsp;名`), and HTML5's names for
+        // an address's marks (`k.mori&commat;example&period;jp`).
+        b"nbsp" | b"ensp" | b"emsp" | b"thinsp" => ' ',
+        b"commat" => '@',
+        b"period" => '.',
         [b'#', b'x' | b'X', hex @ ..] if !hex.is_empty() => {
             char::from_u32(u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?)?
         }

@@ -1291,10 +1291,22 @@ fn next_inline_label(v: &str) -> Option<usize> {
     let mut from = 0;
     while let Some(k) = v
         .get(from..)
-        .and_then(|r| r.find([' ', '/', '|', '\t', '&']))
+        .and_then(|r| r.find([' ', '/', '|', '\t', '&', '<']))
     {
         let at = from + k;
         let rest = v.get(at..).unwrap_or("");
+        // HTML's line break (`氏名：山田<br>住所：…`) ends a line's value as a line break does.
+        if rest.get(..3).is_some_and(|b| b.eq_ignore_ascii_case("<br")) {
+            if at > 0 {
+                return Some(at);
+            }
+            from = at + 1;
+            continue;
+        }
+        if rest.starts_with('<') {
+            from = at + 1;
+            continue;
+        }
         // A form's body (`氏名=山田由美&部署=総務課`) joins `name=value` pairs with `&`.
         let query = rest.starts_with('&');
         let label_at = rest.len() - rest.trim_start_matches([' ', '/', '|', '\t', '&']).len();
@@ -2511,6 +2523,15 @@ fn scan_window(
         let (me, ve) = match d.value_runs_on && ve == me && left_ok(d.boundary, t, ms) {
             true => {
                 let end = runs_on(t, vs, me);
+                // A query's or a form body's parameter ends at the next one
+                // (`&client_secret=…&scope=read`).
+                let end = match t.get(..ms).is_some_and(|b| b.ends_with(['&', '?'])) {
+                    true => t
+                        .get(vs..end)
+                        .and_then(|v| v.find('&'))
+                        .map_or(end, |k| vs + k),
+                    false => end,
+                };
                 (end, end)
             }
             false => (me, ve),

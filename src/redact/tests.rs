@@ -470,6 +470,9 @@ fn pathological_inputs_stay_linear() {
         "Name (氏名): ".repeat(n / 16),
         "4912345678901 ".repeat(n / 14),
         "[1778553902903] ".repeat(n / 16),
+        "\\\\u77f3".repeat(n / 7),
+        "氏名：a<b".repeat(n / 10),
+        "?client_secret=Kx9mQ2pLr7&".repeat(n / 26),
     ];
     for text in &inputs {
         let t = std::time::Instant::now();
