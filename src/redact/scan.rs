@@ -1085,7 +1085,6 @@ fn field_values(
         let end = cell + rest.find('|').unwrap_or(rest.len());
         return vec![trim_value(t, cell, end)];
     }
-    // `【name】value` (and `［name］value`), the value up to the line's end or the next label.
     // `Name (氏名): 森 彩`: an English label's Japanese gloss, then a colon.
     if before.trim_end().ends_with('(') && after.starts_with(')') {
         if let Some(p) = colon_after(t, e + 1) {
@@ -1097,6 +1096,7 @@ fn field_values(
             }
         }
     }
+    // `【name】value` (and `［name］value`), the value up to the line's end or the next label.
     for (open, close) in [('【', '】'), ('〔', '〕'), ('[', ']')] {
         // `$_POST[email]` is code: an index, not a label.
         let index = open == '['
@@ -2673,14 +2673,14 @@ fn judge(
     if !left_ok(d.boundary, t, ms) {
         return Verdict::Reject;
     }
-    // A call or an index (`resp.json()["access_token"]`, `hashlib.sha256(raw…)`): code that
-    // computes the secret, not the secret (`Kumo#8812（大文字小文字を区別）` is one, with a note).
     // A form's sample (`山田 太郎（記入例）`, `03-1234-5678（例）`).
     if t.get(ve..)
         .is_some_and(|r| r.starts_with("(記入例)") || r.starts_with("(例)"))
     {
         return Verdict::Reject;
     }
+    // A call or an index (`resp.json()["access_token"]`, `hashlib.sha256(raw…)`): code that
+    // computes the secret, not the secret (`Kumo#8812（大文字小文字を区別）` is one, with a note).
     let credential = matches!(
         d.validator,
         Some(Validator::SecretValue | Validator::Credential)
@@ -2732,7 +2732,7 @@ fn judge(
                     // A barcode beside `インボイス`…: its own check digit says so, unless the number
                     // is labelled as a company's (`法人番号：49…`).
                     !(d.validator == Some(Validator::CorporateNumber)
-                        && retail_code(&digits_of(t, vs, ve))
+                        && validate::retail_code(&validate::digits(t.get(vs..ve).unwrap_or("")))
                         && !labelled_company(t, vs))
                 } else {
                     valid && bare_number_plausible(d, t, vs, ve)
@@ -2757,12 +2757,19 @@ fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
     let after = t.get(ve..).unwrap_or("");
     // Part of a name, a file or a host (`backup_202605121030.tar.gz`, `171255347674.dkr.ecr…`),
     // or of a hash (`e4b7c550434864917fa03d9b…`).
+    // Bounded: only whether the run reaches a hash's 32 counts (a long run is a hash either way,
+    // and counting it whole per candidate would be quadratic).
     let hex_before = before
         .bytes()
         .rev()
+        .take(32)
         .take_while(u8::is_ascii_hexdigit)
         .count();
-    let hex_after = after.bytes().take_while(u8::is_ascii_hexdigit).count();
+    let hex_after = after
+        .bytes()
+        .take(32)
+        .take_while(u8::is_ascii_hexdigit)
+        .count();
     if after
         .strip_prefix('.')
         .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_alphabetic()))
@@ -2772,10 +2779,11 @@ fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
     }
     // In a URL (`…/trace/5319187847794383255?spanID=…`, `gid://shopify/…/4721…`), unless a
     // query's name says what it is (`?card=…`, `?hojinBango=…`).
-    let from = floor_boundary(before, before.len().saturating_sub(256));
-    let word = before.get(from..).unwrap_or("");
+    let near = before
+        .get(floor_boundary(before, before.len().saturating_sub(256))..)
+        .unwrap_or("");
     // Japanese right after a URL ends it, though no space does.
-    let word = word
+    let word = near
         .rsplit(|c: char| c.is_whitespace() || !c.is_ascii() || "\"'<>`".contains(c))
         .next()
         .unwrap_or("");
@@ -2797,7 +2805,7 @@ fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
             return false;
         }
     }
-    let digits = digits_of(t, vs, ve);
+    let digits = validate::digits(t.get(vs..ve).unwrap_or(""));
     match d.validator {
         Some(Validator::MyNumber | Validator::CorporateNumber) => {
             // A value of an ASCII key that names an id, a time or a count (`"createdAt":
@@ -2820,73 +2828,15 @@ fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
             // Milliseconds since 1970 are 13 digits too: only in a log's or a record's line
             // (`[1778553902903] GET …`, `{…} 1027 1778551821733`, `new Date(1778619864079)`).
             let code_line = || {
-                let near = before
-                    .get(floor_boundary(before, before.len().saturating_sub(256))..)
-                    .unwrap_or("");
                 let line = near.rsplit('\n').next().unwrap_or("");
                 line.contains(['{', '[']) || line.ends_with("Date(")
             };
             !ascii_key
-                && !(timestamp_shaped(&digits) && (digits.len() == 12 || code_line()))
-                && !retail_code(&digits)
+                && !(validate::timestamp_shaped(&digits) && (digits.len() == 12 || code_line()))
+                && !validate::retail_code(&digits)
         }
         _ => true,
     }
-}
-
-fn digits_of(t: &str, vs: usize, ve: usize) -> Vec<u8> {
-    t.get(vs..ve)
-        .unwrap_or("")
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .map(|b| b - b'0')
-        .collect()
-}
-
-/// `YYYYMMDDhhmm` of this century or the last (`202605121030`), or milliseconds since 1970 in
-/// 2017–2033 (`1778553902903`): a time, not an identifier.
-fn timestamp_shaped(d: &[u8]) -> bool {
-    let n = |r: std::ops::Range<usize>| {
-        d.get(r)
-            .map(|x| x.iter().fold(0u32, |a, &b| a * 10 + u32::from(b)))
-    };
-    match d.len() {
-        12 => {
-            let (Some(c), Some(mo), Some(day), Some(h), Some(mi)) =
-                (n(0..2), n(4..6), n(6..8), n(8..10), n(10..12))
-            else {
-                return false;
-            };
-            (c == 19 || c == 20)
-                && (1..=12).contains(&mo)
-                && (1..=31).contains(&day)
-                && h < 24
-                && mi < 60
-        }
-        13 => n(0..3).is_some_and(|p| (150..200).contains(&p)),
-        _ => false,
-    }
-}
-
-/// An EAN-13 with its own check digit under a Japanese (45, 49) or a book (978, 979) prefix: a
-/// barcode or an ISBN.
-fn retail_code(d: &[u8]) -> bool {
-    if d.len() != 13 {
-        return false;
-    }
-    let prefixed = d.starts_with(&[4, 5])
-        || d.starts_with(&[4, 9])
-        || d.starts_with(&[9, 7, 8])
-        || d.starts_with(&[9, 7, 9]);
-    let sum: u32 = d
-        .iter()
-        .take(12)
-        .enumerate()
-        .map(|(i, &x)| u32::from(x) * if i % 2 == 0 { 1 } else { 3 })
-        .sum();
-    prefixed
-        && d.get(12)
-            .is_some_and(|&c| u32::from(c) == (10 - sum % 10) % 10)
 }
 
 /// How many earlier items of a list a label is looked for behind (the look-back window of 240

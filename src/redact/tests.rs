@@ -470,6 +470,7 @@ fn pathological_inputs_stay_linear() {
         "Name (氏名): ".repeat(n / 16),
         "4912345678901 ".repeat(n / 14),
         "[1778553902903] ".repeat(n / 16),
+        "a123456789018".repeat(n / 13),
         "\\\\u77f3".repeat(n / 7),
         "氏名：a<b".repeat(n / 10),
         "?client_secret=Kx9mQ2pLr7&".repeat(n / 26),

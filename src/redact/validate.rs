@@ -50,7 +50,7 @@ impl Validator {
     }
 }
 
-fn digits(s: &str) -> Vec<u32> {
+pub(crate) fn digits(s: &str) -> Vec<u32> {
     s.bytes()
         .filter(u8::is_ascii_digit)
         .map(|b| u32::from(b - b'0'))
@@ -161,8 +161,8 @@ fn intl_phone(value: &str) -> bool {
 /// Code that computes a value rather than a value: `name(…)` or `name[…]`, `name` a dotted path
 /// of identifiers, the bracket holding a quote or nothing (`resp.json()["access_token"]`,
 /// `row["氏名"]`), a lower-case function's argument (`normalize(email)`) or, after a dotted name,
-/// anything (`hashlib.sha256(raw.encode())`). Not a
-/// password with a note in brackets (`Welcome2024（仮）`, `Sakura2024（大文字小文字を区別）`).
+/// anything (`hashlib.sha256(raw.encode())`). Not a password with a note in brackets
+/// (`Welcome2024（仮）`, `Sakura2024（大文字小文字を区別）`).
 pub(crate) fn code_call(name: &str, inside: &str) -> bool {
     let path = !name.is_empty()
         && name.split('.').all(|w| {
@@ -243,6 +243,37 @@ fn kinds(v: &str) -> usize {
         + has(char::is_ascii_uppercase)
         + has(char::is_ascii_digit)
         + has(|c| !c.is_ascii_alphanumeric())
+}
+
+/// `YYYYMMDDhhmm` of this century or the last (`202605121030`), or milliseconds since 1970 in
+/// 2017–2033 (`1778553902903`): a time, not an identifier.
+pub(crate) fn timestamp_shaped(d: &[u32]) -> bool {
+    let n = |r: std::ops::Range<usize>| d.get(r).map(|x| x.iter().fold(0, |a, v| a * 10 + v));
+    match d.len() {
+        12 => {
+            d.get(..8).is_some_and(yyyymmdd)
+                && n(8..10).is_some_and(|h| h < 24)
+                && n(10..12).is_some_and(|m| m < 60)
+        }
+        13 => n(0..3).is_some_and(|p| (150..200).contains(&p)),
+        _ => false,
+    }
+}
+
+/// An EAN-13 with its own check digit under a Japanese (45, 49) or a book (978, 979) prefix: a
+/// barcode or an ISBN.
+pub(crate) fn retail_code(d: &[u32]) -> bool {
+    let prefixed = d.starts_with(&[4, 5])
+        || d.starts_with(&[4, 9])
+        || d.starts_with(&[9, 7, 8])
+        || d.starts_with(&[9, 7, 9]);
+    let sum: u32 = d
+        .iter()
+        .take(12)
+        .enumerate()
+        .map(|(i, x)| x * if i % 2 == 0 { 1 } else { 3 })
+        .sum();
+    d.len() == 13 && prefixed && d.get(12) == Some(&((10 - sum % 10) % 10))
 }
 
 /// Eight digits that read as a date between 1900 and 2099.
@@ -531,6 +562,16 @@ mod tests {
         assert!(!Validator::IntlPhone.check("+1 2 3"));
         assert!(!Validator::IntlPhone.check("+192.168.100.200"));
         assert!(!Validator::IntlPhone.check("+9 2026-05-12 10"));
+    }
+
+    #[test]
+    fn times_and_barcodes() {
+        assert!(timestamp_shaped(&digits("202605121030")));
+        assert!(!timestamp_shaped(&digits("202613121030")));
+        assert!(timestamp_shaped(&digits("1778553902903")));
+        assert!(retail_code(&digits("4901234567894")));
+        assert!(!retail_code(&digits("4901234567895")));
+        assert!(!retail_code(&digits("2465355495059")));
     }
 
     #[test]
