@@ -1067,7 +1067,7 @@ fn field_values(
     for q in ["\\\"", "\"", "'"] {
         if key_before.ends_with(q) && key_after.starts_with(q) {
             let Some(p) = colon_after(t, key_end + q.len()) else {
-                return Vec::new();
+                return labelled_value(t, key_start - q.len(), key_end + q.len(), q);
             };
             return json_value(t, skip_spaces(t, p), q);
         }
@@ -1236,6 +1236,62 @@ fn field_values(
     }
 }
 
+/// A form's answers as a list of pairs (`{"label": "氏名", "value": "桐谷 誠"}`): the field's name
+/// is the string at `s..e` (its quotes included), the value of a label-like key, and a value-like
+/// key follows it.
+fn labelled_value(t: &str, s: usize, e: usize, q: &str) -> Vec<(usize, usize)> {
+    const LABEL_KEYS: &[&str] = &[
+        "label",
+        "name",
+        "key",
+        "field",
+        "title",
+        "question",
+        "item",
+        "項目",
+        "項目名",
+    ];
+    const VALUE_KEYS: &[&str] = &[
+        "value", "answer", "text", "content", "response", "values", "値", "回答",
+    ];
+    let before = t.get(..s).unwrap_or("").trim_end();
+    let Some(before) = before.strip_suffix(':') else {
+        return Vec::new();
+    };
+    let before = before.trim_end();
+    let key_start = before
+        .get(..before.len().saturating_sub(q.len()))
+        .and_then(|b| b.rfind(q));
+    let labelled = key_start
+        .and_then(|k| before.get(k..))
+        .and_then(|k| k.strip_prefix(q)?.strip_suffix(q))
+        .is_some_and(|k| LABEL_KEYS.contains(&k.to_ascii_lowercase().as_str()));
+    if !labelled {
+        return Vec::new();
+    }
+    let p = skip_ws_all(t, e);
+    if !t.get(p..).is_some_and(|r| r.starts_with(',')) {
+        return Vec::new();
+    }
+    let p = skip_ws_all(t, p + 1);
+    let Some(key_end) = t
+        .get(p..)
+        .is_some_and(|r| r.starts_with(q))
+        .then(|| json_string(t, p + q.len(), q))
+        .flatten()
+    else {
+        return Vec::new();
+    };
+    let key = t.get(p + q.len()..key_end).unwrap_or("");
+    if !VALUE_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+        return Vec::new();
+    }
+    match colon_after(t, key_end + q.len()) {
+        Some(c) => json_value(t, skip_spaces(t, c), q),
+        None => Vec::new(),
+    }
+}
+
 /// A room, floor or block number (`405号室`, `5F`, `2-11-3`), not a date (`2024年4月入社`).
 fn room_or_block(v: &str) -> bool {
     let b = v.as_bytes();
@@ -1317,8 +1373,14 @@ fn next_inline_label(v: &str) -> Option<usize> {
             .map_or(label.len(), |(i, _)| i);
         let after = label.get(len..).unwrap_or("").trim_start_matches(' ');
         let count = label.get(..len).map_or(0, |l| l.chars().count());
+        // A log's `key=value` pairs (`住所=… plan=standard`) are joined by spaces.
+        let pair = rest.starts_with([' ', '\t'])
+            && label.get(..len).is_some_and(|l| l.is_ascii())
+            && after.starts_with('=')
+            && !after.starts_with("==");
         let separated = (after.starts_with(':') && !after.starts_with("://"))
-            || (query && after.starts_with('='));
+            || (query && after.starts_with('='))
+            || pair;
         if at > 0 && (2..=10).contains(&count) && separated {
             return Some(at);
         }
@@ -1570,6 +1632,25 @@ fn placeholder(v: &str) -> bool {
         "記入なし",
         "同上",
         "該当なし",
+        // A column's note where a number used to be (`FAX：（廃止）`, `携帯：なし`).
+        "廃止",
+        "(廃止)",
+        "なし",
+        "(なし)",
+        "無し",
+        "未定",
+        "(未定)",
+        "未登録",
+        "n/a",
+        // A field's name where its value would be (`{"name": "氏名", "type": "text"}`, a form's
+        // definition).
+        "氏名",
+        "名前",
+        "お名前",
+        "住所",
+        "ご住所",
+        "電話番号",
+        "生年月日",
     ];
     let v = v.trim();
     if sample(v) {
@@ -2129,7 +2210,7 @@ fn at_line_start(t: &str, line_start: usize, s: usize) -> bool {
 fn json_value(t: &str, p: usize, q: &str) -> Vec<(usize, usize)> {
     let rest = t.get(p..).unwrap_or("");
     if rest.starts_with(q) {
-        return json_string(t, p + q.len(), q)
+        return json_text(t, p + q.len(), q)
             .map(|end| vec![(p + q.len(), end)])
             .unwrap_or_default();
     }
@@ -2180,6 +2261,14 @@ const SCHEMA_TYPES: &[&str] = &[
     "string", "number", "integer", "boolean", "object", "array", "null",
 ];
 
+/// An upper-case identifier (`SINGLE_LINE_TEXT`, `DROP_DOWN`): a type's name, no one's data.
+fn type_tag(v: &str) -> bool {
+    v.len() >= 2
+        && v.starts_with(|c: char| c.is_ascii_uppercase())
+        && v.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// How deep [`json_object`] reads objects inside objects.
 const JSON_DEPTH: usize = 4;
 
@@ -2212,12 +2301,15 @@ fn json_object(t: &str, p: usize, q: &str, depth: usize) -> (Vec<(usize, usize)>
         i = skip_ws_all(t, i + 1);
         let r = t.get(i..).unwrap_or("");
         let next = if r.starts_with(q) {
-            json_string(t, i + q.len(), q).map(|end| {
+            json_text(t, i + q.len(), q).map(|end| {
                 // A schema describes the field (`"email": {"type": "string", "description": …}`):
                 // its words are no one's data.
                 let value = t.get(i + q.len()..end).unwrap_or("");
                 schema |= key == "type" && SCHEMA_TYPES.contains(&value);
-                out.push((i + q.len(), end));
+                // A field's type tag (kintone's `"氏名": {"type": "SINGLE_LINE_TEXT", "value": …}`).
+                if !(key == "type" && type_tag(value)) {
+                    out.push((i + q.len(), end));
+                }
                 end + q.len()
             })
         } else if r.starts_with('{') && depth > 0 {
@@ -2289,6 +2381,34 @@ fn is_json_literal(s: &str) -> bool {
 fn skip_ws_all(t: &str, p: usize) -> usize {
     let rest = t.get(p..).unwrap_or("");
     p + (rest.len() - rest.trim_start().len())
+}
+
+/// How many line breaks [`json_text`] reads through, and how far.
+const STRING_LINES: usize = 4;
+const STRING_BYTES: usize = 512;
+
+/// The closing quote of a value's string, which may run over a few lines: the view reads a
+/// `\n` escape as a line break (`"住所": "中野区…\nサンライズ中野302"`). Only when the quote that
+/// ends it is followed by what follows a value in JSON (`,`, `}`, `]`, the line's end).
+fn json_text(t: &str, p: usize, q: &str) -> Option<usize> {
+    if let Some(end) = json_string(t, p, q) {
+        return Some(end);
+    }
+    let mut from = p;
+    for _ in 0..STRING_LINES {
+        let line_end = from + t.get(from..)?.find('\n')?;
+        if line_end - p > STRING_BYTES {
+            return None;
+        }
+        from = line_end + 1;
+        if let Some(end) = json_string(t, from, q) {
+            let after = t.get(end + q.len()..).unwrap_or("");
+            let after = after.trim_start_matches([' ', '\t', '\r']);
+            let ends = after.is_empty() || after.starts_with([',', '}', ']', '\n']);
+            return (ends && end - p <= STRING_BYTES).then_some(end);
+        }
+    }
+    None
 }
 
 /// The offset of the closing quote of a string whose content starts at `p`.
@@ -2997,7 +3117,8 @@ fn in_userinfo(t: &str, ms: usize) -> bool {
 fn right_ok(b: Boundary, t: &str, me: usize) -> bool {
     let mut after = t.get(me..).unwrap_or("").chars();
     match b {
-        Boundary::None | Boundary::NotUserinfo => true,
+        Boundary::NotUserinfo => !scp_remote(after.as_str()),
+        Boundary::None => true,
         Boundary::Alnum | Boundary::AlnumNotUserinfo => {
             !after.next().is_some_and(|c| c.is_ascii_alphanumeric())
         }
@@ -3015,6 +3136,23 @@ fn right_ok(b: Boundary, t: &str, me: usize) -> bool {
                 && !["か月", "か所", "名様"].iter().any(|u| rest.starts_with(u))
         }
     }
+}
+
+/// After a `user@host`, the `:path` of an scp-style remote (`git@github.com:org/repo.git`): a
+/// login to a host, not an address to write to.
+fn scp_remote(after: &str) -> bool {
+    // The rest of the host when a shorter match is tried (`deploy@web01.example` + `.jp:/var…`).
+    let after =
+        after.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    let Some(path) = after.strip_prefix(':') else {
+        return false;
+    };
+    let path = path
+        .get(..path.find(|c: char| c.is_whitespace()).unwrap_or(path.len()))
+        .unwrap_or("");
+    // Not a port (`user:pw@db:5432/app` is a URL's login, its password still a secret).
+    path.starts_with(|c: char| c.is_ascii_alphabetic() || c == '~' || c == '/')
+        && (path.contains('/') || path.ends_with(".git"))
 }
 
 /// What follows a number that counts or measures something.

@@ -63,12 +63,12 @@ fn same_value_same_placeholder_and_numbers_per_word() {
 fn a_mask_inside_a_pseudonym_stays_masked_when_restored() {
     let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
     let out = s
-        .redact_text("連絡先：090-1111-2222 token=Abcdef123456")
+        .redact_text("連絡先：090-1111-2222（token=Abcdef123456）")
         .unwrap();
     assert_eq!(out, "連絡先：[CONTACT_1_TEST]");
     assert_eq!(
         s.pseudonyms().restore(&out),
-        "連絡先：090-1111-2222 token=[SECRET]"
+        "連絡先：090-1111-2222（token=[SECRET]）"
     );
     assert_eq!(s.counts().get("secret"), Some(&1));
 }
@@ -514,12 +514,12 @@ fn tables_end_cleanly_wherever_the_text_ends() {
         "氏名,部署,内線\r\n[PERSON_NAME_1_TEST],営業,123\r"
     );
     // In two columns the first row may be a value (a name/value table): the cell after a name
-    // is taken too, at worst a header word.
+    // is taken too, unless it is a field's name itself (`住所` below).
     let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
     assert_eq!(
         s.redact_text("| 氏名 | 山田太郎 |\n|---|---|\n| 住所 | 東京都港区芝公園4-2-8 |")
             .unwrap(),
-        "| 氏名 | [PERSON_NAME_1_TEST] |\n|---|---|\n| [PERSON_NAME_2_TEST] | [ADDRESS_1_TEST] |"
+        "| 氏名 | [PERSON_NAME_1_TEST] |\n|---|---|\n| 住所 | [ADDRESS_1_TEST] |"
     );
 }
 

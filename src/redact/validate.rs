@@ -394,6 +394,10 @@ pub(crate) fn stand_in(lower: &str) -> bool {
         || lower.contains("-your-")
         || lower.contains("_your_")
         || lower.ends_with("-here")
+        // wp-config.php's sample: `put your unique phrase here`; `your password here`.
+        || lower.starts_with("your ")
+        || lower.contains(" your ")
+        || lower.ends_with(" here")
         // `ghp_xxxxxxxxxxxx…`, `sk-proj-XXXXXXXX`: a key's prefix and x's where its body goes;
         // `sk-...`, `sk-ant-…`: the prefix and an ellipsis; `ghp_`: the prefix alone.
         || lower.contains("xxxxxx")
