@@ -63,6 +63,27 @@ impl Codes {
     }
 }
 
+/// Bits of [`PerChar::pairs`].
+const PAIR_BITS: u32 = 16;
+
+/// The bit of two consecutive code points in [`PerChar::pairs`].
+#[inline]
+fn pair(first: u32, second: u32) -> usize {
+    let h = first.wrapping_mul(0x9E37_79B1) ^ second.wrapping_mul(0x85EB_CA77).rotate_left(13);
+    (h >> (32 - PAIR_BITS)) as usize
+}
+
+fn set_bit(bits: &mut [u64], i: usize) {
+    if let Some(w) = bits.get_mut(i / 64) {
+        *w |= 1 << (i % 64);
+    }
+}
+
+#[inline]
+fn has_bit(bits: &[u64], i: usize) -> bool {
+    bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+}
+
 /// The code point of the character starting at `i` of valid UTF-8 `b`, and its length; past the
 /// BMP, 0x10000 stands for every character, as no pattern has one. Decoded by hand: this runs
 /// for every character of every text, and `char_indices` took twice the instructions.
@@ -87,6 +108,15 @@ pub(crate) struct PerChar {
     /// looks up its code nor takes a step for it: one load on each character's chain of
     /// dependent steps instead of three.
     begins: Box<[u64]>,
+    /// The characters that are a whole pattern on their own; for the others in `begins`, a start
+    /// needs the next character too.
+    single: Box<[u64]>,
+    /// The first two characters of the longer patterns, hashed ([`pair`]): a character that
+    /// begins patterns, followed by one that continues none of them, is skipped like any other
+    /// (`さ` but not `さん`, `お` but not `お名前`). In the start state that is exact: the
+    /// automaton would step to the first character's state and, on the second, to the state of
+    /// the second alone, where a skip leaves it too. A hash collision only costs a step.
+    pairs: Box<[u64]>,
     dfa: dfa::DFA,
     /// The pattern itself, for each pattern holding a shared code: its code matches are checked.
     checked: Vec<Option<Box<[u8]>>>,
@@ -189,12 +219,15 @@ impl Keywords {
         Ok(Some(match coded(patterns) {
             Some(c) => {
                 let mut begins = vec![0u64; 0x10000 / 64].into_boxed_slice();
-                let firsts = patterns
-                    .iter()
-                    .filter_map(|p| std::str::from_utf8(p).ok()?.chars().next());
-                for cp in firsts.map(u32::from) {
-                    if let Some(w) = begins.get_mut(cp as usize / 64) {
-                        *w |= 1 << (cp % 64);
+                let mut single = vec![0u64; 0x10000 / 64].into_boxed_slice();
+                let mut pairs = vec![0u64; (1 << PAIR_BITS) / 64].into_boxed_slice();
+                for p in patterns.iter().filter_map(|p| std::str::from_utf8(p).ok()) {
+                    let mut chars = p.chars().map(u32::from);
+                    let Some(first) = chars.next() else { continue };
+                    set_bit(&mut begins, first as usize);
+                    match chars.next() {
+                        Some(second) => set_bit(&mut pairs, pair(first, second)),
+                        None => set_bit(&mut single, first as usize),
                     }
                 }
                 let dfa = dfa::DFA::builder()
@@ -210,6 +243,8 @@ impl Keywords {
                 Keywords::PerChar(Box::new(PerChar {
                     codes: c.codes,
                     begins,
+                    single,
+                    pairs,
                     dfa,
                     checked,
                 }))
@@ -242,13 +277,17 @@ impl PerChar {
         let mut end = 0;
         while let Some((cp, len)) = decode(b, end) {
             end += len;
-            if sid == start
-                && self
-                    .begins
-                    .get(cp as usize / 64)
-                    .is_none_or(|w| w & (1 << (cp % 64)) == 0)
-            {
-                continue;
+            if sid == start {
+                if !has_bit(&self.begins, cp as usize) {
+                    continue;
+                }
+                if !has_bit(&self.single, cp as usize) {
+                    // The text's next character, off the automaton's chain of loads.
+                    let next = decode(b, end).map(|(c, _)| c);
+                    if !next.is_some_and(|c| has_bit(&self.pairs, pair(cp, c))) {
+                        continue;
+                    }
+                }
             }
             sid = self.dfa.next_state(Anchored::No, sid, self.codes.of(cp));
             if !self.dfa.is_match(sid) {

@@ -624,7 +624,12 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             // So is a form's sample (`山田 太郎（記入例）`).
             let full = t.get(a..full_end).unwrap_or("");
             let hint = (h.code && placeholder(full)) || (h.people && sample(full));
-            if a < b && !later_label && !placeholder(value) && !roles_only && !hint {
+            // A number field that holds no number (`| 個人番号 | 取得しない |`, a form's spec).
+            let no_number = h.code
+                && !value.contains(|c: char| {
+                    c.is_ascii_alphanumeric() || "〇一二三四五六七八九".contains(c)
+                });
+            if a < b && !later_label && !placeholder(value) && !roles_only && !hint && !no_number {
                 out.push(Span {
                     start: a,
                     end: b,
@@ -1050,6 +1055,9 @@ fn field_values(
 ) -> Vec<(usize, usize)> {
     let before = t.get(..s).unwrap_or("");
     let after = t.get(e..).unwrap_or("");
+    if let Some(v) = form_part(t, s, e) {
+        return v;
+    }
     if let Some(v) = super::markup::values(t, s, e) {
         return v;
     }
@@ -1065,6 +1073,23 @@ fn field_values(
         t.get(key_end..).unwrap_or(""),
     );
     for q in ["\\\"", "\"", "'"] {
+        // The name at the end of a path (`{"op": "replace", "path": "/customers/12/氏名",
+        // "value": …}`, a JSON Patch).
+        if key_after.starts_with(q) && key_before.ends_with('/') {
+            let path = key_before.len().saturating_sub(
+                key_before
+                    .bytes()
+                    .rev()
+                    .take(128)
+                    .take_while(|&b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'.' | b'~')
+                    })
+                    .count(),
+            );
+            if key_before.get(..path).is_some_and(|b| b.ends_with(q)) {
+                return labelled_value(t, path - q.len(), key_end + q.len(), q);
+            }
+        }
         if key_before.ends_with(q) && key_after.starts_with(q) {
             let Some(p) = colon_after(t, key_end + q.len()) else {
                 return labelled_value(t, key_start - q.len(), key_end + q.len(), q);
@@ -1236,6 +1261,24 @@ fn field_values(
     }
 }
 
+/// A multipart form's part: `Content-Disposition: form-data; name="氏名"`, a blank line, the
+/// value.
+fn form_part(t: &str, s: usize, e: usize) -> Option<Vec<(usize, usize)>> {
+    let before = t.get(..s)?.strip_suffix('"')?;
+    let line = before.rsplit('\n').next()?;
+    if !(before.ends_with("name=") && line.contains("form-data")) {
+        return None;
+    }
+    let rest = t.get(e..)?.strip_prefix('"')?;
+    let blank = ["\r\n\r\n", "\n\n"]
+        .iter()
+        .find(|b| rest.starts_with(**b))?;
+    let from = e + 1 + blank.len();
+    let value = t.get(from..)?;
+    let end = from + value.find(['\r', '\n']).unwrap_or(value.len());
+    Some(vec![trim_value(t, from, end)])
+}
+
 /// A form's answers as a list of pairs (`{"label": "氏名", "value": "桐谷 誠"}`): the field's name
 /// is the string at `s..e` (its quotes included), the value of a label-like key, and a value-like
 /// key follows it.
@@ -1245,6 +1288,7 @@ fn labelled_value(t: &str, s: usize, e: usize, q: &str) -> Vec<(usize, usize)> {
         "name",
         "key",
         "field",
+        "path",
         "title",
         "question",
         "item",
@@ -1483,8 +1527,11 @@ fn quoted_value_ends(after: &str) -> bool {
         return true;
     }
     let spaced = rest.len() < line.len();
+    // Attribute names may be Japanese (`<顧客 氏名="…" ランク="A"/>`).
     let name_len = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '.')))
+        .find(|c: char| {
+            !(word_char(c) || c.is_alphanumeric() || matches!(c, '_' | '-' | ':' | '.'))
+        })
         .unwrap_or(rest.len());
     spaced && name_len > 0 && rest.get(name_len..).is_some_and(|r| r.starts_with('='))
 }
@@ -1517,7 +1564,11 @@ fn value_on_next_line(t: &str, p: usize) -> Option<(usize, usize)> {
     if !rest.get(blank..)?.starts_with('\n') {
         return None;
     }
-    let from = p + blank + 1;
+    let mut from = p + blank + 1;
+    // A Markdown definition list's `: value`.
+    if let Some(r) = t.get(from..).and_then(|r| r.strip_prefix(": ")) {
+        from = skip_spaces(t, t.len() - r.len());
+    }
     let line = t.get(from..)?;
     let line = &line[..line.find('\n').unwrap_or(line.len())];
     let value = line.trim_end_matches('\r').trim();
@@ -2261,12 +2312,12 @@ const SCHEMA_TYPES: &[&str] = &[
     "string", "number", "integer", "boolean", "object", "array", "null",
 ];
 
-/// An upper-case identifier (`SINGLE_LINE_TEXT`, `DROP_DOWN`): a type's name, no one's data.
+/// An identifier that begins upper-case (`SINGLE_LINE_TEXT`, `DROP_DOWN`, schema.org's
+/// `PostalAddress`): a type's name, no one's data.
 fn type_tag(v: &str) -> bool {
     v.len() >= 2
         && v.starts_with(|c: char| c.is_ascii_uppercase())
-        && v.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// How deep [`json_object`] reads objects inside objects.
@@ -2307,7 +2358,7 @@ fn json_object(t: &str, p: usize, q: &str, depth: usize) -> (Vec<(usize, usize)>
                 let value = t.get(i + q.len()..end).unwrap_or("");
                 schema |= key == "type" && SCHEMA_TYPES.contains(&value);
                 // A field's type tag (kintone's `"氏名": {"type": "SINGLE_LINE_TEXT", "value": …}`).
-                if !(key == "type" && type_tag(value)) {
+                if !(matches!(key, "type" | "@type") && type_tag(value)) {
                     out.push((i + q.len(), end));
                 }
                 end + q.len()
@@ -2930,21 +2981,35 @@ fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
         Some(Validator::MyNumber | Validator::CorporateNumber) => {
             // A value of an ASCII key that names an id, a time or a count (`"createdAt":
             // 1767234071007`, `orderId=…`): not `"kojin_bango"` or `"corporateNumber"`.
-            let key = before.trim_end_matches([' ', '"', '\'', ':', '=']);
+            // A value of an ASCII key (`"createdAt": 1767234071007`, `orderId=…`,
+            // `NetSales⇥1208684773072`, `resourceVersion: "…"`): data of a system, unless the key
+            // names an identity number (`"kojin_bango"`, `corporateNumber`, `my_number`).
+            let key = before.trim_end_matches([' ', '\t', '"', '\'', ':', '=']);
             let written = key
                 .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .next()
                 .unwrap_or("");
             let name = written.to_ascii_lowercase();
-            let ascii_key = key.len() < before.len()
-                && (name.ends_with("id")
-                    || written.ends_with("At")
-                    || name.ends_with("_at")
-                    || [
-                        "time", "date", "epoch", "created", "updated", "order", "seq", "count",
-                    ]
-                    .iter()
-                    .any(|w| name.contains(w)));
+            let identity = [
+                "mynumber",
+                "my_number",
+                "kojin",
+                "individual",
+                "corporate",
+                "houjin",
+                "hojin",
+                "bango",
+                "number",
+                "num",
+            ]
+            .iter()
+            .any(|w| name.contains(w))
+                || name.ends_with("no");
+            let ascii_key = key.len() < before.len() && !written.is_empty() && !identity;
+            // `0090.2712.3454` (a switch's MAC address): dots between the groups only with a
+            // keyword.
+            let dotted = t.get(vs..ve).is_some_and(|v| v.contains('.'))
+                && d.validator == Some(Validator::MyNumber);
             // Milliseconds since 1970 are 13 digits too: only in a log's or a record's line
             // (`[1778553902903] GET …`, `{…} 1027 1778551821733`, `new Date(1778619864079)`).
             let code_line = || {
@@ -2952,6 +3017,7 @@ fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
                 line.contains(['{', '[']) || line.ends_with("Date(")
             };
             !ascii_key
+                && !dotted
                 && !(validate::timestamp_shaped(&digits) && (digits.len() == 12 || code_line()))
                 && !validate::retail_code(&digits)
         }

@@ -647,9 +647,10 @@ fn a_number_field_ends_with_its_number() {
     let out = s
         .redact_text("カード番号：4532015112830366、有効期限 12/29\nマイナンバー：7291  5926  5352（本人）\n口座番号：別紙参照")
         .unwrap();
+    // A number field's value with no number in it (`別紙参照`, "see the annex") is left as written.
     assert_eq!(
         out,
-        "カード番号：[番号]、有効期限 12/29\nマイナンバー：[個人番号]（本人）\n口座番号：[番号]"
+        "カード番号：[番号]、有効期限 12/29\nマイナンバー：[個人番号]（本人）\n口座番号：別紙参照"
     );
 }
 
