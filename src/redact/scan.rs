@@ -561,10 +561,13 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
                 }
                 false => b,
             };
+            // A value that is a telephone number ends with it, whatever the field (`連絡先：
+            // 090-4418-2276（平日のみ）までお電話ください`).
+            let code = h.code || (!h.people && phone_first(t.get(a..b).unwrap_or("")));
             // A number field's value ends with its number, unless another field name follows
             // in the rest (`口座番号：1234567 口座名義 ヤマダ タロウ`): a label without a colon in
             // mid-line has no value of its own, so the rest stays in this one.
-            let b = match h.code {
+            let b = match code {
                 true => {
                     let n = a + t.get(a..b).and_then(code_len).unwrap_or(b - a);
                     let k = hits.partition_point(|x| x.start < n);
@@ -572,6 +575,12 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
                     let label = hits.get(k).is_some_and(|x| {
                         x.start < b && t.get(..x.start).is_some_and(|p| p.ends_with([' ', '\t']))
                     });
+                    // A field that is not a number's keeps the note in brackets right after
+                    // one (`緊急連絡先：090-…（妻花子）`): it may name someone.
+                    let n = match h.code {
+                        true => n,
+                        false => bracket_note_end(t, n, b),
+                    };
                     match label {
                         true => b,
                         false => n,
@@ -582,7 +591,7 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             let b = match h.people {
                 true => a + name_before_unit_note(t.get(a..b).unwrap_or("")),
                 // An address's building may end in a unit's word (`（芝パークセンター）`).
-                false if h.code || t.get(a..b).is_some_and(|v| v.contains('@')) => {
+                false if code || t.get(a..b).is_some_and(|v| v.contains('@')) => {
                     a + before_unit_note(t.get(a..b).unwrap_or(""))
                 }
                 false => b,
@@ -623,9 +632,9 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             // A number's hint (`電話番号：20文字以内`) is a rule for the whole value.
             // So is a form's sample (`山田 太郎（記入例）`).
             let full = t.get(a..full_end).unwrap_or("");
-            let hint = (h.code && placeholder(full)) || (h.people && sample(full));
+            let hint = (code && placeholder(full)) || (h.people && sample(full));
             // A number field that holds no number (`| 個人番号 | 取得しない |`, a form's spec).
-            let no_number = h.code
+            let no_number = code
                 && !value.contains(|c: char| {
                     c.is_ascii_alphanumeric() || "〇一二三四五六七八九".contains(c)
                 });
@@ -639,6 +648,28 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             }
         }
     }
+}
+
+/// Just past a note in brackets that follows `n` (spaces between), when it closes before `b`
+/// and within 64 bytes; else `n`.
+fn bracket_note_end(t: &str, n: usize, b: usize) -> usize {
+    let from = skip_spaces(t, n);
+    let rest = t.get(from..b).unwrap_or("");
+    if !rest.starts_with('(') {
+        return n;
+    }
+    let near = rest
+        .get(..floor_boundary(rest, 64.min(rest.len())))
+        .unwrap_or("");
+    near.find(')').map_or(n, |k| from + k + 1)
+}
+
+/// A value that opens with a telephone number: a run [`code_len`] reads, of 9 to 15 digits,
+/// from a `0`, a `+` or a bracket (not a postal code's 7 before an address).
+fn phone_first(v: &str) -> bool {
+    let run = code_len(v).and_then(|n| v.get(..n)).unwrap_or("");
+    let digits = run.bytes().filter(u8::is_ascii_digit).count();
+    run.starts_with(['0', '+', '(']) && (9..=15).contains(&digits)
 }
 
 /// Words that stand for a person without naming one.
