@@ -131,7 +131,9 @@ fn wrapped_breaks(lower: &str) -> impl Iterator<Item = usize> + '_ {
 /// does not begin with one of the hiragana that are everywhere in prose (`と`, `の`…: each would
 /// be a candidate to check): it moves, back first, then inward, shortening to 2 characters, when
 /// it would. Back first: a short anchor is a common word (`計画` of `ひばり計画`, in every plan's
-/// minutes), and every hit of it opens a window to search.
+/// minutes), and every hit of it opens a window to search. The two may then be one (`ひばり`
+/// twice): a space inside it (`ひば り計画`) is missed, a line break inside it is not
+/// (`wrapped_breaks`), nor spacing between every character (`spaced_anchor`).
 fn anchors(folded: &str) -> [String; 2] {
     let part: Vec<char> = folded
         .split(is_term_separator)
@@ -170,7 +172,9 @@ fn anchors(folded: &str) -> [String; 2] {
     [take(first), take(last)]
 }
 
-/// Hiragana that particles, endings and common words begin with: no anchor begins with one.
+/// Hiragana that particles, endings and the commonest words begin with, by how often they
+/// open a word in business prose (`へ` too is a particle, but rarely begins one): no anchor
+/// begins with one.
 const COMMON_KANA: &str =
     "ぁあぃいぅうぇえぉおかがきぎくけげこごさざしじすせそぞただちっつてでとどなにぬねのはばぱまみむめもゃやゅゆょよらりるれろわをん";
 

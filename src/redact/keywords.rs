@@ -115,7 +115,9 @@ pub(crate) struct PerChar {
     /// begins patterns, followed by one that continues none of them, is skipped like any other
     /// (`さ` but not `さん`, `お` but not `お名前`). In the start state that is exact: the
     /// automaton would step to the first character's state and, on the second, to the state of
-    /// the second alone, where a skip leaves it too. A hash collision only costs a step.
+    /// the second alone, where a skip leaves it too. A hash collision only costs a step. Pairs
+    /// are of the text's code points, as patterns are written: if the search ever folded case
+    /// or width through its codes, the pairs would have to be folded the same way.
     pairs: Box<[u64]>,
     dfa: dfa::DFA,
     /// The pattern itself, for each pattern holding a shared code: its code matches are checked.

@@ -563,7 +563,7 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             };
             // A value that is a telephone number ends with it, whatever the field (`連絡先：
             // 090-4418-2276（平日のみ）までお電話ください`).
-            let code = h.code || (!h.people && phone_first(t.get(a..b).unwrap_or("")));
+            let code = h.code || (!h.people && phone_then_prose(t, a, b));
             // A number field's value ends with its number, unless another field name follows
             // in the rest (`口座番号：1234567 口座名義 ヤマダ タロウ`): a label without a colon in
             // mid-line has no value of its own, so the rest stays in this one.
@@ -634,7 +634,13 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
             let full = t.get(a..full_end).unwrap_or("");
             let hint = (code && placeholder(full)) || (h.people && sample(full));
             // A number field that holds no number (`| 個人番号 | 取得しない |`, a form's spec).
+            // Not when another label is inside it (`口座番号：別紙参照 名義人 霧島琴音`): the
+            // value is then taken whole, as before.
+            let inner_label = hits
+                .get(hits.partition_point(|x| x.start <= a))
+                .is_some_and(|x| x.start < b);
             let no_number = code
+                && !inner_label
                 && !value.contains(|c: char| {
                     c.is_ascii_alphanumeric() || "〇一二三四五六七八九".contains(c)
                 });
@@ -664,12 +670,31 @@ fn bracket_note_end(t: &str, n: usize, b: usize) -> usize {
     near.find(')').map_or(n, |k| from + k + 1)
 }
 
-/// A value that opens with a telephone number: a run [`code_len`] reads, of 9 to 15 digits,
-/// from a `0`, a `+` or a bracket (not a postal code's 7 before an address).
-fn phone_first(v: &str) -> bool {
-    let run = code_len(v).and_then(|n| v.get(..n)).unwrap_or("");
+/// A value that opens with a telephone number (a run [`code_len`] reads, of 9 to 15 digits,
+/// from a `0`, a `+` or a bracket: not a postal code's 7 before an address) and then, after a
+/// note in brackets, goes on in prose (`までお電話ください`, `— please call after 6pm`): the
+/// sentence is not the value. Anything else after the number (`妻 霧島琴音`, `/ 霧島`, `!Xy` of a
+/// password) stays in it.
+fn phone_then_prose(t: &str, a: usize, b: usize) -> bool {
+    let v = t.get(a..b).unwrap_or("");
+    let Some(n) = code_len(v) else {
+        return false;
+    };
+    let run = v.get(..n).unwrap_or("");
     let digits = run.bytes().filter(u8::is_ascii_digit).count();
-    run.starts_with(['0', '+', '(']) && (9..=15).contains(&digits)
+    if !(run.starts_with(['0', '+', '(']) && (9..=15).contains(&digits)) {
+        return false;
+    }
+    let note_end = bracket_note_end(t, a + n, b);
+    let rest = t.get(note_end..b).unwrap_or("");
+    // A bracket left open within reach: the note runs on, and stays in the value.
+    if skip_spaces(t, note_end) < b && rest.trim_start().starts_with('(') {
+        return false;
+    }
+    let rest = rest.trim_start_matches(' ');
+    rest.starts_with(|c: char| ('\u{3041}'..='\u{309F}').contains(&c))
+        || rest.starts_with(['。', '、', '—', '–'])
+        || rest.starts_with("- ")
 }
 
 /// Words that stand for a person without naming one.
@@ -1295,9 +1320,16 @@ fn field_values(
 /// A multipart form's part: `Content-Disposition: form-data; name="氏名"`, a blank line, the
 /// value.
 fn form_part(t: &str, s: usize, e: usize) -> Option<Vec<(usize, usize)>> {
-    let before = t.get(..s)?.strip_suffix('"')?;
-    let line = before.rsplit('\n').next()?;
-    if !(before.ends_with("name=") && line.contains("form-data")) {
+    let before = t.get(..s)?.strip_suffix('"')?.strip_suffix("name=")?;
+    // The header line's start, at most 256 bytes back (a long line of keys stays linear).
+    let near = before
+        .get(floor_boundary(before, before.len().saturating_sub(256))..)
+        .unwrap_or("");
+    if !near
+        .rsplit('\n')
+        .next()
+        .is_some_and(|l| l.contains("form-data"))
+    {
         return None;
     }
     let rest = t.get(e..)?.strip_prefix('"')?;
@@ -1326,9 +1358,7 @@ fn labelled_value(t: &str, s: usize, e: usize, q: &str) -> Vec<(usize, usize)> {
         "項目",
         "項目名",
     ];
-    const VALUE_KEYS: &[&str] = &[
-        "value", "answer", "text", "content", "response", "values", "値", "回答",
-    ];
+    const VALUE_KEYS: &[&str] = &["value", "answer", "response", "values", "値", "回答"];
     let before = t.get(..s).unwrap_or("").trim_end();
     let Some(before) = before.strip_suffix(':') else {
         return Vec::new();
@@ -3010,37 +3040,31 @@ fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
     let digits = validate::digits(t.get(vs..ve).unwrap_or(""));
     match d.validator {
         Some(Validator::MyNumber | Validator::CorporateNumber) => {
-            // A value of an ASCII key that names an id, a time or a count (`"createdAt":
-            // 1767234071007`, `orderId=…`): not `"kojin_bango"` or `"corporateNumber"`.
-            // A value of an ASCII key (`"createdAt": 1767234071007`, `orderId=…`,
-            // `NetSales⇥1208684773072`, `resourceVersion: "…"`): data of a system, unless the key
-            // names an identity number (`"kojin_bango"`, `corporateNumber`, `my_number`).
+            // A value of an ASCII key that names an id, a time, a count, a version or an
+            // amount (`"createdAt": 1767234071007`, `orderId=…`, `resourceVersion: "…"`,
+            // `NetSales⇥1208684773072`): not `"kojin_bango"` or `"corporateNumber"`. Only the
+            // key's last 64 bytes are read (a long ASCII run before each candidate would
+            // otherwise be read whole per candidate).
             let key = before.trim_end_matches([' ', '\t', '"', '\'', ':', '=']);
+            let key = key
+                .get(floor_boundary(key, key.len().saturating_sub(64))..)
+                .unwrap_or("");
             let written = key
                 .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .next()
                 .unwrap_or("");
             let name = written.to_ascii_lowercase();
-            let identity = [
-                "mynumber",
-                "my_number",
-                "kojin",
-                "individual",
-                "corporate",
-                "houjin",
-                "hojin",
-                "bango",
-                "number",
-                "num",
-            ]
-            .iter()
-            .any(|w| name.contains(w))
-                || name.ends_with("no");
-            let ascii_key = key.len() < before.len() && !written.is_empty() && !identity;
-            // `0090.2712.3454` (a switch's MAC address): dots between the groups only with a
-            // keyword.
-            let dotted = t.get(vs..ve).is_some_and(|v| v.contains('.'))
-                && d.validator == Some(Validator::MyNumber);
+            let ascii_key = key.len() < before.len()
+                && (name.ends_with("id")
+                    || written.ends_with("At")
+                    || name.ends_with("_at")
+                    || [
+                        "time", "date", "epoch", "created", "updated", "order", "seq", "count",
+                        "version", "sales", "income", "revenue", "amount", "total", "price",
+                        "cost", "size", "bytes",
+                    ]
+                    .iter()
+                    .any(|w| name.contains(w)));
             // Milliseconds since 1970 are 13 digits too: only in a log's or a record's line
             // (`[1778553902903] GET …`, `{…} 1027 1778551821733`, `new Date(1778619864079)`).
             let code_line = || {
@@ -3048,7 +3072,6 @@ fn bare_number_plausible(d: &Detector, t: &str, vs: usize, ve: usize) -> bool {
                 line.contains(['{', '[']) || line.ends_with("Date(")
             };
             !ascii_key
-                && !dotted
                 && !(validate::timestamp_shaped(&digits) && (digits.len() == 12 || code_line()))
                 && !validate::retail_code(&digits)
         }
@@ -3245,11 +3268,16 @@ fn scp_remote(after: &str) -> bool {
         return false;
     };
     let path = path
+        .get(..floor_boundary(path, 256.min(path.len())))
+        .unwrap_or("");
+    let path = path
         .get(..path.find(|c: char| c.is_whitespace()).unwrap_or(path.len()))
         .unwrap_or("");
-    // Not a port (`user:pw@db:5432/app` is a URL's login, its password still a secret).
+    // Not a port (`user:pw@db:5432/app` is a URL's login, its password still a secret), nor
+    // another address (`yamada@example.co.jp:To/sato@example.co.jp:Cc`).
     path.starts_with(|c: char| c.is_ascii_alphabetic() || c == '~' || c == '/')
         && (path.contains('/') || path.ends_with(".git"))
+        && !path.contains('@')
 }
 
 /// What follows a number that counts or measures something.

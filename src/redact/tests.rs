@@ -70,6 +70,12 @@ fn a_mask_inside_a_pseudonym_stays_masked_when_restored() {
         s.pseudonyms().restore(&out),
         "連絡先：090-1111-2222（token=[SECRET]）"
     );
+    // A log's `key=value` after the number ends the contact's value: two spans side by side.
+    let mut s = Session::with_tag(shipped(), terms(), "TEST".into());
+    let out = s
+        .redact_text("連絡先：090-1111-2222 token=Abcdef123456")
+        .unwrap();
+    assert_eq!(out, "連絡先：[CONTACT_1_TEST] token=[SECRET]");
     assert_eq!(s.counts().get("secret"), Some(&1));
 }
 
@@ -441,6 +447,12 @@ fn pathological_inputs_stay_linear() {
         ("pw=abcdef".to_string() + &"あ".repeat(100)).repeat(n / 309),
         "\"password\": x ".repeat(n / 15),
         "\"氏名\": 〇〇".repeat(n / 14),
+        "{\"氏名\":\"A\"},".repeat(n / 14),
+        "form-data; name=\"氏名\"".repeat(n / 28),
+        "a@b.jp:/".repeat(n / 8),
+        ("z".repeat(300) + "123456789018 ").repeat(n / 313),
+        "\"住所\": \"東京\n".repeat(n / 16),
+        "{\"label\": \"氏名\", \"value\": ".repeat(n / 32),
         "〔氏名〕{{".repeat(n / 14) + "}}",
         "【氏名】".repeat(n / 24) + &" ".repeat(n / 2),
         "x://a@b.jp".repeat(n / 10),

@@ -394,10 +394,10 @@ pub(crate) fn stand_in(lower: &str) -> bool {
         || lower.contains("-your-")
         || lower.contains("_your_")
         || lower.ends_with("-here")
-        // wp-config.php's sample: `put your unique phrase here`; `your password here`.
-        || lower.starts_with("your ")
-        || lower.contains(" your ")
-        || lower.ends_with(" here")
+        // wp-config.php's sample, `put your unique phrase here`, and `enter your key here`:
+        // a whole phrase of that shape, not a passphrase with `your` in it.
+        || (["put your ", "enter your ", "your "].iter().any(|p| lower.starts_with(p))
+            && lower.ends_with(" here"))
         // `ghp_xxxxxxxxxxxx…`, `sk-proj-XXXXXXXX`: a key's prefix and x's where its body goes;
         // `sk-...`, `sk-ant-…`: the prefix and an ellipsis; `ghp_`: the prefix alone.
         || lower.contains("xxxxxx")
