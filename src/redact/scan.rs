@@ -1364,9 +1364,18 @@ fn labelled_value(t: &str, s: usize, e: usize, q: &str) -> Vec<(usize, usize)> {
         return Vec::new();
     };
     let before = before.trim_end();
+    // The label's key is a short quoted word: look back for its opening quote only if it is
+    // quoted, and not past 64 bytes.
     let key_start = before
-        .get(..before.len().saturating_sub(q.len()))
-        .and_then(|b| b.rfind(q));
+        .strip_suffix(q)
+        .map(|b| {
+            b.get(floor_boundary(b, b.len().saturating_sub(64))..)
+                .unwrap_or("")
+        })
+        .and_then(|near| {
+            near.rfind(q)
+                .map(|k| before.len() - q.len() - near.len() + k)
+        });
     let labelled = key_start
         .and_then(|k| before.get(k..))
         .and_then(|k| k.strip_prefix(q)?.strip_suffix(q))
