@@ -561,26 +561,27 @@ fn field_spans(t: &str, hits: &mut [FieldHit], out: &mut Vec<Span>) {
                 }
                 false => b,
             };
-            // A value that is a telephone number ends with it, whatever the field (`連絡先：
-            // 090-4418-2276（平日のみ）までお電話ください`).
-            let code = h.code || (!h.people && phone_then_prose(t, a, b));
+            // A telephone number followed by prose ends the value, whatever the field (`連絡先：
+            // 090-4418-2276（平日のみ）までお電話ください`); its end is found once, here.
+            let phone_end = match h.code || h.people {
+                true => None,
+                false => phone_then_prose(t, a, b),
+            };
+            let code = h.code || phone_end.is_some();
             // A number field's value ends with its number, unless another field name follows
             // in the rest (`口座番号：1234567 口座名義 ヤマダ タロウ`): a label without a colon in
             // mid-line has no value of its own, so the rest stays in this one.
             let b = match code {
                 true => {
-                    let n = a + t.get(a..b).and_then(code_len).unwrap_or(b - a);
+                    // A field that is not a number's keeps the note in brackets right after the
+                    // telephone number (`緊急連絡先：090-…（妻花子）`): it may name someone.
+                    let n = phone_end
+                        .unwrap_or_else(|| a + t.get(a..b).and_then(code_len).unwrap_or(b - a));
                     let k = hits.partition_point(|x| x.start < n);
                     // A label of its own, after a space; not a word of a note (`（IP電話）`).
                     let label = hits.get(k).is_some_and(|x| {
                         x.start < b && t.get(..x.start).is_some_and(|p| p.ends_with([' ', '\t']))
                     });
-                    // A field that is not a number's keeps the note in brackets right after
-                    // one (`緊急連絡先：090-…（妻花子）`): it may name someone.
-                    let n = match h.code {
-                        true => n,
-                        false => bracket_note_end(t, n, b),
-                    };
                     match label {
                         true => b,
                         false => n,
@@ -674,27 +675,26 @@ fn bracket_note_end(t: &str, n: usize, b: usize) -> usize {
 /// from a `0`, a `+` or a bracket: not a postal code's 7 before an address) and then, after a
 /// note in brackets, goes on in prose (`までお電話ください`, `— please call after 6pm`): the
 /// sentence is not the value. Anything else after the number (`妻 霧島琴音`, `/ 霧島`, `!Xy` of a
-/// password) stays in it.
-fn phone_then_prose(t: &str, a: usize, b: usize) -> bool {
+/// password) stays in it. The value's end then: past the number and its note.
+fn phone_then_prose(t: &str, a: usize, b: usize) -> Option<usize> {
     let v = t.get(a..b).unwrap_or("");
-    let Some(n) = code_len(v) else {
-        return false;
-    };
+    let n = code_len(v)?;
     let run = v.get(..n).unwrap_or("");
     let digits = run.bytes().filter(u8::is_ascii_digit).count();
     if !(run.starts_with(['0', '+', '(']) && (9..=15).contains(&digits)) {
-        return false;
+        return None;
     }
     let note_end = bracket_note_end(t, a + n, b);
     let rest = t.get(note_end..b).unwrap_or("");
     // A bracket left open within reach: the note runs on, and stays in the value.
     if skip_spaces(t, note_end) < b && rest.trim_start().starts_with('(') {
-        return false;
+        return None;
     }
     let rest = rest.trim_start_matches(' ');
-    rest.starts_with(|c: char| ('\u{3041}'..='\u{309F}').contains(&c))
+    let prose = rest.starts_with(|c: char| ('\u{3041}'..='\u{309F}').contains(&c))
         || rest.starts_with(['。', '、', '—', '–'])
-        || rest.starts_with("- ")
+        || rest.starts_with("- ");
+    prose.then_some(note_end)
 }
 
 /// Words that stand for a person without naming one.
