@@ -1078,6 +1078,8 @@ fn colon_after(t: &str, e: usize) -> Option<usize> {
     let skipped = rest.len() - trimmed.len();
     let c = trimmed.chars().next()?;
     match c {
+        // Ruby's hash rocket (`"name"=>"…"`, a Rails log's parameters).
+        '=' if trimmed.get(1..).is_some_and(|r| r.starts_with('>')) => Some(e + skipped + 2),
         ':' | '=' => Some(e + skipped + 1),
         // Leaders, as a form printed on paper writes them (`お名前……高田 翼`, `氏名....山田`).
         '…' | '‥' => {
@@ -1763,6 +1765,8 @@ fn placeholder(v: &str) -> bool {
         "(未定)",
         "未登録",
         "n/a",
+        // Already filtered out by the application that wrote the log (Rails' `[FILTERED]`).
+        "[filtered]",
         // A field's name where its value would be (`{"name": "氏名", "type": "text"}`, a form's
         // definition).
         "氏名",
@@ -1802,7 +1806,13 @@ fn placeholder(v: &str) -> bool {
     let slot = (v.starts_with("{{") && v.ends_with("}}"))
         || (v.starts_with("${") && v.ends_with('}'))
         || angle;
-    let blanks = v.chars().all(|c| "_＿-ー―〇○●◯*＊xX×・. ".contains(c))
+    // `****-****-****-7226`: a masked number keeps at most its last four digits.
+    let masked = v.chars().filter(|c| "*＊●•".contains(*c)).count() >= 4
+        && v.chars().filter(char::is_ascii_digit).count() <= 4
+        && v.chars()
+            .all(|c| c.is_ascii_digit() || "*＊●•-‐ ".contains(c));
+    let blanks = masked
+        || v.chars().all(|c| "_＿-ー―〇○●◯*＊xX×・. ".contains(c))
         || v.contains("〇〇")
         || v.contains("○○")
         || v.contains("××");
@@ -1813,8 +1823,9 @@ fn placeholder(v: &str) -> bool {
     let call = v.find(['(', '[']).is_some_and(|k| {
         super::validate::code_call(v.get(..k).unwrap_or(""), v.get(k + 1..).unwrap_or(""))
     });
-    // `process.env.DB_PASSWORD`, `config.jwtSecret`: where a value is kept, in code.
-    let path = super::validate::code_reference(v);
+    // `process.env.DB_PASSWORD`, `config.jwtSecret`: where a value is kept, in code; `$pw =
+    // ConvertTo-SecureString "…"`: the command that makes it.
+    let path = super::validate::code_reference(v) || super::validate::cmdlet(v);
     let yours = v.is_ascii() && super::validate::stand_in(&v.to_ascii_lowercase());
     slot || blanks || call || path || yours || WORDS.contains(&word.as_str()) || input_rule(v)
 }
@@ -1932,8 +1943,12 @@ fn table_spans(
         }
         let next = line_at(t, n);
         let next_line = t.get(next.0..next.1).unwrap_or("");
+        // psql's aligned output: ` id | name` over `----+------`, no pipe at either end.
+        let psql = line.contains('|') && psql_rule(next_line);
         let kind = if line.trim_start().starts_with('|') && delimiter_row(next_line) {
             Table::Markdown
+        } else if psql {
+            Table::Separated('|')
         } else if line.contains('\t') {
             Table::Separated('\t')
         } else if line.contains(',') {
@@ -2019,6 +2034,10 @@ fn table_spans(
         }
         let mut row = match kind {
             Table::Markdown => match next_line_start(t, next.1) {
+                n if n >= t.len() => continue,
+                n => line_at(t, n),
+            },
+            Table::Separated(_) if psql => match next_line_start(t, next.1) {
                 n if n >= t.len() => continue,
                 n => line_at(t, n),
             },
@@ -2233,6 +2252,11 @@ fn delimiter_row(line: &str) -> bool {
         && line
             .chars()
             .all(|c| matches!(c, '|' | '-' | ':' | ' ' | '\t' | '\r'))
+}
+
+/// `----+------+---`, the rule under psql's header.
+fn psql_rule(line: &str) -> bool {
+    line.contains('+') && line.contains('-') && line.chars().all(|c| matches!(c, '-' | '+' | '\r'))
 }
 
 /// The cells of the line `ls..le`, each trimmed of spaces and one pair of quotes.

@@ -32,8 +32,14 @@ pub enum Validator {
 impl Validator {
     pub(crate) fn check(self, value: &str) -> bool {
         match self {
-            Validator::MyNumber => my_number(&digits(value)),
-            Validator::CorporateNumber => corporate_number(&digits(value)),
+            Validator::MyNumber => {
+                let d = digits(value);
+                my_number(&d) && !one_digit(&d)
+            }
+            Validator::CorporateNumber => {
+                let d = digits(value);
+                corporate_number(&d) && !one_digit(&d)
+            }
             Validator::Luhn => {
                 let d = digits(value);
                 luhn(&d) && issuer_prefix(&d)
@@ -48,6 +54,12 @@ impl Validator {
             }
         }
     }
+}
+
+/// `0000-0000-0000`, a format's mask, passes the My Number check digit: one digit repeated is
+/// never an identity number.
+fn one_digit(d: &[u32]) -> bool {
+    d.windows(2).all(|w| w[0] == w[1])
 }
 
 pub(crate) fn digits(s: &str) -> Vec<u32> {
@@ -336,11 +348,29 @@ fn secret_value(v: &str) -> bool {
         .or_else(|| v.strip_prefix('%').and_then(|r| r.strip_suffix('%')))
         .is_some_and(name);
     !NOT_SECRETS.contains(&lower.as_str())
+        && !cmdlet(v)
         && !code_reference(v)
         && !variable
         && !stand_in(&lower)
         && !plain_url(v)
         && !cloud_region(v)
+}
+
+/// A PowerShell command's name (`$pw = ConvertTo-SecureString "…"`): where the value comes from,
+/// not the value.
+pub(crate) fn cmdlet(v: &str) -> bool {
+    // The commands a script reads a credential with, by name: `Set-Sail` may be a password.
+    const CMDLETS: [&str; 8] = [
+        "convertto-securestring",
+        "convertfrom-securestring",
+        "get-credential",
+        "read-host",
+        "get-content",
+        "get-storedcredential",
+        "get-secret",
+        "get-azkeyvaultsecret",
+    ];
+    CMDLETS.contains(&v.to_ascii_lowercase().as_str())
 }
 
 /// An endpoint's address (`https://login.example.com/oauth2/v2.0/token`): no part of it long and
@@ -475,6 +505,9 @@ mod tests {
         assert!(!Validator::MyNumber.check("123456789012"));
         assert!(!Validator::MyNumber.check("094009492915"));
         assert!(!Validator::MyNumber.check("12345678901"));
+        // A format's mask passes the check digit; no number is one digit repeated.
+        assert!(!Validator::MyNumber.check("0000-0000-0000"));
+        assert!(!Validator::CorporateNumber.check("9999999999999"));
     }
 
     #[test]
@@ -596,6 +629,13 @@ mod tests {
     #[test]
     fn secret_values() {
         assert!(Validator::SecretValue.check("hunter22x"));
+        // A PowerShell command's name where the value would be; a password shaped like one is
+        // still a password.
+        assert!(!Validator::SecretValue.check("ConvertTo-SecureString"));
+        assert!(!Validator::SecretValue.check("Read-Host"));
+        assert!(Validator::SecretValue.check("Get-Money2026"));
+        assert!(Validator::SecretValue.check("Set-Sail"));
+        assert!(!Validator::SecretValue.check("sk-xxxxxxxxxxxxxxxxxxxxxxxx"));
         assert!(!Validator::SecretValue.check("********"));
         assert!(!Validator::SecretValue.check("Password"));
         assert!(!Validator::SecretValue.check("process.env.DB_PASSWORD"));
