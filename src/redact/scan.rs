@@ -1291,7 +1291,8 @@ fn field_values(
             .map_or(0, |k| k + 1),
         q => q,
     };
-    let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
+    let whole_line = first_on_line || qualified_english_label(t, s, e);
+    let stops: &[char] = if whole_line { &['\r'] } else { INLINE_STOPS };
     // A value that begins with a quoted part takes at least all of it (`"Tk9;m2Qx" に変更`).
     let end = start
         + quoted
@@ -1317,6 +1318,30 @@ fn field_values(
         },
         false => vec![value],
     }
+}
+
+/// `New address: 1203 Esaka Square, 9-1 Toyotsu-cho, …`: an English name with one word that
+/// qualifies it (`New`, `Home`, `Billing`) opening its line; its value is the rest of the line,
+/// commas and all, as a name alone at the line's start has. Looks back at most 16 bytes.
+fn qualified_english_label(t: &str, s: usize, e: usize) -> bool {
+    if !t.get(s..e).is_some_and(|n| n.is_ascii()) {
+        return false;
+    }
+    let Some(before) = t.get(..s).and_then(|b| b.strip_suffix(' ')) else {
+        return false;
+    };
+    let near = before
+        .get(floor_boundary(before, before.len().saturating_sub(16))..)
+        .unwrap_or("");
+    let word_len = near.len()
+        - near
+            .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+            .len();
+    let word = near.get(near.len() - word_len..).unwrap_or("");
+    let rest = before.get(..before.len() - word_len).unwrap_or("");
+    (2..=12).contains(&word_len)
+        && word.starts_with(|c: char| c.is_ascii_uppercase())
+        && (rest.is_empty() || rest.ends_with('\n'))
 }
 
 /// A multipart form's part: `Content-Disposition: form-data; name="氏名"`, a blank line, the
@@ -1785,6 +1810,7 @@ fn placeholder(v: &str) -> bool {
     // not a value (`<Xk9mQ2pLr7>` has digits; `<山田太郎>` names no field).
     const SLOT_WORDS: &[&str] = &[
         "変更",
+        "個人名",
         "氏名",
         "名前",
         "住所",
@@ -1796,6 +1822,7 @@ fn placeholder(v: &str) -> bool {
     let angle = v
         .strip_prefix('<')
         .and_then(|x| x.strip_suffix('>'))
+        .or_else(|| v.strip_prefix('＜').and_then(|x| x.strip_suffix('＞')))
         .is_some_and(|x| {
             (1..=40).contains(&x.chars().count())
                 && (x
@@ -1803,15 +1830,44 @@ fn placeholder(v: &str) -> bool {
                     .all(|c| c.is_ascii_alphabetic() || " _.-".contains(c))
                     || SLOT_WORDS.iter().any(|w| x.contains(w)))
         });
+    // `{name}` (an f-string's or a format string's field) and `%ADDRESS%` (a batch file's or a
+    // mail merge's variable): an identifier in its delimiters.
+    // No digits, one case: `{Xk9m2}` or `%Pass2024%` may be a password in its delimiters.
+    let ident = |x: &str, upper: bool| {
+        (1..=40).contains(&x.len())
+            && x.chars().all(|c| {
+                c == '_'
+                    || c == '.'
+                    || if upper {
+                        c.is_ascii_uppercase()
+                    } else {
+                        c.is_ascii_lowercase()
+                    }
+            })
+    };
+    // The value may run to the end of the string literal it sits in (`f"住所: {addr}")`).
+    let unquoted = v.trim_end_matches(['"', '\'']);
+    let field = unquoted
+        .strip_prefix('{')
+        .and_then(|x| x.strip_suffix('}'))
+        .is_some_and(|x| ident(x, false))
+        || unquoted
+            .strip_prefix('%')
+            .and_then(|x| x.strip_suffix('%'))
+            .is_some_and(|x| ident(x, true));
     let slot = (v.starts_with("{{") && v.ends_with("}}"))
         || (v.starts_with("${") && v.ends_with('}'))
-        || angle;
+        || angle
+        || field;
     // `****-****-****-7226`: a masked number keeps at most its last four digits.
     let masked = v.chars().filter(|c| "*＊●•".contains(*c)).count() >= 4
         && v.chars().filter(char::is_ascii_digit).count() <= 4
         && v.chars()
             .all(|c| c.is_ascii_digit() || "*＊●•-‐ ".contains(c));
+    // A date's format where the date goes (`YYYY/MM/DD`, `yyyy年mm月dd日`).
+    let date_format = v.contains(['Y', 'y']) && v.chars().all(|c| "YMDymd/-.年月日 ".contains(c));
     let blanks = masked
+        || date_format
         || v.chars().all(|c| "_＿-ー―〇○●◯*＊xX×・. ".contains(c))
         || v.contains("〇〇")
         || v.contains("○○")
@@ -1827,7 +1883,18 @@ fn placeholder(v: &str) -> bool {
     // ConvertTo-SecureString "…"`: the command that makes it.
     let path = super::validate::code_reference(v) || super::validate::cmdlet(v);
     let yours = v.is_ascii() && super::validate::stand_in(&v.to_ascii_lowercase());
-    slot || blanks || call || path || yours || WORDS.contains(&word.as_str()) || input_rule(v)
+    // `匿名希望（60代女性）`: no name given, with a note after it (only these words: after
+    // `未定` a note may name someone, `未定（山田が代理）`).
+    let noted = v
+        .split_once(['(', '（'])
+        .is_some_and(|(head, _)| ["匿名希望", "匿名", "非公開"].contains(&head.trim()));
+    slot || blanks
+        || call
+        || path
+        || yours
+        || WORDS.contains(&word.as_str())
+        || noted
+        || input_rule(v)
 }
 
 /// A form's specification of what goes in a field, not what went in it (`全角20文字以内（必須）`,
