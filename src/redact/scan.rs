@@ -1291,8 +1291,7 @@ fn field_values(
             .map_or(0, |k| k + 1),
         q => q,
     };
-    let whole_line = first_on_line || qualified_english_label(t, s, e);
-    let stops: &[char] = if whole_line { &['\r'] } else { INLINE_STOPS };
+    let stops: &[char] = if first_on_line { &['\r'] } else { INLINE_STOPS };
     // A value that begins with a quoted part takes at least all of it (`"Tk9;m2Qx" に変更`).
     let end = start
         + quoted
@@ -1318,30 +1317,6 @@ fn field_values(
         },
         false => vec![value],
     }
-}
-
-/// `New address: 1203 Esaka Square, 9-1 Toyotsu-cho, …`: an English name with one word that
-/// qualifies it (`New`, `Home`, `Billing`) opening its line; its value is the rest of the line,
-/// commas and all, as a name alone at the line's start has. Looks back at most 16 bytes.
-fn qualified_english_label(t: &str, s: usize, e: usize) -> bool {
-    if !t.get(s..e).is_some_and(|n| n.is_ascii()) {
-        return false;
-    }
-    let Some(before) = t.get(..s).and_then(|b| b.strip_suffix(' ')) else {
-        return false;
-    };
-    let near = before
-        .get(floor_boundary(before, before.len().saturating_sub(16))..)
-        .unwrap_or("");
-    let word_len = near.len()
-        - near
-            .trim_end_matches(|c: char| c.is_ascii_alphabetic())
-            .len();
-    let word = near.get(near.len() - word_len..).unwrap_or("");
-    let rest = before.get(..before.len() - word_len).unwrap_or("");
-    (2..=12).contains(&word_len)
-        && word.starts_with(|c: char| c.is_ascii_uppercase())
-        && (rest.is_empty() || rest.ends_with('\n'))
 }
 
 /// A multipart form's part: `Content-Disposition: form-data; name="氏名"`, a blank line, the
@@ -1822,7 +1797,6 @@ fn placeholder(v: &str) -> bool {
     let angle = v
         .strip_prefix('<')
         .and_then(|x| x.strip_suffix('>'))
-        .or_else(|| v.strip_prefix('＜').and_then(|x| x.strip_suffix('＞')))
         .is_some_and(|x| {
             (1..=40).contains(&x.chars().count())
                 && (x
@@ -1885,9 +1859,16 @@ fn placeholder(v: &str) -> bool {
     let yours = v.is_ascii() && super::validate::stand_in(&v.to_ascii_lowercase());
     // `匿名希望（60代女性）`: no name given, with a note after it (only these words: after
     // `未定` a note may name someone, `未定（山田が代理）`).
-    let noted = v
-        .split_once(['(', '（'])
-        .is_some_and(|(head, _)| ["匿名希望", "匿名", "非公開"].contains(&head.trim()));
+    // Only a short note of age or sex that ends the value: `非公開（1234）` or
+    // `匿名希望（本名 山田花子）` still hold what they hide.
+    let noted = v.split_once('(').is_some_and(|(head, note)| {
+        ["匿名希望", "匿名", "非公開"].contains(&head.trim())
+            && note.strip_suffix(')').is_some_and(|n| {
+                n.chars().count() <= 10
+                    && n.contains(['代', '歳', '男', '女'])
+                    && n.chars().filter(char::is_ascii_digit).count() <= 2
+            })
+    });
     slot || blanks
         || call
         || path
