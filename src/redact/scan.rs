@@ -1805,8 +1805,8 @@ fn placeholder(v: &str) -> bool {
                     || SLOT_WORDS.iter().any(|w| x.contains(w)))
         });
     // `{name}` (an f-string's or a format string's field) and `%ADDRESS%` (a batch file's or a
-    // mail merge's variable): an identifier in its delimiters.
-    // No digits, one case: `{Xk9m2}` or `%Pass2024%` may be a password in its delimiters.
+    // mail merge's variable): an identifier in its delimiters, of one case and no digits
+    // (`{Xk9m2}` or `%Pass2024%` may be a password in them).
     let ident = |x: &str, upper: bool| {
         (1..=40).contains(&x.len())
             && x.chars().all(|c| {
@@ -1857,10 +1857,8 @@ fn placeholder(v: &str) -> bool {
     // ConvertTo-SecureString "…"`: the command that makes it.
     let path = super::validate::code_reference(v) || super::validate::cmdlet(v);
     let yours = v.is_ascii() && super::validate::stand_in(&v.to_ascii_lowercase());
-    // `匿名希望（60代女性）`: no name given, with a note after it (only these words: after
-    // `未定` a note may name someone, `未定（山田が代理）`).
-    // Only a short note of age or sex that ends the value: `非公開（1234）` or
-    // `匿名希望（本名 山田花子）` still hold what they hide.
+    // `匿名希望（60代女性）`: no name given, and a short note of age or sex ending the value
+    // (`非公開（1234）`, `匿名希望（本名 山田花子）` and `未定（山田が代理）` still hold a value).
     let noted = v.split_once('(').is_some_and(|(head, note)| {
         ["匿名希望", "匿名", "非公開"].contains(&head.trim())
             && note.strip_suffix(')').is_some_and(|n| {
