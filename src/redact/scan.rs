@@ -1855,7 +1855,7 @@ fn placeholder(v: &str) -> bool {
     });
     // `process.env.DB_PASSWORD`, `config.jwtSecret`: where a value is kept, in code; `$pw =
     // ConvertTo-SecureString "…"`: the command that makes it.
-    let path = super::validate::code_reference(v) || super::validate::cmdlet(v);
+    let path = super::validate::code_reference(v);
     let yours = v.is_ascii() && super::validate::stand_in(&v.to_ascii_lowercase());
     // `匿名希望（60代女性）`: no name given, and a short note of age or sex ending the value
     // (`非公開（1234）`, `匿名希望（本名 山田花子）` and `未定（山田が代理）` still hold a value).
@@ -2078,16 +2078,13 @@ fn table_spans(
                 }
             }
         }
-        let mut row = match kind {
-            Table::Markdown => match next_line_start(t, next.1) {
+        // Rows begin under the header's rule, where it has one.
+        let mut row = match kind == Table::Markdown || psql {
+            true => match next_line_start(t, next.1) {
                 n if n >= t.len() => continue,
                 n => line_at(t, n),
             },
-            Table::Separated(_) if psql => match next_line_start(t, next.1) {
-                n if n >= t.len() => continue,
-                n => line_at(t, n),
-            },
-            Table::Separated(_) => next,
+            false => next,
         };
         let mut rows = 0;
         loop {

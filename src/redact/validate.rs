@@ -32,14 +32,8 @@ pub enum Validator {
 impl Validator {
     pub(crate) fn check(self, value: &str) -> bool {
         match self {
-            Validator::MyNumber => {
-                let d = digits(value);
-                my_number(&d) && !one_digit(&d)
-            }
-            Validator::CorporateNumber => {
-                let d = digits(value);
-                corporate_number(&d) && !one_digit(&d)
-            }
+            Validator::MyNumber => my_number(&digits(value)),
+            Validator::CorporateNumber => corporate_number(&digits(value)),
             Validator::Luhn => {
                 let d = digits(value);
                 luhn(&d) && issuer_prefix(&d)
@@ -71,7 +65,7 @@ pub(crate) fn digits(s: &str) -> Vec<u32> {
 
 pub(crate) fn my_number(d: &[u32]) -> bool {
     const W: [u32; 11] = [6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2];
-    if d.len() != 12 {
+    if d.len() != 12 || one_digit(d) {
         return false;
     }
     let r = d.iter().zip(W).map(|(x, w)| x * w).sum::<u32>() % 11;
@@ -80,7 +74,7 @@ pub(crate) fn my_number(d: &[u32]) -> bool {
 }
 
 pub(crate) fn corporate_number(d: &[u32]) -> bool {
-    if d.len() != 13 {
+    if d.len() != 13 || one_digit(d) {
         return false;
     }
     // The 12 digits after the check digit, weighted 1 and 2 alternately counting from the right.
@@ -348,7 +342,6 @@ fn secret_value(v: &str) -> bool {
         .or_else(|| v.strip_prefix('%').and_then(|r| r.strip_suffix('%')))
         .is_some_and(name);
     !NOT_SECRETS.contains(&lower.as_str())
-        && !cmdlet(v)
         && !code_reference(v)
         && !variable
         && !stand_in(&lower)
@@ -358,7 +351,7 @@ fn secret_value(v: &str) -> bool {
 
 /// A PowerShell command's name (`$pw = ConvertTo-SecureString "…"`): where the value comes from,
 /// not the value.
-pub(crate) fn cmdlet(v: &str) -> bool {
+fn cmdlet(v: &str) -> bool {
     // The commands a script reads a credential with, by name: `Set-Sail` may be a password.
     const CMDLETS: [&str; 8] = [
         "convertto-securestring",
@@ -465,8 +458,11 @@ fn team_name(v: &str) -> bool {
 /// `os.environ`, `process.env.DB_PASSWORD`, `config.jwtSecret`: a dotted path of words without
 /// digits that starts at an object code reads secrets from, or has an identifier's `_` or
 /// camelCase, names where a secret is; it is not one (`ya29.a0Af…` has digits, and
-/// `correct.horse.battery.staple` is a passphrase).
+/// `correct.horse.battery.staple` is a passphrase). Nor is a command that reads one ([`cmdlet`]).
 pub(crate) fn code_reference(v: &str) -> bool {
+    if cmdlet(v) {
+        return true;
+    }
     const OBJECTS: &[&str] = &[
         "os", "process", "env", "config", "settings", "self", "this", "request", "req", "ctx",
         "context", "params", "props", "state", "args", "opts", "options", "secrets", "vault",
